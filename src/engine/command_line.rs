@@ -1,0 +1,236 @@
+//! Flags and environment variables of a container, as far as the manifest shows them.
+
+use k8s_openapi::api::core::v1::Container;
+
+/// One `--flag` or `--flag=value` from a container's command and args.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flag<'a> {
+    /// Lower case, no leading dashes, `_` read as `-`: `--Enable_Metrics` is `enable-metrics`.
+    pub name: String,
+    /// The token as written, for messages.
+    pub written: &'a str,
+    pub value: FlagValue<'a>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagValue<'a> {
+    /// `--flag` followed by another flag or nothing.
+    Bare,
+    /// `--flag=value`.
+    Inline(&'a str),
+    /// `--flag value`: the next word, which may also be a positional argument.
+    Next(&'a str),
+}
+
+impl<'a> Flag<'a> {
+    /// The value given with `=` or as the next word.
+    pub fn value(&self) -> Option<&'a str> {
+        match self.value {
+            FlagValue::Bare => None,
+            FlagValue::Inline(v) | FlagValue::Next(v) => Some(v),
+        }
+    }
+
+    /// The flag read as a boolean switch: bare means true, as with Go's flag packages.
+    pub fn as_bool(&self) -> Option<bool> {
+        match self.value {
+            FlagValue::Bare => Some(true),
+            FlagValue::Inline(v) => parse_bool(v),
+            // A next word that is no boolean belongs to something else.
+            FlagValue::Next(v) => Some(parse_bool(v).unwrap_or(true)),
+        }
+    }
+
+    /// The flag and its value as written, for messages.
+    pub fn describe(&self) -> String {
+        match self.value {
+            FlagValue::Next(v) => format!("{} {}", self.written, v),
+            _ => self.written.to_owned(),
+        }
+    }
+}
+
+/// The words of a container's command and args. Elements are split on white space too,
+/// so flags inside `sh -c "exec app --flag"` are seen.
+fn words(container: &Container) -> impl Iterator<Item = &str> {
+    container
+        .command
+        .iter()
+        .chain(container.args.iter())
+        .flatten()
+        .flat_map(|element| element.split_whitespace())
+        .map(|word| word.trim_matches(|c| c == '"' || c == '\''))
+}
+
+pub fn flags(container: &Container) -> Vec<Flag<'_>> {
+    let words: Vec<&str> = words(container).collect();
+    let mut flags = Vec::new();
+    for (i, word) in words.iter().enumerate() {
+        let Some(body) = word.strip_prefix("--").or_else(|| word.strip_prefix('-')) else {
+            continue;
+        };
+        if body.is_empty() || body.starts_with('-') {
+            continue;
+        }
+        let (name, value) = match body.split_once('=') {
+            Some((name, value)) => (name, FlagValue::Inline(value)),
+            None => match words.get(i + 1) {
+                Some(next) if !next.starts_with('-') => (body, FlagValue::Next(next)),
+                _ => (body, FlagValue::Bare),
+            },
+        };
+        flags.push(Flag {
+            name: name.to_ascii_lowercase().replace('_', "-"),
+            written: word,
+            value,
+        });
+    }
+    flags
+}
+
+/// Literal environment variables (`valueFrom` cannot be seen at admission).
+pub fn env(container: &Container) -> impl Iterator<Item = (&str, &str)> {
+    container
+        .env
+        .iter()
+        .flatten()
+        .filter_map(|var| var.value.as_deref().map(|value| (var.name.as_str(), value)))
+}
+
+pub fn parse_bool(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" | "enabled" | "t" | "y" => Some(true),
+        "false" | "0" | "no" | "off" | "disabled" | "f" | "n" => Some(false),
+        _ => None,
+    }
+}
+
+/// The port of a listen address: `:8081`, `0.0.0.0:8081`, `[::]:8081` or `8081`.
+/// `0` (listener off) and anything unparsable give `None`.
+pub fn listen_port(address: &str) -> Option<u16> {
+    let port = match address.rsplit_once(':') {
+        Some((_, port)) => port,
+        None => address,
+    };
+    port.parse::<u16>().ok().filter(|p| *p != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::EnvVar;
+
+    fn container(command: &[&str], args: &[&str]) -> Container {
+        Container {
+            name: "c".into(),
+            command: Some(command.iter().map(|s| s.to_string()).collect()),
+            args: Some(args.iter().map(|s| s.to_string()).collect()),
+            ..Container::default()
+        }
+    }
+
+    #[test]
+    fn reads_flag_forms() {
+        let c = container(
+            &["/manager", "--Enable_Metrics=false"],
+            &[
+                "-v",
+                "2",
+                "--disable-metrics",
+                "--metrics-port",
+                "10660",
+                "positional",
+                "-x=1",
+                "--",
+                "--x",
+            ],
+        );
+        let got: Vec<(String, FlagValue)> =
+            flags(&c).into_iter().map(|f| (f.name, f.value)).collect();
+        assert_eq!(
+            got,
+            [
+                ("enable-metrics".to_string(), FlagValue::Inline("false")),
+                ("v".to_string(), FlagValue::Next("2")),
+                ("disable-metrics".to_string(), FlagValue::Bare),
+                ("metrics-port".to_string(), FlagValue::Next("10660")),
+                ("x".to_string(), FlagValue::Inline("1")),
+                ("x".to_string(), FlagValue::Bare),
+            ]
+        );
+    }
+
+    #[test]
+    fn sees_flags_inside_shell_scripts() {
+        let c = container(
+            &["/bin/sh", "-c"],
+            &["exec /app --enable-metrics=false --port 80"],
+        );
+        let names: Vec<String> = flags(&c).into_iter().map(|f| f.name).collect();
+        assert_eq!(names, ["c", "enable-metrics", "port"]);
+    }
+
+    #[test]
+    fn boolean_flags() {
+        let cases = [
+            (vec!["--m"], Some(true)),
+            (vec!["--m=false"], Some(false)),
+            (vec!["--m=OFF"], Some(false)),
+            (vec!["--m=maybe"], None),
+            (vec!["--m", "false"], Some(false)),
+            (vec!["--m", "No"], Some(false)),
+            (vec!["--m", "positional"], Some(true)),
+        ];
+        for (args, expected) in cases {
+            let c = container(&[], &args);
+            assert_eq!(flags(&c)[0].as_bool(), expected, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn describes_two_word_flags_in_full() {
+        let c = container(&[], &["--enable-metrics", "false"]);
+        assert_eq!(flags(&c)[0].describe(), "--enable-metrics false");
+        let c = container(&[], &["--enable-metrics=false"]);
+        assert_eq!(flags(&c)[0].describe(), "--enable-metrics=false");
+    }
+
+    #[test]
+    fn listen_ports() {
+        let cases = [
+            (":8081", Some(8081)),
+            ("0.0.0.0:8081", Some(8081)),
+            ("[::]:9440", Some(9440)),
+            ("8080", Some(8080)),
+            ("0", None),
+            (":0", None),
+            ("localhost:http", None),
+            ("", None),
+            (":70000", None),
+        ];
+        for (address, expected) in cases {
+            assert_eq!(listen_port(address), expected, "{address:?}");
+        }
+    }
+
+    #[test]
+    fn only_literal_env_values_are_read() {
+        let c = Container {
+            name: "c".into(),
+            env: Some(vec![
+                EnvVar {
+                    name: "A".into(),
+                    value: Some("1".into()),
+                    value_from: None,
+                },
+                EnvVar {
+                    name: "B".into(),
+                    value: None,
+                    value_from: None,
+                },
+            ]),
+            ..Container::default()
+        };
+        assert_eq!(env(&c).collect::<Vec<_>>(), [("A", "1")]);
+    }
+}

@@ -1,0 +1,504 @@
+//! Rule: a probe must not depend on a listener that exists only while metrics are on.
+//!
+//! The failure this catches: the kube-ovn controller probed port 10660, which listens only
+//! with `--enable-metrics=true`; with `false` the pod never became ready.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Container, Probe, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::command_line::{self, parse_bool};
+use crate::policy::{ProbeKind, Settings};
+
+const PROMETHEUS_PORT_ANNOTATION: &str = "prometheus.io/port";
+
+/// What the manifest says about one container's metrics.
+#[derive(Debug, Default, PartialEq)]
+pub struct MetricsFacts {
+    /// The flag or variable that switches metrics off, as written.
+    pub switched_off: Option<String>,
+    /// Ports that serve metrics, each with the first evidence found for it.
+    pub ports: BTreeMap<i32, String>,
+}
+
+impl MetricsFacts {
+    pub fn gather(
+        container: &Container,
+        pod_meta: Option<&ObjectMeta>,
+        settings: &Settings,
+        services: &[Service],
+    ) -> MetricsFacts {
+        let mut facts = MetricsFacts {
+            switched_off: switched_off(container),
+            ports: BTreeMap::new(),
+        };
+        let mut add = |port: i32, evidence: String| {
+            facts.ports.entry(port).or_insert(evidence);
+        };
+
+        for port in container.ports.iter().flatten() {
+            if let Some(name) = port.name.as_deref().filter(|n| n.contains("metrics")) {
+                add(port.container_port, format!("container port {name:?}"));
+            }
+        }
+        for flag in command_line::flags(container) {
+            if is_metrics_address_name(&flag.name, '-')
+                && let Some(port) = flag.value().and_then(command_line::listen_port)
+            {
+                add(port.into(), flag.describe());
+            }
+        }
+        for (name, value) in command_line::env(container) {
+            if is_metrics_address_name(&name.to_ascii_lowercase(), '_')
+                && let Some(port) = command_line::listen_port(value)
+            {
+                add(port.into(), format!("{name}={value}"));
+            }
+        }
+        if let Some(value) = pod_meta
+            .and_then(|m| m.annotations.as_ref())
+            .and_then(|a| a.get(PROMETHEUS_PORT_ANNOTATION))
+            && let Ok(port) = value.trim().parse::<u16>()
+        {
+            add(
+                port.into(),
+                format!("annotation {PROMETHEUS_PORT_ANNOTATION}={value}"),
+            );
+        }
+        for port in &settings.metrics_ports {
+            if let Some(number) = resolve_port(container, port) {
+                add(
+                    number,
+                    format!("annotation {}", crate::policy::METRICS_PORTS),
+                );
+            }
+        }
+        let pod_labels = pod_meta.and_then(|m| m.labels.as_ref());
+        for service in services {
+            if !selects(service, pod_labels) {
+                continue;
+            }
+            let service_name = service.metadata.name.as_deref().unwrap_or("");
+            for port in service.spec.iter().flat_map(|s| s.ports.iter().flatten()) {
+                let Some(name) = port.name.as_deref().filter(|n| n.contains("metrics")) else {
+                    continue;
+                };
+                let target = port
+                    .target_port
+                    .clone()
+                    .unwrap_or(IntOrString::Int(port.port));
+                if let Some(number) = resolve_port(container, &target) {
+                    add(number, format!("Service {service_name:?} port {name:?}"));
+                }
+            }
+        }
+        facts
+    }
+
+    pub fn is_metrics_port(&self, port: i32) -> bool {
+        self.ports.contains_key(&port)
+    }
+}
+
+/// `metrics-port`, `metrics-addr`, `metrics-bind-address`, `METRICS_PORT`, ...
+fn is_metrics_address_name(name: &str, separator: char) -> bool {
+    name.contains("metrics")
+        && name
+            .rsplit(separator)
+            .next()
+            .is_some_and(|last| matches!(last, "port" | "addr" | "address"))
+}
+
+/// The flag or variable that turns metrics off; a later flag overrides an earlier one,
+/// and flags override the environment, as in most Go command lines.
+fn switched_off(container: &Container) -> Option<String> {
+    let mut off = None;
+    for (name, value) in command_line::env(container) {
+        let upper = name.to_ascii_uppercase();
+        let says_off = if upper.ends_with("ENABLE_METRICS") || upper.ends_with("METRICS_ENABLED") {
+            parse_bool(value).map(|on| !on)
+        } else if upper.ends_with("DISABLE_METRICS") || upper.ends_with("METRICS_DISABLED") {
+            parse_bool(value)
+        } else {
+            None
+        };
+        match says_off {
+            Some(true) => off = Some(format!("{name}={value}")),
+            Some(false) => off = None,
+            None => {}
+        }
+    }
+    for flag in command_line::flags(container) {
+        let says_off = match flag.name.as_str() {
+            "enable-metrics" | "metrics" | "metrics-enabled" => flag.as_bool().map(|on| !on),
+            "disable-metrics" | "metrics-disabled" | "no-metrics" => flag.as_bool(),
+            // controller-runtime turns its metrics listener off with a bind address of 0.
+            "metrics-bind-address" | "metrics-addr" | "metrics-address" => {
+                flag.value().map(|v| v.trim() == "0")
+            }
+            _ => None,
+        };
+        match says_off {
+            Some(true) => off = Some(flag.describe()),
+            Some(false) => off = None,
+            None => {}
+        }
+    }
+    off
+}
+
+fn selects(service: &Service, pod_labels: Option<&BTreeMap<String, String>>) -> bool {
+    let Some(selector) = service.spec.as_ref().and_then(|s| s.selector.as_ref()) else {
+        return false;
+    };
+    // An empty selector selects nothing for endpoints, so it is no evidence either.
+    !selector.is_empty()
+        && pod_labels.is_some_and(|labels| {
+            selector
+                .iter()
+                .all(|(key, value)| labels.get(key) == Some(value))
+        })
+}
+
+/// A port number, or a named port looked up in the container's ports.
+pub fn resolve_port(container: &Container, port: &IntOrString) -> Option<i32> {
+    match port {
+        IntOrString::Int(n) => Some(*n),
+        IntOrString::String(name) => container
+            .ports
+            .iter()
+            .flatten()
+            .find(|p| p.name.as_deref() == Some(name.as_str()))
+            .map(|p| p.container_port),
+    }
+}
+
+/// The port a probe connects to, if it connects to one.
+fn probe_port(container: &Container, probe: &Probe) -> Option<i32> {
+    if let Some(http) = &probe.http_get {
+        return resolve_port(container, &http.port);
+    }
+    if let Some(tcp) = &probe.tcp_socket {
+        return resolve_port(container, &tcp.port);
+    }
+    probe.grpc.as_ref().map(|grpc| grpc.port)
+}
+
+/// One warning per probe of `container` that targets a metrics port while metrics are off.
+pub fn check<'a>(
+    container: &Container,
+    facts: &MetricsFacts,
+    probes: impl IntoIterator<Item = (ProbeKind, &'a Probe)>,
+) -> Vec<String> {
+    let Some(off) = &facts.switched_off else {
+        return Vec::new();
+    };
+    probes
+        .into_iter()
+        .filter_map(|(kind, probe)| {
+            let port = probe_port(container, probe)?;
+            let evidence = facts.ports.get(&port)?;
+            Some(format!(
+                "container {:?}: {} targets port {port}, which serves metrics ({evidence}), \
+                 but metrics are off ({off}), so the probe will fail; serve health on a port \
+                 of its own or enable metrics",
+                container.name,
+                kind.field(),
+            ))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{
+        ContainerPort, EnvVar, GRPCAction, HTTPGetAction, ServicePort, ServiceSpec, TCPSocketAction,
+    };
+
+    fn container(args: &[&str], env: &[(&str, &str)], ports: &[(&str, i32)]) -> Container {
+        Container {
+            name: "ctl".into(),
+            args: Some(args.iter().map(|s| s.to_string()).collect()),
+            env: Some(
+                env.iter()
+                    .map(|(n, v)| EnvVar {
+                        name: n.to_string(),
+                        value: Some(v.to_string()),
+                        value_from: None,
+                    })
+                    .collect(),
+            ),
+            ports: Some(
+                ports
+                    .iter()
+                    .map(|(name, port)| ContainerPort {
+                        name: (!name.is_empty()).then(|| name.to_string()),
+                        container_port: *port,
+                        ..ContainerPort::default()
+                    })
+                    .collect(),
+            ),
+            ..Container::default()
+        }
+    }
+
+    fn tcp(port: IntOrString) -> Probe {
+        Probe {
+            tcp_socket: Some(TCPSocketAction { port, host: None }),
+            ..Probe::default()
+        }
+    }
+
+    fn meta(labels: &[(&str, &str)], annotations: &[(&str, &str)]) -> ObjectMeta {
+        let map = |pairs: &[(&str, &str)]| {
+            Some(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            )
+        };
+        ObjectMeta {
+            labels: map(labels),
+            annotations: map(annotations),
+            ..ObjectMeta::default()
+        }
+    }
+
+    fn service(
+        selector: &[(&str, &str)],
+        name: &str,
+        port: i32,
+        target: Option<IntOrString>,
+    ) -> Service {
+        Service {
+            metadata: ObjectMeta {
+                name: Some("svc".into()),
+                ..ObjectMeta::default()
+            },
+            spec: Some(ServiceSpec {
+                selector: Some(
+                    selector
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                ),
+                ports: Some(vec![ServicePort {
+                    name: Some(name.into()),
+                    port,
+                    target_port: target,
+                    ..ServicePort::default()
+                }]),
+                ..ServiceSpec::default()
+            }),
+            status: None,
+        }
+    }
+
+    type Env<'a> = &'a [(&'a str, &'a str)];
+
+    #[test]
+    fn metrics_switch_forms() {
+        // (args, env, expected evidence)
+        let cases: &[(&[&str], Env, Option<&str>)] = &[
+            (
+                &["--enable-metrics=false"],
+                &[],
+                Some("--enable-metrics=false"),
+            ),
+            (
+                &["--enable-metrics", "false"],
+                &[],
+                Some("--enable-metrics false"),
+            ),
+            (&["--metrics=false"], &[], Some("--metrics=false")),
+            (
+                &["--metrics-enabled=FALSE"],
+                &[],
+                Some("--metrics-enabled=FALSE"),
+            ),
+            (&["--disable-metrics"], &[], Some("--disable-metrics")),
+            (&["--disable-metrics=false"], &[], None),
+            (
+                &["--metrics-bind-address=0"],
+                &[],
+                Some("--metrics-bind-address=0"),
+            ),
+            (&["--metrics-bind-address=:8080"], &[], None),
+            (&["--enable-metrics=true"], &[], None),
+            (
+                &["--enable-metrics=false", "--enable-metrics=true"],
+                &[],
+                None,
+            ),
+            (
+                &[],
+                &[("ENABLE_METRICS", "false")],
+                Some("ENABLE_METRICS=false"),
+            ),
+            (
+                &[],
+                &[("METRICS_ENABLED", "Off")],
+                Some("METRICS_ENABLED=Off"),
+            ),
+            (
+                &[],
+                &[("KUBE_OVN_ENABLE_METRICS", "no")],
+                Some("KUBE_OVN_ENABLE_METRICS=no"),
+            ),
+            (
+                &[],
+                &[("ENABLE_METRICS", "disabled")],
+                Some("ENABLE_METRICS=disabled"),
+            ),
+            (&[], &[("ENABLE_METRICS", "0")], Some("ENABLE_METRICS=0")),
+            (
+                &[],
+                &[("DISABLE_METRICS", "true")],
+                Some("DISABLE_METRICS=true"),
+            ),
+            (&[], &[("DISABLE_METRICS", "false")], None),
+            (&[], &[("ENABLE_METRICS", "true")], None),
+            (
+                &["--enable-metrics=true"],
+                &[("ENABLE_METRICS", "false")],
+                None,
+            ),
+            (&["--verbose=false"], &[], None),
+        ];
+        for (args, env, expected) in cases {
+            let c = container(args, env, &[]);
+            assert_eq!(switched_off(&c).as_deref(), *expected, "{args:?} {env:?}");
+        }
+    }
+
+    #[test]
+    fn metrics_port_evidence() {
+        let settings_with = |ports: Vec<IntOrString>| Settings {
+            metrics_ports: ports,
+            ..Settings::default()
+        };
+        let pod = meta(&[("app", "ctl")], &[("prometheus.io/port", "9464")]);
+        let c = container(
+            &["--metrics-addr=:8080", "--metrics-port", "10660"],
+            &[("METRICS_PORT", "9100"), ("METRICS_VERBOSITY", "3")],
+            &[("metrics", 10661), ("http", 80), ("admin", 9000)],
+        );
+        let services = [
+            service(
+                &[("app", "ctl")],
+                "http-metrics",
+                9999,
+                Some(IntOrString::String("admin".into())),
+            ),
+            service(&[("app", "ctl")], "prom-metrics", 7000, None),
+            service(&[("app", "other")], "metrics", 7001, None),
+            service(&[], "metrics", 7002, None),
+            service(&[("app", "ctl")], "web", 80, None),
+        ];
+        let facts = MetricsFacts::gather(
+            &c,
+            Some(&pod),
+            &settings_with(vec![
+                IntOrString::Int(5000),
+                IntOrString::String("http".into()),
+            ]),
+            &services,
+        );
+        let expected: BTreeMap<i32, String> = [
+            (10661, "container port \"metrics\""),
+            (8080, "--metrics-addr=:8080"),
+            (10660, "--metrics-port 10660"),
+            (9100, "METRICS_PORT=9100"),
+            (9464, "annotation prometheus.io/port=9464"),
+            (5000, "annotation probegate.io/metrics-ports"),
+            (80, "annotation probegate.io/metrics-ports"),
+            (9000, "Service \"svc\" port \"http-metrics\""),
+            (7000, "Service \"svc\" port \"prom-metrics\""),
+        ]
+        .into_iter()
+        .map(|(p, e)| (p, e.to_string()))
+        .collect();
+        assert_eq!(facts.ports, expected);
+    }
+
+    #[test]
+    fn warns_only_when_both_hold() {
+        let ports = &[("metrics", 10660), ("http", 8080)];
+        let off = container(&["--enable-metrics=false"], &[], ports);
+        let on = container(&["--enable-metrics=true"], &[], ports);
+        let metrics_probe = tcp(IntOrString::Int(10660));
+        let named_metrics_probe = Probe {
+            http_get: Some(HTTPGetAction {
+                port: IntOrString::String("metrics".into()),
+                path: Some("/healthz".into()),
+                ..HTTPGetAction::default()
+            }),
+            ..Probe::default()
+        };
+        let grpc_probe = Probe {
+            grpc: Some(GRPCAction {
+                port: 10660,
+                ..GRPCAction::default()
+            }),
+            ..Probe::default()
+        };
+        let app_probe = tcp(IntOrString::String("http".into()));
+        // (container, probe, warns)
+        let cases = [
+            (&off, &metrics_probe, true),
+            (&off, &named_metrics_probe, true),
+            (&off, &grpc_probe, true),
+            (&off, &app_probe, false),
+            (&on, &metrics_probe, false),
+            (&on, &named_metrics_probe, false),
+        ];
+        for (c, probe, warns) in cases {
+            let facts = MetricsFacts::gather(c, None, &Settings::default(), &[]);
+            let warnings = check(c, &facts, [(ProbeKind::Readiness, probe)]);
+            assert_eq!(
+                warnings.len(),
+                usize::from(warns),
+                "{probe:?}: {warnings:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn warning_names_container_probe_port_switch_and_remedy() {
+        let c = container(&["--enable-metrics=false"], &[], &[("metrics", 10660)]);
+        let facts = MetricsFacts::gather(&c, None, &Settings::default(), &[]);
+        let probe = tcp(IntOrString::Int(10660));
+        let warnings = check(&c, &facts, [(ProbeKind::Liveness, &probe)]);
+        assert_eq!(
+            warnings,
+            [
+                "container \"ctl\": livenessProbe targets port 10660, which serves metrics \
+              (container port \"metrics\"), but metrics are off (--enable-metrics=false), so the \
+              probe will fail; serve health on a port of its own or enable metrics"
+            ]
+        );
+    }
+
+    #[test]
+    fn exec_probes_and_unknown_named_ports_are_not_judged() {
+        let c = container(&["--enable-metrics=false"], &[], &[("metrics", 10660)]);
+        let facts = MetricsFacts::gather(&c, None, &Settings::default(), &[]);
+        let exec = Probe::default();
+        let unknown = tcp(IntOrString::String("nope".into()));
+        assert!(
+            check(
+                &c,
+                &facts,
+                [
+                    (ProbeKind::Liveness, &exec),
+                    (ProbeKind::Readiness, &unknown)
+                ]
+            )
+            .is_empty()
+        );
+    }
+}

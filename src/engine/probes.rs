@@ -1,0 +1,552 @@
+//! Rule: every regular container gets the requested probes it lacks, on a port it declares.
+//!
+//! The default handler is tcpSocket on purpose: a wrong httpGet path on a liveness probe
+//! restarts healthy containers forever, so HTTP probes come only from a configured path or
+//! from a health endpoint the container itself declares.
+
+use k8s_openapi::api::core::v1::{
+    Container, ContainerPort, GRPCAction, HTTPGetAction, Probe, TCPSocketAction,
+};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::command_line;
+use super::metrics_coupling::{MetricsFacts, resolve_port};
+use crate::policy::{self, Handler, ProbeKind, Settings};
+
+/// controller-runtime's health probe flag; its server answers `/healthz` and `/readyz`.
+const HEALTH_PROBE_FLAG: &str = "health-probe-bind-address";
+const HEALTH_PORT_NAMES: [&str; 3] = ["health", "healthz", "probes"];
+/// Startup probes cover slow starts: five minutes at the default period.
+const STARTUP_FAILURE_THRESHOLD: i32 = 30;
+
+#[derive(Debug, Default, PartialEq)]
+pub struct ProbePlan {
+    /// Probes to add, in `ProbeKind::ALL` order.
+    pub added: Vec<(ProbeKind, Probe)>,
+    pub warnings: Vec<String>,
+}
+
+/// Where injected probes connect.
+#[derive(Debug, PartialEq)]
+struct Target {
+    /// How the probe names the port: by name where the container names it.
+    port: IntOrString,
+    /// The port number, which gRPC probes need.
+    number: i32,
+    /// A controller-runtime health server, which answers `/healthz` and `/readyz`.
+    controller_runtime: bool,
+}
+
+pub fn plan(container: &Container, settings: &Settings, metrics: &MetricsFacts) -> ProbePlan {
+    let mut plan = ProbePlan::default();
+    let missing: Vec<ProbeKind> = settings
+        .probes
+        .iter()
+        .copied()
+        .filter(|kind| existing(container, *kind).is_none())
+        .collect();
+    if missing.is_empty() {
+        return plan;
+    }
+    let target = match find_target(container, settings, metrics, &mut plan.warnings) {
+        Ok(target) => target,
+        Err(why) => {
+            plan.warnings.push(format!(
+                "container {:?}: no probe added: {why}",
+                container.name
+            ));
+            return plan;
+        }
+    };
+    plan.added = missing
+        .into_iter()
+        .map(|kind| (kind, build(kind, &target, settings)))
+        .collect();
+    plan
+}
+
+/// The container's own probe of `kind`.
+pub fn existing(container: &Container, kind: ProbeKind) -> Option<&Probe> {
+    match kind {
+        ProbeKind::Liveness => container.liveness_probe.as_ref(),
+        ProbeKind::Readiness => container.readiness_probe.as_ref(),
+        ProbeKind::Startup => container.startup_probe.as_ref(),
+    }
+}
+
+fn find_target(
+    container: &Container,
+    settings: &Settings,
+    metrics: &MetricsFacts,
+    warnings: &mut Vec<String>,
+) -> Result<Target, String> {
+    if let Some(port) = &settings.port {
+        match resolve_port(container, port) {
+            Some(number) => {
+                return Ok(Target {
+                    port: port.clone(),
+                    number,
+                    controller_runtime: false,
+                });
+            }
+            None => warnings.push(format!(
+                "container {:?}: {}={} names no port of this container; detecting the port instead",
+                container.name,
+                policy::PORT,
+                port_text(port),
+            )),
+        }
+    }
+    // An explicit health server beats any guess from the port list.
+    if let Some(number) = command_line::flags(container)
+        .iter()
+        .filter(|flag| flag.name == HEALTH_PROBE_FLAG)
+        .filter_map(|flag| flag.value().and_then(command_line::listen_port))
+        .next_back()
+    {
+        return Ok(Target {
+            port: IntOrString::Int(number.into()),
+            number: number.into(),
+            controller_runtime: true,
+        });
+    }
+    let tcp_ports: Vec<&ContainerPort> = container
+        .ports
+        .iter()
+        .flatten()
+        .filter(|p| p.protocol.as_deref().is_none_or(|proto| proto == "TCP"))
+        .collect();
+    let named = |names: &[&str]| {
+        names.iter().find_map(|name| {
+            tcp_ports
+                .iter()
+                .find(|p| p.name.as_deref() == Some(*name))
+                .map(|p| target_of(p))
+        })
+    };
+    if let Some(target) = named(&HEALTH_PORT_NAMES).or_else(|| named(&["http"])) {
+        return Ok(target);
+    }
+    // A probe on the metrics listener is the coupling this product warns about: never pick one.
+    if let Some(port) = tcp_ports
+        .iter()
+        .find(|p| !metrics.is_metrics_port(p.container_port))
+    {
+        return Ok(target_of(port));
+    }
+    if tcp_ports.is_empty() {
+        Err(format!(
+            "it declares no TCP containerPort and no --{HEALTH_PROBE_FLAG}; set {} to choose one",
+            policy::PORT
+        ))
+    } else {
+        Err(format!(
+            "its only TCP ports serve metrics ({}); serve health on a port of its own or set {}",
+            tcp_ports
+                .iter()
+                .map(|p| p.container_port.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            policy::PORT
+        ))
+    }
+}
+
+fn target_of(port: &ContainerPort) -> Target {
+    Target {
+        port: port
+            .name
+            .clone()
+            .map_or(IntOrString::Int(port.container_port), IntOrString::String),
+        number: port.container_port,
+        controller_runtime: false,
+    }
+}
+
+fn port_text(port: &IntOrString) -> String {
+    match port {
+        IntOrString::Int(n) => n.to_string(),
+        IntOrString::String(s) => s.clone(),
+    }
+}
+
+fn build(kind: ProbeKind, target: &Target, settings: &Settings) -> Probe {
+    let timings = settings.timings;
+    let mut probe = Probe {
+        initial_delay_seconds: Some(timings.initial_delay_seconds),
+        period_seconds: Some(timings.period_seconds),
+        timeout_seconds: Some(timings.timeout_seconds),
+        failure_threshold: Some(timings.failure_threshold),
+        ..Probe::default()
+    };
+    if kind == ProbeKind::Startup {
+        probe.initial_delay_seconds = Some(0);
+        probe.failure_threshold = Some(STARTUP_FAILURE_THRESHOLD);
+    }
+    let http = |path: &str, scheme: &str| HTTPGetAction {
+        path: Some(path.to_owned()),
+        port: target.port.clone(),
+        scheme: Some(scheme.to_owned()),
+        ..HTTPGetAction::default()
+    };
+    if let Some(path) = settings.path(kind) {
+        probe.http_get = Some(http(path, settings.scheme.as_str()));
+    } else if target.controller_runtime {
+        let path = if kind == ProbeKind::Readiness {
+            "/readyz"
+        } else {
+            "/healthz"
+        };
+        probe.http_get = Some(http(path, "HTTP"));
+    } else if settings.handler == Handler::Grpc {
+        probe.grpc = Some(GRPCAction {
+            port: target.number,
+            ..GRPCAction::default()
+        });
+    } else {
+        // `http` without a path also lands here; the policy already warned about it.
+        probe.tcp_socket = Some(TCPSocketAction {
+            port: target.port.clone(),
+            host: None,
+        });
+    }
+    probe
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{Scheme, Timings};
+
+    /// (name, number, protocol) of container ports; empty strings for unset.
+    type Ports<'a> = Vec<(&'a str, i32, &'a str)>;
+
+    fn container(ports: &[(&str, i32, &str)], args: &[&str]) -> Container {
+        Container {
+            name: "app".into(),
+            args: Some(args.iter().map(|s| s.to_string()).collect()),
+            ports: Some(
+                ports
+                    .iter()
+                    .map(|(name, number, protocol)| ContainerPort {
+                        name: (!name.is_empty()).then(|| name.to_string()),
+                        container_port: *number,
+                        protocol: (!protocol.is_empty()).then(|| protocol.to_string()),
+                        ..ContainerPort::default()
+                    })
+                    .collect(),
+            ),
+            ..Container::default()
+        }
+    }
+
+    fn facts(c: &Container) -> MetricsFacts {
+        MetricsFacts::gather(c, None, &Settings::default(), &[])
+    }
+
+    fn name(n: &str) -> IntOrString {
+        IntOrString::String(n.into())
+    }
+
+    #[test]
+    fn port_choice_order() {
+        let with_port = |p: IntOrString| Settings {
+            port: Some(p),
+            ..Settings::default()
+        };
+        // (ports, args, settings, expected port, controller-runtime)
+        let cases: Vec<(Ports, Vec<&str>, Settings, IntOrString, bool)> = vec![
+            (
+                vec![("http", 80, ""), ("health", 8086, "")],
+                vec![],
+                Settings::default(),
+                name("health"),
+                false,
+            ),
+            (
+                vec![("http", 80, ""), ("healthz", 8086, "")],
+                vec![],
+                Settings::default(),
+                name("healthz"),
+                false,
+            ),
+            (
+                vec![("probes", 81, ""), ("http", 80, "")],
+                vec![],
+                Settings::default(),
+                name("probes"),
+                false,
+            ),
+            (
+                vec![("grpc", 9000, ""), ("http", 80, "")],
+                vec![],
+                Settings::default(),
+                name("http"),
+                false,
+            ),
+            (
+                vec![("", 9000, "UDP"), ("", 7000, "TCP"), ("", 7001, "")],
+                vec![],
+                Settings::default(),
+                IntOrString::Int(7000),
+                false,
+            ),
+            (
+                vec![("metrics", 9090, ""), ("web", 8080, "")],
+                vec![],
+                Settings::default(),
+                name("web"),
+                false,
+            ),
+            (
+                vec![("webhook", 9443, "")],
+                vec!["--health-probe-bind-address=:8081"],
+                Settings::default(),
+                IntOrString::Int(8081),
+                true,
+            ),
+            (
+                vec![],
+                vec!["--health-probe-bind-address", "0.0.0.0:9440"],
+                Settings::default(),
+                IntOrString::Int(9440),
+                true,
+            ),
+            (
+                vec![("http", 80, "")],
+                vec!["--health-probe-bind-address=:8081"],
+                with_port(IntOrString::Int(8080)),
+                IntOrString::Int(8080),
+                false,
+            ),
+            (
+                vec![("http", 80, ""), ("admin", 9901, "")],
+                vec![],
+                with_port(name("admin")),
+                name("admin"),
+                false,
+            ),
+        ];
+        for (ports, args, settings, port, controller_runtime) in cases {
+            let c = container(&ports, &args);
+            let mut warnings = Vec::new();
+            let target = find_target(&c, &settings, &facts(&c), &mut warnings).unwrap();
+            assert_eq!(target.port, port, "{ports:?} {args:?}");
+            assert_eq!(
+                target.controller_runtime, controller_runtime,
+                "{ports:?} {args:?}"
+            );
+            assert!(warnings.is_empty(), "{warnings:?}");
+        }
+    }
+
+    #[test]
+    fn unknown_port_name_setting_warns_and_detects() {
+        let c = container(&[("http", 80, "")], &[]);
+        let settings = Settings {
+            port: Some(name("health")),
+            ..Settings::default()
+        };
+        let mut warnings = Vec::new();
+        let target = find_target(&c, &settings, &facts(&c), &mut warnings).unwrap();
+        assert_eq!(target.port, name("http"));
+        assert_eq!(warnings.len(), 1);
+        assert!(
+            warnings[0].contains("probegate.io/port=health names no port"),
+            "{}",
+            warnings[0]
+        );
+    }
+
+    #[test]
+    fn nothing_to_probe_is_explained() {
+        // (ports, args, explanation)
+        let cases: Vec<(Ports, Vec<&str>, &str)> = vec![
+            (vec![], vec![], "declares no TCP containerPort"),
+            (
+                vec![("dns", 53, "UDP")],
+                vec![],
+                "declares no TCP containerPort",
+            ),
+            (
+                vec![],
+                vec!["--health-probe-bind-address=0"],
+                "declares no TCP containerPort",
+            ),
+            (
+                vec![("metrics", 9090, "")],
+                vec![],
+                "only TCP ports serve metrics (9090)",
+            ),
+            (
+                vec![("", 9090, "")],
+                vec!["--metrics-bind-address=:9090"],
+                "only TCP ports serve metrics (9090)",
+            ),
+        ];
+        for (ports, args, why) in cases {
+            let c = container(&ports, &args);
+            let plan = plan(&c, &Settings::default(), &facts(&c));
+            assert!(plan.added.is_empty());
+            assert_eq!(plan.warnings.len(), 1);
+            assert!(
+                plan.warnings[0].starts_with("container \"app\": no probe added: "),
+                "{}",
+                plan.warnings[0]
+            );
+            assert!(plan.warnings[0].contains(why), "{}", plan.warnings[0]);
+        }
+    }
+
+    #[test]
+    fn existing_probes_are_never_replaced_and_need_no_port() {
+        let mut c = container(&[], &[]);
+        c.liveness_probe = Some(Probe {
+            period_seconds: Some(99),
+            ..Probe::default()
+        });
+        c.readiness_probe = Some(Probe::default());
+        let p = plan(&c, &Settings::default(), &facts(&c));
+        assert_eq!(p, ProbePlan::default());
+
+        let mut c = container(&[("http", 80, "")], &[]);
+        c.readiness_probe = Some(Probe::default());
+        let p = plan(&c, &Settings::default(), &facts(&c));
+        let kinds: Vec<ProbeKind> = p.added.iter().map(|(k, _)| *k).collect();
+        assert_eq!(kinds, [ProbeKind::Liveness]);
+    }
+
+    #[test]
+    fn handlers() {
+        let tcp = |port: IntOrString| Probe {
+            tcp_socket: Some(TCPSocketAction { port, host: None }),
+            ..Probe::default()
+        };
+        let http = |path: &str, port: IntOrString, scheme: &str| Probe {
+            http_get: Some(HTTPGetAction {
+                path: Some(path.into()),
+                port,
+                scheme: Some(scheme.into()),
+                ..HTTPGetAction::default()
+            }),
+            ..Probe::default()
+        };
+        let grpc = |port: i32| Probe {
+            grpc: Some(GRPCAction {
+                port,
+                ..GRPCAction::default()
+            }),
+            ..Probe::default()
+        };
+        let paths = Settings {
+            liveness_path: Some("/live".into()),
+            readiness_path: Some("/ready".into()),
+            scheme: Scheme::Https,
+            ..Settings::default()
+        };
+        let grpc_settings = Settings {
+            handler: Handler::Grpc,
+            ..Settings::default()
+        };
+        let http_without_path = Settings {
+            handler: Handler::Http,
+            ..Settings::default()
+        };
+        let web = container(&[("web", 8080, "")], &[]);
+        let operator = container(&[], &["--health-probe-bind-address=:8081"]);
+        // (container, settings, expected liveness, expected readiness), handlers only
+        let cases = [
+            (
+                &web,
+                Settings::default(),
+                tcp(name("web")),
+                tcp(name("web")),
+            ),
+            (
+                &web,
+                paths.clone(),
+                http("/live", name("web"), "HTTPS"),
+                http("/ready", name("web"), "HTTPS"),
+            ),
+            (&web, grpc_settings, grpc(8080), grpc(8080)),
+            (&web, http_without_path, tcp(name("web")), tcp(name("web"))),
+            (
+                &operator,
+                Settings::default(),
+                http("/healthz", IntOrString::Int(8081), "HTTP"),
+                http("/readyz", IntOrString::Int(8081), "HTTP"),
+            ),
+            (
+                &operator,
+                paths,
+                http("/live", IntOrString::Int(8081), "HTTPS"),
+                http("/ready", IntOrString::Int(8081), "HTTPS"),
+            ),
+        ];
+        for (c, settings, liveness, readiness) in cases {
+            let p = plan(c, &settings, &facts(c));
+            let handler_only = |probe: &Probe| Probe {
+                http_get: probe.http_get.clone(),
+                tcp_socket: probe.tcp_socket.clone(),
+                grpc: probe.grpc.clone(),
+                ..Probe::default()
+            };
+            let got: Vec<(ProbeKind, Probe)> = p
+                .added
+                .iter()
+                .map(|(k, pr)| (*k, handler_only(pr)))
+                .collect();
+            assert_eq!(
+                got,
+                [
+                    (ProbeKind::Liveness, liveness),
+                    (ProbeKind::Readiness, readiness)
+                ],
+                "{settings:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn timings_and_startup() {
+        let settings = Settings {
+            probes: vec![ProbeKind::Liveness, ProbeKind::Startup],
+            timings: Timings {
+                initial_delay_seconds: 12,
+                period_seconds: 7,
+                timeout_seconds: 2,
+                failure_threshold: 4,
+            },
+            startup_path: Some("/started".into()),
+            ..Settings::default()
+        };
+        let c = container(&[("http", 80, "")], &[]);
+        let p = plan(&c, &settings, &facts(&c));
+        let (kind, liveness) = &p.added[0];
+        assert_eq!(*kind, ProbeKind::Liveness);
+        assert_eq!(
+            (
+                liveness.initial_delay_seconds,
+                liveness.period_seconds,
+                liveness.timeout_seconds,
+                liveness.failure_threshold
+            ),
+            (Some(12), Some(7), Some(2), Some(4))
+        );
+        let (kind, startup) = &p.added[1];
+        assert_eq!(*kind, ProbeKind::Startup);
+        assert_eq!(
+            (
+                startup.initial_delay_seconds,
+                startup.period_seconds,
+                startup.timeout_seconds,
+                startup.failure_threshold
+            ),
+            (Some(0), Some(7), Some(2), Some(STARTUP_FAILURE_THRESHOLD))
+        );
+        assert_eq!(
+            startup.http_get.as_ref().unwrap().path.as_deref(),
+            Some("/started")
+        );
+    }
+}

@@ -1,0 +1,325 @@
+use super::*;
+use serde_json::{Value, json};
+
+fn decode(object: &Value) -> Workload {
+    let api_version = object["apiVersion"].as_str().unwrap();
+    let (group, version) = Workload::split_api_version(api_version);
+    Workload::decode(
+        group,
+        version,
+        object["kind"].as_str().unwrap(),
+        object.clone(),
+    )
+    .unwrap()
+    .unwrap()
+}
+
+/// Runs the engine, applies its patch to the raw JSON and checks the result still decodes.
+fn run(object: &Value, layers: &[&BTreeMap<String, String>]) -> (Mutation, Value) {
+    let mutation = mutate(
+        &decode(object),
+        &Context {
+            layers,
+            services: &[],
+        },
+    );
+    let mut patched = object.clone();
+    json_patch::patch(&mut patched, &mutation.patch).expect("patch applies to its input");
+    decode(&patched);
+    (mutation, patched)
+}
+
+fn messages(m: &Mutation) -> Vec<&str> {
+    m.warnings.iter().map(|w| w.message.as_str()).collect()
+}
+
+fn ns(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn pod(metadata: Value) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": metadata,
+        "spec": {"containers": [{"name": "web", "image": "web:1", "ports": [{"name": "http", "containerPort": 8080}]}]}
+    })
+}
+
+fn ops_paths(m: &Mutation) -> Vec<String> {
+    serde_json::to_value(&m.patch)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|op| {
+            format!(
+                "{} {}",
+                op["op"].as_str().unwrap(),
+                op["path"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_record_annotation_is_placed_wherever_metadata_stands() {
+    // (object, expected patch paths)
+    let deployment = |template: Value| {
+        json!({
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+            "spec": {"selector": {"matchLabels": {"app": "d"}}, "template": template}
+        })
+    };
+    let spec = json!({"containers": [{"name": "web", "ports": [{"containerPort": 80}]}]});
+    let cases = [
+        (
+            pod(json!({"name": "p", "annotations": {"a": "b"}})),
+            vec![
+                "add /spec/containers/0/livenessProbe",
+                "add /spec/containers/0/readinessProbe",
+                "add /metadata/annotations/probegate.io~1injected",
+            ],
+        ),
+        (
+            pod(json!({"name": "p"})),
+            vec![
+                "add /spec/containers/0/livenessProbe",
+                "add /spec/containers/0/readinessProbe",
+                "add /metadata/annotations",
+            ],
+        ),
+        (
+            json!({"apiVersion": "v1", "kind": "Pod", "spec": spec}),
+            vec![
+                "add /spec/containers/0/livenessProbe",
+                "add /spec/containers/0/readinessProbe",
+                "add /metadata",
+            ],
+        ),
+        (
+            deployment(json!({"spec": spec})),
+            vec![
+                "add /spec/template/spec/containers/0/livenessProbe",
+                "add /spec/template/spec/containers/0/readinessProbe",
+                "add /spec/template/metadata",
+            ],
+        ),
+        (
+            deployment(json!({"metadata": {"labels": {"app": "d"}}, "spec": spec})),
+            vec![
+                "add /spec/template/spec/containers/0/livenessProbe",
+                "add /spec/template/spec/containers/0/readinessProbe",
+                "add /spec/template/metadata/annotations",
+            ],
+        ),
+    ];
+    for (object, expected) in cases {
+        let (mutation, patched) = run(&object, &[]);
+        assert_eq!(ops_paths(&mutation), expected, "{object}");
+        let pointer = if object["kind"] == "Pod" {
+            "/metadata/annotations"
+        } else {
+            "/spec/template/metadata/annotations"
+        };
+        let annotations = patched.pointer(pointer).unwrap();
+        assert_eq!(
+            annotations["probegate.io/injected"],
+            "web=liveness,readiness"
+        );
+        if object["kind"] == "Pod" && object["metadata"]["annotations"]["a"] == "b" {
+            assert_eq!(annotations["a"], "b", "existing annotations stay");
+        }
+    }
+}
+
+#[test]
+fn cronjob_template_is_reached() {
+    let cronjob = json!({
+        "apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "c"},
+        "spec": {"schedule": "0 * * * *", "jobTemplate": {"spec": {"template": {"spec": {
+            "restartPolicy": "Never", "containers": [{"name": "job", "ports": [{"containerPort": 9000}]}]
+        }}}}}
+    });
+    let (_, patched) = run(&cronjob, &[]);
+    let container = &patched["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["livenessProbe"]["tcpSocket"]["port"], 9000);
+    assert_eq!(container["readinessProbe"]["tcpSocket"]["port"], 9000);
+}
+
+#[test]
+fn nothing_added_means_an_empty_patch_and_no_record() {
+    let mut object = pod(json!({"name": "p"}));
+    object["spec"]["containers"][0]["livenessProbe"] = json!({"exec": {"command": ["true"]}});
+    object["spec"]["containers"][0]["readinessProbe"] =
+        json!({"httpGet": {"path": "/ready", "port": 8080}});
+    let (mutation, patched) = run(&object, &[]);
+    assert!(mutation.patch.0.is_empty());
+    assert!(mutation.is_empty());
+    assert_eq!(patched, object);
+}
+
+#[test]
+fn running_on_its_own_output_changes_nothing() {
+    let gates = ns(&[
+        ("probegate.io/readiness-gates", "example.com/lb-ready"),
+        ("probegate.io/probes", "liveness,readiness,startup"),
+    ]);
+    let (first, patched) = run(&pod(json!({"name": "p"})), &[&gates]);
+    assert!(!first.patch.0.is_empty());
+    assert_eq!(first.probes_added, [1, 1, 1]);
+    assert_eq!(first.gates_added, 1);
+    let (second, again) = run(&patched, &[&gates]);
+    assert!(second.patch.0.is_empty(), "{:?}", second.patch);
+    assert_eq!(again, patched);
+}
+
+#[test]
+fn gates_append_to_an_existing_list() {
+    let mut object = pod(json!({"name": "p"}));
+    object["spec"]["readinessGates"] = json!([{"conditionType": "example.com/first"}]);
+    let gates = ns(&[
+        (
+            "probegate.io/readiness-gates",
+            "example.com/first,example.com/second",
+        ),
+        ("probegate.io/probes", "none"),
+    ]);
+    let (mutation, patched) = run(&object, &[&gates]);
+    assert_eq!(
+        ops_paths(&mutation),
+        ["add /spec/readinessGates/-", "add /metadata/annotations"]
+    );
+    assert_eq!(
+        patched["spec"]["readinessGates"],
+        json!([{"conditionType": "example.com/first"}, {"conditionType": "example.com/second"}])
+    );
+    assert_eq!(
+        patched["metadata"]["annotations"]["probegate.io/injected"],
+        "gates=1"
+    );
+}
+
+#[test]
+fn keys_with_slash_and_tilde_are_escaped_in_pointers() {
+    let object = pod(json!({"name": "p", "annotations": {"x~y/z": "1"}}));
+    let (mutation, _) = run(&object, &[]);
+    let wire = serde_json::to_string(&mutation.patch).unwrap();
+    assert!(
+        wire.contains(r#""path":"/metadata/annotations/probegate.io~1injected""#),
+        "{wire}"
+    );
+    assert_eq!(pointer(&[], &["a~b", "c/d"]).as_str(), "/a~0b/c~1d");
+}
+
+#[test]
+fn metrics_coupling_modes() {
+    let kube_ovn_like = json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "ctl"},
+        "spec": {"containers": [{
+            "name": "controller", "args": ["--enable-metrics=false"],
+            "ports": [{"name": "metrics", "containerPort": 10660}],
+            "readinessProbe": {"tcpSocket": {"port": 10660}},
+            "livenessProbe": {"tcpSocket": {"port": 10660}}
+        }]}
+    });
+    let warn = run(&kube_ovn_like, &[]).0;
+    assert_eq!(warn.warnings.len(), 2, "{:?}", warn.warnings);
+    assert!(
+        warn.warnings
+            .iter()
+            .all(|w| w.rule == Rule::MetricsCoupling)
+    );
+    assert!(warn.denial.is_none());
+
+    let deny = ns(&[("probegate.io/metrics-coupling", "deny")]);
+    let denied = run(&kube_ovn_like, &[&deny]).0;
+    let reason = denied.denial.expect("denied");
+    assert!(
+        reason.contains("livenessProbe targets port 10660") && reason.contains("readinessProbe"),
+        "{reason}"
+    );
+    assert!(denied.patch.0.is_empty());
+
+    let off = ns(&[("probegate.io/metrics-coupling", "off")]);
+    let quiet = run(&kube_ovn_like, &[&off]).0;
+    assert!(quiet.is_empty(), "{quiet:?}");
+}
+
+#[test]
+fn opt_out_and_its_reach() {
+    let deployment = |meta_annotations: Value, template_annotations: Value| {
+        json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "d", "annotations": meta_annotations},
+            "spec": {"selector": {}, "template": {"metadata": {"annotations": template_annotations},
+                "spec": {"containers": [{"name": "web", "ports": [{"containerPort": 80}]}]}}}
+        })
+    };
+    let disabled = json!({"probegate.io/inject": "disabled"});
+    // (object, namespace layer, expected warning count)
+    let cases = [
+        (deployment(disabled.clone(), json!({})), ns(&[]), 1),
+        (deployment(json!({}), disabled.clone()), ns(&[]), 0),
+        (deployment(disabled.clone(), disabled.clone()), ns(&[]), 0),
+        (
+            deployment(disabled.clone(), json!({})),
+            ns(&[("probegate.io/inject", "disabled")]),
+            0,
+        ),
+        (
+            pod(json!({"name": "p", "annotations": disabled.clone()})),
+            ns(&[]),
+            0,
+        ),
+    ];
+    for (object, namespace, expected_warnings) in cases {
+        let (mutation, patched) = run(&object, &[&namespace]);
+        assert!(mutation.patch.0.is_empty(), "{object}");
+        assert_eq!(patched, object);
+        assert_eq!(
+            mutation.warnings.len(),
+            expected_warnings,
+            "{:?}",
+            messages(&mutation)
+        );
+    }
+    // The workload's own annotation beats the namespace's.
+    let enabled_here = deployment(json!({"probegate.io/inject": "enabled"}), json!({}));
+    let namespace = ns(&[("probegate.io/inject", "disabled")]);
+    assert!(!run(&enabled_here, &[&namespace]).0.patch.0.is_empty());
+}
+
+#[test]
+fn layers_resolve_in_order_cluster_namespace_workload_template() {
+    let object = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "d", "annotations": {"probegate.io/period-seconds": "30", "probegate.io/timeout-seconds": "4"}},
+        "spec": {"selector": {}, "template": {"metadata": {"annotations": {"probegate.io/timeout-seconds": "5"}},
+            "spec": {"containers": [{"name": "web", "ports": [{"containerPort": 80}]}]}}}
+    });
+    let cluster = ns(&[
+        ("probegate.io/failure-threshold", "6"),
+        ("probegate.io/initial-delay-seconds", "1"),
+    ]);
+    let namespace = ns(&[
+        ("probegate.io/initial-delay-seconds", "2"),
+        ("probegate.io/period-seconds", "20"),
+    ]);
+    let (_, patched) = run(&object, &[&cluster, &namespace]);
+    let probe = &patched["spec"]["template"]["spec"]["containers"][0]["livenessProbe"];
+    assert_eq!(probe["failureThreshold"], 6);
+    assert_eq!(probe["initialDelaySeconds"], 2);
+    assert_eq!(probe["periodSeconds"], 30);
+    assert_eq!(probe["timeoutSeconds"], 5);
+}
+
+#[test]
+fn kinds_without_pod_spec_pass_through() {
+    let deployment =
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}});
+    let (mutation, patched) = run(&deployment, &[]);
+    assert!(mutation.is_empty());
+    assert_eq!(patched, deployment);
+}

@@ -1,0 +1,6 @@
+//! probegate: a Kubernetes mutating admission webhook that adds the probes and readiness
+//! gates pods lack, and warns when a probe depends on a metrics switch.
+
+pub mod engine;
+pub mod policy;
+pub mod workload;

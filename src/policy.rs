@@ -1,0 +1,607 @@
+//! Settings from `probegate.io/*` annotations.
+//!
+//! Settings come in layers, least specific first: built-in defaults, cluster-wide defaults,
+//! the namespace, the workload, the pod template. Each key is resolved on its own: the most
+//! specific layer whose value parses wins. A value that does not parse is reported and the
+//! key falls back to the next layer, so a typo never produces a broken object.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+/// Prefix shared by every annotation probegate reads or writes.
+pub const PREFIX: &str = "probegate.io/";
+/// Annotation probegate writes on what it mutated.
+pub const INJECTED_ANNOTATION: &str = "probegate.io/injected";
+
+pub const INJECT: &str = "probegate.io/inject";
+pub const PROBES: &str = "probegate.io/probes";
+pub const PROBE_HANDLER: &str = "probegate.io/probe-handler";
+pub const LIVENESS_PATH: &str = "probegate.io/liveness-path";
+pub const READINESS_PATH: &str = "probegate.io/readiness-path";
+pub const STARTUP_PATH: &str = "probegate.io/startup-path";
+pub const PORT: &str = "probegate.io/port";
+pub const SCHEME: &str = "probegate.io/scheme";
+pub const INITIAL_DELAY_SECONDS: &str = "probegate.io/initial-delay-seconds";
+pub const PERIOD_SECONDS: &str = "probegate.io/period-seconds";
+pub const TIMEOUT_SECONDS: &str = "probegate.io/timeout-seconds";
+pub const FAILURE_THRESHOLD: &str = "probegate.io/failure-threshold";
+pub const READINESS_GATES: &str = "probegate.io/readiness-gates";
+pub const METRICS_COUPLING: &str = "probegate.io/metrics-coupling";
+pub const METRICS_PORTS: &str = "probegate.io/metrics-ports";
+
+/// Every key probegate understands; anything else under the prefix is reported as unknown.
+pub const KNOWN_KEYS: &[&str] = &[
+    INJECT,
+    PROBES,
+    PROBE_HANDLER,
+    LIVENESS_PATH,
+    READINESS_PATH,
+    STARTUP_PATH,
+    PORT,
+    SCHEME,
+    INITIAL_DELAY_SECONDS,
+    PERIOD_SECONDS,
+    TIMEOUT_SECONDS,
+    FAILURE_THRESHOLD,
+    READINESS_GATES,
+    METRICS_COUPLING,
+    METRICS_PORTS,
+];
+
+/// Built-in timing defaults, documented in the README.
+pub const DEFAULT_INITIAL_DELAY_SECONDS: i32 = 5;
+pub const DEFAULT_PERIOD_SECONDS: i32 = 10;
+pub const DEFAULT_TIMEOUT_SECONDS: i32 = 3;
+pub const DEFAULT_FAILURE_THRESHOLD: i32 = 3;
+
+/// The three probe kinds of a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ProbeKind {
+    Liveness,
+    Readiness,
+    Startup,
+}
+
+impl ProbeKind {
+    pub const ALL: [ProbeKind; 3] = [
+        ProbeKind::Liveness,
+        ProbeKind::Readiness,
+        ProbeKind::Startup,
+    ];
+
+    /// The word used in annotations and in the `probegate.io/injected` record.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProbeKind::Liveness => "liveness",
+            ProbeKind::Readiness => "readiness",
+            ProbeKind::Startup => "startup",
+        }
+    }
+
+    /// The container field, as users see it in manifests and warnings.
+    pub fn field(self) -> &'static str {
+        match self {
+            ProbeKind::Liveness => "livenessProbe",
+            ProbeKind::Readiness => "readinessProbe",
+            ProbeKind::Startup => "startupProbe",
+        }
+    }
+
+    fn path_key(self) -> &'static str {
+        match self {
+            ProbeKind::Liveness => LIVENESS_PATH,
+            ProbeKind::Readiness => READINESS_PATH,
+            ProbeKind::Startup => STARTUP_PATH,
+        }
+    }
+}
+
+impl fmt::Display for ProbeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handler {
+    Tcp,
+    Http,
+    Grpc,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
+impl Scheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "HTTP",
+            Scheme::Https => "HTTPS",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CouplingMode {
+    Warn,
+    Deny,
+    Off,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timings {
+    pub initial_delay_seconds: i32,
+    pub period_seconds: i32,
+    pub timeout_seconds: i32,
+    pub failure_threshold: i32,
+}
+
+/// The effective settings for one object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub inject: bool,
+    /// Requested probe kinds, in `ProbeKind::ALL` order, without repeats.
+    pub probes: Vec<ProbeKind>,
+    pub handler: Handler,
+    pub liveness_path: Option<String>,
+    pub readiness_path: Option<String>,
+    pub startup_path: Option<String>,
+    pub port: Option<IntOrString>,
+    pub scheme: Scheme,
+    pub timings: Timings,
+    /// Condition types as written; each is validated by the readiness-gates rule.
+    pub readiness_gates: Vec<String>,
+    pub metrics_coupling: CouplingMode,
+    pub metrics_ports: Vec<IntOrString>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            inject: true,
+            probes: vec![ProbeKind::Liveness, ProbeKind::Readiness],
+            handler: Handler::Tcp,
+            liveness_path: None,
+            readiness_path: None,
+            startup_path: None,
+            port: None,
+            scheme: Scheme::Http,
+            timings: Timings {
+                initial_delay_seconds: DEFAULT_INITIAL_DELAY_SECONDS,
+                period_seconds: DEFAULT_PERIOD_SECONDS,
+                timeout_seconds: DEFAULT_TIMEOUT_SECONDS,
+                failure_threshold: DEFAULT_FAILURE_THRESHOLD,
+            },
+            readiness_gates: Vec::new(),
+            metrics_coupling: CouplingMode::Warn,
+            metrics_ports: Vec::new(),
+        }
+    }
+}
+
+impl Settings {
+    pub fn path(&self, kind: ProbeKind) -> Option<&str> {
+        match kind {
+            ProbeKind::Liveness => self.liveness_path.as_deref(),
+            ProbeKind::Readiness => self.readiness_path.as_deref(),
+            ProbeKind::Startup => self.startup_path.as_deref(),
+        }
+    }
+
+    /// Resolves settings from annotation layers, least specific first.
+    ///
+    /// Returns the settings and one warning per value that did not parse or key that is unknown.
+    pub fn resolve(layers: &[&BTreeMap<String, String>]) -> (Settings, Vec<String>) {
+        let mut warnings = Vec::new();
+        let mut resolver = Resolver {
+            layers,
+            warnings: &mut warnings,
+        };
+        let defaults = Settings::default();
+        let settings = Settings {
+            inject: resolver
+                .key(INJECT, parse_inject)
+                .unwrap_or(defaults.inject),
+            probes: resolver
+                .key(PROBES, parse_probes)
+                .unwrap_or(defaults.probes),
+            handler: resolver
+                .key(PROBE_HANDLER, parse_handler)
+                .unwrap_or(defaults.handler),
+            liveness_path: resolver.key(LIVENESS_PATH, parse_path),
+            readiness_path: resolver.key(READINESS_PATH, parse_path),
+            startup_path: resolver.key(STARTUP_PATH, parse_path),
+            port: resolver.key(PORT, parse_port),
+            scheme: resolver
+                .key(SCHEME, parse_scheme)
+                .unwrap_or(defaults.scheme),
+            timings: Timings {
+                initial_delay_seconds: resolver
+                    .key(INITIAL_DELAY_SECONDS, |v| parse_seconds(v, 0))
+                    .unwrap_or(defaults.timings.initial_delay_seconds),
+                period_seconds: resolver
+                    .key(PERIOD_SECONDS, |v| parse_seconds(v, 1))
+                    .unwrap_or(defaults.timings.period_seconds),
+                timeout_seconds: resolver
+                    .key(TIMEOUT_SECONDS, |v| parse_seconds(v, 1))
+                    .unwrap_or(defaults.timings.timeout_seconds),
+                failure_threshold: resolver
+                    .key(FAILURE_THRESHOLD, |v| parse_seconds(v, 1))
+                    .unwrap_or(defaults.timings.failure_threshold),
+            },
+            readiness_gates: resolver
+                .key(READINESS_GATES, parse_list)
+                .unwrap_or(defaults.readiness_gates),
+            metrics_coupling: resolver
+                .key(METRICS_COUPLING, parse_coupling)
+                .unwrap_or(defaults.metrics_coupling),
+            metrics_ports: resolver
+                .key(METRICS_PORTS, parse_port_list)
+                .unwrap_or(defaults.metrics_ports),
+        };
+        resolver.unknown_keys();
+        if settings.inject && settings.handler == Handler::Http {
+            for kind in &settings.probes {
+                if settings.path(*kind).is_none() {
+                    warnings.push(format!(
+                        "{PROBE_HANDLER}=http needs {} to know what to request; \
+                         {} probes fall back to tcpSocket",
+                        kind.path_key(),
+                        kind
+                    ));
+                }
+            }
+        }
+        (settings, warnings)
+    }
+}
+
+struct Resolver<'a, 'w> {
+    layers: &'a [&'a BTreeMap<String, String>],
+    warnings: &'w mut Vec<String>,
+}
+
+impl Resolver<'_, '_> {
+    /// The value of `key` from the most specific layer where it parses.
+    fn key<T>(&mut self, key: &str, parse: impl Fn(&str) -> Result<T, String>) -> Option<T> {
+        for layer in self.layers.iter().rev() {
+            let Some(raw) = layer.get(key) else { continue };
+            match parse(raw.trim()) {
+                Ok(value) => return Some(value),
+                Err(why) => self.warnings.push(format!(
+                    "ignoring annotation {key}={raw:?}: {why}; using the value from the next level"
+                )),
+            }
+        }
+        None
+    }
+
+    fn unknown_keys(&mut self) {
+        for layer in self.layers {
+            for key in layer.keys() {
+                if key.starts_with(PREFIX)
+                    && key != INJECTED_ANNOTATION
+                    && !KNOWN_KEYS.contains(&key.as_str())
+                {
+                    self.warnings
+                        .push(format!("ignoring unknown annotation {key}"));
+                }
+            }
+        }
+    }
+}
+
+fn parse_inject(value: &str) -> Result<bool, String> {
+    match value {
+        "enabled" => Ok(true),
+        "disabled" => Ok(false),
+        _ => Err("expected enabled or disabled".into()),
+    }
+}
+
+fn parse_probes(value: &str) -> Result<Vec<ProbeKind>, String> {
+    let mut kinds = Vec::new();
+    if value == "none" {
+        return Ok(kinds);
+    }
+    for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let kind = ProbeKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == item)
+            .ok_or_else(|| format!("{item:?} is not one of liveness, readiness, startup"))?;
+        kinds.push(kind);
+    }
+    kinds.sort();
+    kinds.dedup();
+    Ok(kinds)
+}
+
+fn parse_handler(value: &str) -> Result<Handler, String> {
+    match value {
+        "tcp" => Ok(Handler::Tcp),
+        "http" => Ok(Handler::Http),
+        "grpc" => Ok(Handler::Grpc),
+        _ => Err("expected tcp, http or grpc".into()),
+    }
+}
+
+fn parse_scheme(value: &str) -> Result<Scheme, String> {
+    match value {
+        "HTTP" => Ok(Scheme::Http),
+        "HTTPS" => Ok(Scheme::Https),
+        _ => Err("expected HTTP or HTTPS".into()),
+    }
+}
+
+fn parse_coupling(value: &str) -> Result<CouplingMode, String> {
+    match value {
+        "warn" => Ok(CouplingMode::Warn),
+        "deny" => Ok(CouplingMode::Deny),
+        "off" => Ok(CouplingMode::Off),
+        _ => Err("expected warn, deny or off".into()),
+    }
+}
+
+fn parse_path(value: &str) -> Result<String, String> {
+    if !value.starts_with('/') {
+        return Err("an HTTP path must start with /".into());
+    }
+    if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("an HTTP path cannot contain spaces or control characters".into());
+    }
+    Ok(value.to_owned())
+}
+
+fn parse_seconds(value: &str, min: i32) -> Result<i32, String> {
+    match value.parse::<i32>() {
+        Ok(n) if n >= min => Ok(n),
+        Ok(_) => Err(format!("must be at least {min}")),
+        Err(_) => Err("expected a whole number".into()),
+    }
+}
+
+fn parse_list(value: &str) -> Result<Vec<String>, String> {
+    Ok(value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect())
+}
+
+/// A port number (1-65535) or an IANA service name as Kubernetes accepts in container ports.
+pub fn parse_port(value: &str) -> Result<IntOrString, String> {
+    if let Ok(n) = value.parse::<i64>() {
+        return if (1..=65535).contains(&n) {
+            Ok(IntOrString::Int(n as i32))
+        } else {
+            Err("a port number must be between 1 and 65535".into())
+        };
+    }
+    if is_port_name(value) {
+        Ok(IntOrString::String(value.to_owned()))
+    } else {
+        Err("expected a port number or a container port name".into())
+    }
+}
+
+fn parse_port_list(value: &str) -> Result<Vec<IntOrString>, String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|item| parse_port(item).map_err(|why| format!("{item:?}: {why}")))
+        .collect()
+}
+
+/// IANA_SVC_NAME: 1-15 lowercase letters, digits and dashes, at least one letter,
+/// no dash at either end and no two dashes in a row.
+pub fn is_port_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 15
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && name.bytes().any(|b| b.is_ascii_lowercase())
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+        && !name.contains("--")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_without_annotations() {
+        let (settings, warnings) = Settings::resolve(&[]);
+        assert_eq!(settings, Settings::default());
+        assert!(warnings.is_empty());
+        assert_eq!(settings.probes, [ProbeKind::Liveness, ProbeKind::Readiness]);
+        assert_eq!(settings.handler, Handler::Tcp);
+        assert_eq!(settings.metrics_coupling, CouplingMode::Warn);
+    }
+
+    #[test]
+    fn most_specific_layer_wins() {
+        let namespace = layer(&[(PROBES, "liveness"), (PERIOD_SECONDS, "20")]);
+        let workload = layer(&[(PROBES, "readiness,startup")]);
+        let (settings, warnings) = Settings::resolve(&[&namespace, &workload]);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(settings.probes, [ProbeKind::Readiness, ProbeKind::Startup]);
+        assert_eq!(settings.timings.period_seconds, 20);
+    }
+
+    #[test]
+    fn bad_values_fall_back_to_the_next_level_with_a_warning() {
+        // (key, bad value, good value below it, what the warning must say)
+        let cases: &[(&str, &str, &str, &str)] = &[
+            (INJECT, "maybe", "disabled", "expected enabled or disabled"),
+            (PROBES, "liveness,sometimes", "startup", "\"sometimes\""),
+            (PROBE_HANDLER, "exec", "grpc", "expected tcp, http or grpc"),
+            (LIVENESS_PATH, "healthz", "/livez", "must start with /"),
+            (READINESS_PATH, "/ready now", "/ready", "spaces"),
+            (PORT, "70000", "8080", "between 1 and 65535"),
+            (
+                PORT,
+                "Not_A_Name",
+                "http",
+                "port number or a container port name",
+            ),
+            (SCHEME, "https", "HTTPS", "expected HTTP or HTTPS"),
+            (INITIAL_DELAY_SECONDS, "-5", "0", "at least 0"),
+            (PERIOD_SECONDS, "0", "15", "at least 1"),
+            (TIMEOUT_SECONDS, "1.5", "2", "whole number"),
+            (FAILURE_THRESHOLD, "three", "4", "whole number"),
+            (
+                METRICS_COUPLING,
+                "loud",
+                "deny",
+                "expected warn, deny or off",
+            ),
+            (METRICS_PORTS, "9090,-1", "9091", "\"-1\""),
+        ];
+        for (key, bad, good, why) in cases {
+            let base = layer(&[(key, good)]);
+            let top = layer(&[(key, bad)]);
+            let (with_bad, warnings) = Settings::resolve(&[&base, &top]);
+            let (only_good, _) = Settings::resolve(&[&base]);
+            assert_eq!(with_bad, only_good, "{key}={bad} must fall back to {good}");
+            assert_eq!(warnings.len(), 1, "{key}: {warnings:?}");
+            assert!(warnings[0].contains(key), "{}", warnings[0]);
+            assert!(warnings[0].contains(bad), "{}", warnings[0]);
+            assert!(warnings[0].contains(why), "{}", warnings[0]);
+        }
+    }
+
+    #[test]
+    fn bad_value_without_a_level_below_uses_the_default() {
+        let top = layer(&[(FAILURE_THRESHOLD, "-1")]);
+        let (settings, warnings) = Settings::resolve(&[&top]);
+        assert_eq!(
+            settings.timings.failure_threshold,
+            DEFAULT_FAILURE_THRESHOLD
+        );
+        assert_eq!(warnings.len(), 1);
+    }
+
+    #[test]
+    fn parses_every_key() {
+        let all = layer(&[
+            (INJECT, "disabled"),
+            (PROBES, "startup, liveness,liveness"),
+            (PROBE_HANDLER, "grpc"),
+            (LIVENESS_PATH, "/live"),
+            (READINESS_PATH, "/ready"),
+            (STARTUP_PATH, "/started"),
+            (PORT, "health"),
+            (SCHEME, "HTTPS"),
+            (INITIAL_DELAY_SECONDS, "0"),
+            (PERIOD_SECONDS, "7"),
+            (TIMEOUT_SECONDS, "2"),
+            (FAILURE_THRESHOLD, "5"),
+            (READINESS_GATES, " a.example.com/x , b ,"),
+            (METRICS_COUPLING, "off"),
+            (METRICS_PORTS, "9090, metrics"),
+        ]);
+        let (s, warnings) = Settings::resolve(&[&all]);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert!(!s.inject);
+        assert_eq!(s.probes, [ProbeKind::Liveness, ProbeKind::Startup]);
+        assert_eq!(s.handler, Handler::Grpc);
+        assert_eq!(s.path(ProbeKind::Liveness), Some("/live"));
+        assert_eq!(s.path(ProbeKind::Readiness), Some("/ready"));
+        assert_eq!(s.path(ProbeKind::Startup), Some("/started"));
+        assert_eq!(s.port, Some(IntOrString::String("health".into())));
+        assert_eq!(s.scheme, Scheme::Https);
+        assert_eq!(
+            s.timings,
+            Timings {
+                initial_delay_seconds: 0,
+                period_seconds: 7,
+                timeout_seconds: 2,
+                failure_threshold: 5
+            }
+        );
+        assert_eq!(s.readiness_gates, ["a.example.com/x", "b"]);
+        assert_eq!(s.metrics_coupling, CouplingMode::Off);
+        assert_eq!(
+            s.metrics_ports,
+            [
+                IntOrString::Int(9090),
+                IntOrString::String("metrics".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn empty_probe_list_and_none_request_no_probes() {
+        for value in ["", "none"] {
+            let l = layer(&[(PROBES, value)]);
+            let (s, warnings) = Settings::resolve(&[&l]);
+            assert!(s.probes.is_empty(), "{value:?}");
+            assert!(warnings.is_empty());
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_reported_and_foreign_keys_ignored() {
+        let l = layer(&[
+            ("probegate.io/livenes-path", "/x"),
+            (INJECTED_ANNOTATION, "app=liveness"),
+            ("example.com/probes", "whatever"),
+        ]);
+        let (_, warnings) = Settings::resolve(&[&l]);
+        assert_eq!(
+            warnings,
+            ["ignoring unknown annotation probegate.io/livenes-path"]
+        );
+    }
+
+    #[test]
+    fn http_handler_without_path_warns_once_per_kind() {
+        let l = layer(&[(PROBE_HANDLER, "http"), (READINESS_PATH, "/ready")]);
+        let (_, warnings) = Settings::resolve(&[&l]);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains(LIVENESS_PATH));
+    }
+
+    #[test]
+    fn port_names_follow_kubernetes_rules() {
+        for good in [
+            "http",
+            "metrics",
+            "h2c",
+            "a-b",
+            "web8080",
+            "abcdefghijklmno",
+        ] {
+            assert!(is_port_name(good), "{good}");
+        }
+        for bad in [
+            "",
+            "HTTP",
+            "-http",
+            "http-",
+            "a--b",
+            "8080x_",
+            "abcdefghijklmnop",
+            "1234",
+            "a.b",
+        ] {
+            assert!(!is_port_name(bad), "{bad}");
+        }
+    }
+}
