@@ -2,5 +2,7 @@
 //! gates pods lack, and warns when a probe depends on a metrics switch.
 
 pub mod engine;
+pub mod manifest;
+pub mod offline;
 pub mod policy;
 pub mod workload;

@@ -202,8 +202,8 @@ pub fn check<'a>(
             let evidence = facts.ports.get(&port)?;
             Some(format!(
                 "container {:?}: {} targets port {port}, which serves metrics ({evidence}), \
-                 but metrics are off ({off}), so the probe will fail; serve health on a port \
-                 of its own or enable metrics",
+                 but metrics are off ({off}), so the probe will fail. Serve health on a port \
+                 of its own or enable metrics.",
                 container.name,
                 kind.field(),
             ))
@@ -478,7 +478,7 @@ mod tests {
             [
                 "container \"ctl\": livenessProbe targets port 10660, which serves metrics \
               (container port \"metrics\"), but metrics are off (--enable-metrics=false), so the \
-              probe will fail; serve health on a port of its own or enable metrics"
+              probe will fail. Serve health on a port of its own or enable metrics."
             ]
         );
     }

@@ -81,6 +81,16 @@ pub fn mutate(workload: &Workload, context: &Context<'_>) -> Mutation {
     let Some(parts) = workload.pod_parts() else {
         return mutation;
     };
+    // The label the webhook's objectSelector excludes: honoured here too, so a selector left
+    // out of the configuration, or an offline run, behaves the same.
+    if [Some(workload.metadata()), parts.pod_meta]
+        .into_iter()
+        .flatten()
+        .filter_map(|meta| meta.labels.as_ref())
+        .any(|labels| labels.get(policy::INJECT).is_some_and(|v| v == "disabled"))
+    {
+        return mutation;
+    }
     let mut layers: Vec<&BTreeMap<String, String>> = context.layers.to_vec();
     layers.extend(parts.workload_meta.and_then(|m| m.annotations.as_ref()));
     layers.extend(parts.pod_meta.and_then(|m| m.annotations.as_ref()));
@@ -156,7 +166,7 @@ pub fn mutate(workload: &Workload, context: &Context<'_>) -> Mutation {
 
     match settings.metrics_coupling {
         CouplingMode::Deny if !coupling.is_empty() => {
-            mutation.denial = Some(coupling.join("; "));
+            mutation.denial = Some(coupling.join(" "));
             return mutation;
         }
         _ => {

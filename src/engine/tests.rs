@@ -285,6 +285,17 @@ fn opt_out_and_its_reach() {
             messages(&mutation)
         );
     }
+    // The objectSelector's opt-out label, on the workload or its template.
+    for labelled in [
+        pod(json!({"name": "p", "labels": {"probegate.io/inject": "disabled"}})),
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+            "spec": {"selector": {}, "template": {"metadata": {"labels": {"probegate.io/inject": "disabled"}},
+                "spec": {"containers": [{"name": "web", "ports": [{"containerPort": 80}]}]}}}}),
+    ] {
+        let (mutation, patched) = run(&labelled, &[]);
+        assert!(mutation.is_empty(), "{labelled}");
+        assert_eq!(patched, labelled);
+    }
     // The workload's own annotation beats the namespace's.
     let enabled_here = deployment(json!({"probegate.io/inject": "enabled"}), json!({}));
     let namespace = ns(&[("probegate.io/inject", "disabled")]);

@@ -1,0 +1,265 @@
+//! `probegate mutate`: the webhook's answer for every object of a set of manifests.
+//!
+//! Namespace documents in the input stand for the cluster's namespaces and Service
+//! documents for its Services, so the output is what the webhook would do with them.
+
+use std::collections::{BTreeMap, HashMap};
+
+use k8s_openapi::api::core::v1::Service;
+use serde_json::{Value, json};
+
+use crate::engine::{self, Context};
+use crate::manifest::{Document, ManifestError, Origin};
+use crate::workload::{DecodeError, Workload};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// The manifests, mutated, as multi-document YAML.
+    #[default]
+    Yaml,
+    /// The manifests, mutated, as JSON (a `List` when there are several).
+    Json,
+    /// One JSON Patch per mutated object, one per line.
+    Patch,
+}
+
+#[derive(Debug, Default)]
+pub struct Options {
+    pub format: OutputFormat,
+    /// Exit 1 when anything would be injected, warned or refused.
+    pub check: bool,
+    /// Applied to every namespace, under the namespace's own annotations.
+    pub namespace_annotations: BTreeMap<String, String>,
+}
+
+/// What the command prints; nothing is printed until the whole input went through.
+#[derive(Debug, Default, PartialEq)]
+pub struct Report {
+    pub stdout: String,
+    /// `Warning: ...` and `Denied: ...` lines.
+    pub stderr: Vec<String>,
+    pub exit_code: u8,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OfflineError {
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error("{at}: {source}")]
+    Decode {
+        at: String,
+        #[source]
+        source: DecodeError,
+    },
+    #[error("{at}: expected an object with apiVersion and kind")]
+    NotAnObject { at: String },
+    #[error("{at}: internal error, the patch does not apply: {source}")]
+    Patch {
+        at: String,
+        #[source]
+        source: json_patch::PatchError,
+    },
+    #[error("cannot write the output: {0}")]
+    Output(String),
+}
+
+/// Parses `KEY=VALUE`, as given to `--namespace-annotation`.
+pub fn parse_annotation(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_owned(), value.to_owned()))
+        }
+        _ => Err(format!("expected KEY=VALUE, got {text:?}")),
+    }
+}
+
+/// One object of the input: a document, or an item of a `List` document.
+struct Item<'a> {
+    at: String,
+    value: &'a mut Value,
+}
+
+pub fn run(mut documents: Vec<Document>, options: &Options) -> Result<Report, OfflineError> {
+    let mut items = Vec::new();
+    for document in &mut documents {
+        items.extend(expand(&document.origin, &mut document.value)?);
+    }
+    let cluster = Cluster::from_items(&items)?;
+
+    let mut report = Report::default();
+    let mut patches = Vec::new();
+    let mut changed = false;
+    for item in &mut items {
+        let api_version = item.value["apiVersion"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let kind = item.value["kind"].as_str().unwrap_or_default().to_owned();
+        let (group, version) = Workload::split_api_version(&api_version);
+        let workload =
+            Workload::decode(group, version, &kind, item.value.clone()).map_err(|source| {
+                OfflineError::Decode {
+                    at: item.at.clone(),
+                    source,
+                }
+            })?;
+        let Some(workload) = workload else { continue };
+        let metadata = workload.metadata();
+        let namespace = metadata.namespace.as_deref().unwrap_or("default");
+        let name = metadata
+            .name
+            .clone()
+            .or_else(|| metadata.generate_name.as_ref().map(|g| format!("{g}*")))
+            .unwrap_or_else(|| "<unnamed>".into());
+        let mut layers = vec![&options.namespace_annotations];
+        layers.extend(cluster.annotations.get(namespace));
+        let services = cluster
+            .services
+            .get(namespace)
+            .map_or(&[][..], Vec::as_slice);
+        let mutation = engine::mutate(
+            &workload,
+            &Context {
+                layers: &layers,
+                services,
+            },
+        );
+
+        let subject = format!("{}: {kind} {namespace}/{name}", item.at);
+        for warning in &mutation.warnings {
+            report
+                .stderr
+                .push(format!("Warning: {subject}: {}", warning.message));
+        }
+        if let Some(reason) = &mutation.denial {
+            report.stderr.push(format!("Denied: {subject}: {reason}"));
+            report.exit_code = 1;
+        }
+        changed |= !mutation.is_empty();
+        if !mutation.patch.0.is_empty() {
+            json_patch::patch(item.value, &mutation.patch).map_err(|source| {
+                OfflineError::Patch {
+                    at: item.at.clone(),
+                    source,
+                }
+            })?;
+            patches.push(mutation.patch);
+        }
+    }
+
+    let output = |e: &dyn std::fmt::Display| OfflineError::Output(e.to_string());
+    let values: Vec<&Value> = documents.iter().map(|d| &d.value).collect();
+    report.stdout = match options.format {
+        OutputFormat::Yaml => {
+            let mut out = String::new();
+            for (index, value) in values.iter().enumerate() {
+                if index > 0 {
+                    out.push_str("---\n");
+                }
+                out.push_str(&serde_yaml_ng::to_string(value).map_err(|e| output(&e))?);
+            }
+            out
+        }
+        OutputFormat::Json => {
+            let value = match values.as_slice() {
+                [single] => (*single).clone(),
+                _ => json!({"apiVersion": "v1", "kind": "List", "items": values}),
+            };
+            let mut out = serde_json::to_string_pretty(&value).map_err(|e| output(&e))?;
+            out.push('\n');
+            out
+        }
+        OutputFormat::Patch => {
+            let mut out = String::new();
+            for patch in &patches {
+                out.push_str(&serde_json::to_string(patch).map_err(|e| output(&e))?);
+                out.push('\n');
+            }
+            out
+        }
+    };
+    if options.check && changed {
+        report.exit_code = 1;
+    }
+    Ok(report)
+}
+
+/// The objects of one document: itself, or the items of a `List`.
+fn expand<'a>(origin: &Origin, value: &'a mut Value) -> Result<Vec<Item<'a>>, OfflineError> {
+    let is_list = value["kind"] == "List" && value["items"].is_array();
+    if !is_list {
+        return Ok(vec![Item {
+            at: origin.to_string(),
+            value,
+        }]);
+    }
+    let mut items = Vec::new();
+    for (index, item) in value["items"]
+        .as_array_mut()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let at = format!("{origin}, item {}", index + 1);
+        if !(item["apiVersion"].is_string() && item["kind"].is_string()) {
+            return Err(OfflineError::NotAnObject { at });
+        }
+        items.push(Item { at, value: item });
+    }
+    Ok(items)
+}
+
+/// Namespaces and Services found in the input.
+#[derive(Default)]
+struct Cluster {
+    annotations: HashMap<String, BTreeMap<String, String>>,
+    services: HashMap<String, Vec<Service>>,
+}
+
+impl Cluster {
+    fn from_items(items: &[Item<'_>]) -> Result<Cluster, OfflineError> {
+        let mut cluster = Cluster::default();
+        for item in items {
+            if item.value["apiVersion"] != "v1" {
+                continue;
+            }
+            let namespace_name = |value: &Value| {
+                value["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or("default")
+                    .to_owned()
+            };
+            match item.value["kind"].as_str() {
+                Some("Namespace") => {
+                    let namespace: k8s_openapi::api::core::v1::Namespace =
+                        typed(item, "Namespace")?;
+                    if let Some(name) = namespace.metadata.name {
+                        cluster
+                            .annotations
+                            .insert(name, namespace.metadata.annotations.unwrap_or_default());
+                    }
+                }
+                Some("Service") => {
+                    let service: Service = typed(item, "Service")?;
+                    cluster
+                        .services
+                        .entry(namespace_name(item.value))
+                        .or_default()
+                        .push(service);
+                }
+                _ => {}
+            }
+        }
+        Ok(cluster)
+    }
+}
+
+fn typed<T: serde::de::DeserializeOwned>(
+    item: &Item<'_>,
+    kind: &'static str,
+) -> Result<T, OfflineError> {
+    serde_json::from_value(item.value.clone()).map_err(|source| OfflineError::Decode {
+        at: item.at.clone(),
+        source: DecodeError { kind, source },
+    })
+}
