@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# Install the pinned helm and kube-linter binaries used to check manifests/
+# and charts/probegate/.
+#
+# Usage: .ci/install-tools.sh [helm] [kube-linter]
+#   With no arguments every tool is installed. The binaries go to
+#   ${PROBEGATE_CACHE:-$HOME/.cache/probegate}/bin (outside the repo); that
+#   directory is printed on the last line of stdout, so callers can do
+#     PATH="$(.ci/install-tools.sh | tail -n1):$PATH"
+#
+# A tool whose installed binary was built from the pinned module version with
+# the same -ldflags is skipped, so the script is cheap to re-run. Builds run
+# under `nice -n 19`.
+#
+# `go install` alone would leave helm's default Kubernetes version at v1.20
+# (its release Makefile sets it through -ldflags), which makes `helm template`
+# reject charts with a newer kubeVersion; the -ldflags below set it the same
+# way the release build does, from the client-go version in helm's go.mod.
+# Exit status is non-zero if go is missing or any requested tool could not be
+# installed (e.g. the Go module proxy is unreachable or refuses the module).
+set -euo pipefail
+
+HELM_MODULE="helm.sh/helm/v3"
+HELM_PKG="helm.sh/helm/v3/cmd/helm"
+HELM_VERSION="v3.22.0"
+
+KUBE_LINTER_MODULE="golang.stackrox.io/kube-linter"
+KUBE_LINTER_PKG="golang.stackrox.io/kube-linter/cmd/kube-linter"
+KUBE_LINTER_VERSION="v0.8.3"
+
+CACHE_DIR="${PROBEGATE_CACHE:-${HOME:-/tmp}/.cache/probegate}"
+BIN_DIR="${CACHE_DIR}/bin"
+PROXY_TIMEOUT="${PROBEGATE_PROXY_TIMEOUT:-60}"
+
+die() { echo "install-tools: ERROR: $*" >&2; exit 1; }
+log() { echo "install-tools: $*" >&2; }
+
+GO="$(command -v go || true)"
+if [[ -z "$GO" && -x /usr/local/go/bin/go ]]; then
+  GO=/usr/local/go/bin/go
+fi
+[[ -n "$GO" ]] || die "go not found on PATH (nor /usr/local/go/bin/go); install Go >= 1.26 first"
+
+mkdir -p "$BIN_DIR"
+# Keep go's build cache and module cache under the tool cache too, so the
+# repository and the user's GOPATH stay untouched.
+export GOBIN="$BIN_DIR"
+export GOMODCACHE="${GOMODCACHE:-${CACHE_DIR}/gomod}"
+export GOCACHE="${GOCACHE:-${CACHE_DIR}/gobuild}"
+export GOFLAGS="${GOFLAGS:--buildvcs=false}"
+export CGO_ENABLED=0
+# Build outside any module so the repo's files (if any go.mod appears) are ignored.
+cd "$CACHE_DIR"
+
+# build_info BINARY MODULE -> "<module version> <-ldflags>" BINARY was built
+# with. The module version comes from the binary itself; -ldflags (which
+# -trimpath leaves out of the build info) from the stamp written next to it.
+build_info() {
+  local bin="$1" module="$2" version
+  [[ -x "$bin" && -f "${bin}.stamp" ]] || return 0
+  version="$("$GO" version -m "$bin" 2>/dev/null | awk -v m="$module" '$1 == "mod" && $2 == m { print $3 }')"
+  [[ "$version" == "$(head -n1 "${bin}.stamp")" ]] || return 0
+  paste -sd' ' "${bin}.stamp"
+}
+
+# check_proxy MODULE VERSION: fail loudly unless the module proxy serves it.
+check_proxy() {
+  local module="$1" version="$2" out
+  log "checking that the module proxy serves ${module}@${version}"
+  if ! out="$(timeout "$PROXY_TIMEOUT" "$GO" list -m -json "${module}@${version}" 2>&1)"; then
+    log "cannot resolve ${module}@${version} through GOPROXY=$("$GO" env GOPROXY)"
+    printf '%s\n' "$out" | sed 's/^/install-tools:   /' >&2
+    return 1
+  fi
+}
+
+# install_tool NAME MODULE PACKAGE VERSION LDFLAGS
+install_tool() {
+  local name="$1" module="$2" pkg="$3" version="$4" ldflags="$5"
+  local bin="${BIN_DIR}/${name}" want have
+  want="${version} ${ldflags}"
+  have="$(build_info "$bin" "$module")"
+  if [[ "$have" == "$want" ]]; then
+    log "${name} ${version} already installed at ${bin}"
+    return 0
+  fi
+  log "installing ${name} ${version} (go install ${pkg}@${version}; this can take several minutes)"
+  rm -f "${bin}.stamp"
+  if ! nice -n 19 "$GO" install -trimpath -ldflags="$ldflags" "${pkg}@${version}"; then
+    log "go install ${pkg}@${version} failed"
+    return 1
+  fi
+  printf '%s\n%s\n' "$version" "$ldflags" > "${bin}.stamp"
+  have="$(build_info "$bin" "$module")"
+  [[ "$have" == "$want" ]] || { log "${bin} was built as '${have}', expected '${want}'"; return 1; }
+  log "installed ${name} ${version} at ${bin}"
+}
+
+install_helm() {
+  check_proxy "$HELM_MODULE" "$HELM_VERSION" || return 1
+  # helm's release build sets its default Kubernetes version to client-go's
+  # minor version (v0.N.x -> 1.N); do the same.
+  local gomod minor
+  gomod="$(timeout "$PROXY_TIMEOUT" "$GO" mod download -json "${HELM_MODULE}@${HELM_VERSION}" |
+    awk -F'"' '$2 == "GoMod" { print $4 }')" || true
+  [[ -n "$gomod" && -f "$gomod" ]] || { log "cannot download ${HELM_MODULE}@${HELM_VERSION}'s go.mod"; return 1; }
+  minor="$(awk '$1 == "k8s.io/client-go" { split($2, v, "."); print v[2] }' "$gomod")"
+  [[ "$minor" =~ ^[0-9]+$ ]] || { log "cannot find k8s.io/client-go in ${gomod}"; return 1; }
+  local ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=${HELM_VERSION}"
+  ldflags+=" -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+  ldflags+=" -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1"
+  ldflags+=" -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=${minor}"
+  ldflags+=" -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1"
+  ldflags+=" -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=${minor}"
+  install_tool helm "$HELM_MODULE" "$HELM_PKG" "$HELM_VERSION" "$ldflags"
+}
+
+install_kube_linter() {
+  local ldflags="-s -w -X golang.stackrox.io/kube-linter/internal/version.version=${KUBE_LINTER_VERSION#v}"
+  local have
+  have="$(build_info "${BIN_DIR}/kube-linter" "$KUBE_LINTER_MODULE")"
+  if [[ "$have" != "${KUBE_LINTER_VERSION} ${ldflags}" ]]; then
+    check_proxy "$KUBE_LINTER_MODULE" "$KUBE_LINTER_VERSION" || return 1
+  fi
+  install_tool kube-linter "$KUBE_LINTER_MODULE" "$KUBE_LINTER_PKG" "$KUBE_LINTER_VERSION" "$ldflags"
+}
+
+tools=("$@")
+[[ ${#tools[@]} -gt 0 ]] || tools=(helm kube-linter)
+
+failed=()
+for t in "${tools[@]}"; do
+  case "$t" in
+    helm)        install_helm || failed+=("$t") ;;
+    kube-linter) install_kube_linter || failed+=("$t") ;;
+    *)           die "unknown tool '$t' (known: helm kube-linter)" ;;
+  esac
+done
+
+if [[ ${#failed[@]} -gt 0 ]]; then
+  die "could not install: ${failed[*]} (is the Go module proxy reachable and does it serve these modules?)"
+fi
+echo "$BIN_DIR"
