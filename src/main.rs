@@ -5,8 +5,20 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+use probegate::admission::Admission;
+use probegate::certs::{self, Names};
+use probegate::health::Health;
+use probegate::metrics::Metrics;
+use probegate::namespace_cache::{ClusterCache, Directory};
 use probegate::offline::{self, OutputFormat};
+use probegate::server::{self, Limits, Listeners, Server};
+use probegate::tls::CertStore;
 
 #[derive(Parser)]
 #[command(
@@ -23,6 +35,78 @@ struct Cli {
 enum Command {
     /// Show what the webhook would do to manifests, offline (a lint gate with --check).
     Mutate(MutateArgs),
+    /// Run the webhook: HTTPS admission endpoint, health and metrics.
+    Serve(ServeArgs),
+    /// Make a CA and a serving certificate for the webhook's Service.
+    Certs(CertsArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Webhook HTTPS address.
+    #[arg(long, default_value = "0.0.0.0:8443")]
+    addr: SocketAddr,
+    /// Health address (plain HTTP): /healthz and /readyz.
+    #[arg(long, default_value = "0.0.0.0:8081")]
+    health_addr: SocketAddr,
+    /// Metrics address (plain HTTP): /metrics.
+    #[arg(long, default_value = "0.0.0.0:9090")]
+    metrics_addr: SocketAddr,
+    /// Do not serve metrics (health is unaffected).
+    #[arg(long)]
+    no_metrics: bool,
+    /// Serving certificate chain (PEM). Without it and --tls-key-file, a self-signed pair
+    /// for localhost is made in a temporary folder.
+    #[arg(long, requires = "tls_key_file")]
+    tls_cert_file: Option<PathBuf>,
+    /// Serving private key (PEM: PKCS#8, PKCS#1 RSA or SEC1 EC).
+    #[arg(long, requires = "tls_cert_file")]
+    tls_key_file: Option<PathBuf>,
+    /// Do not look for a cluster: namespace annotations come from --namespace-config.
+    #[arg(long)]
+    standalone: bool,
+    /// YAML map of namespace name to annotations, for standalone mode.
+    #[arg(long, value_name = "FILE")]
+    namespace_config: Option<PathBuf>,
+    /// KEY=VALUE applied to every namespace, under its own annotations (repeatable).
+    #[arg(long = "namespace-annotation", value_name = "KEY=VALUE", value_parser = offline::parse_annotation)]
+    namespace_annotations: Vec<(String, String)>,
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Log filter, e.g. info or probegate=debug; RUST_LOG overrides it.
+    #[arg(long, default_value = "info")]
+    log_level: String,
+    /// How long requests in flight may take to finish after SIGTERM.
+    #[arg(long, default_value_t = 15)]
+    shutdown_grace_seconds: u64,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(clap::Args)]
+struct CertsArgs {
+    /// The webhook's Service name.
+    #[arg(long, default_value = "probegate")]
+    service: String,
+    /// The Service's namespace.
+    #[arg(long, default_value = "probegate")]
+    namespace: String,
+    /// Another DNS name for the certificate (repeatable).
+    #[arg(long = "dns", value_name = "NAME")]
+    dns: Vec<String>,
+    /// An IP address for the certificate (repeatable).
+    #[arg(long = "ip", value_name = "ADDR")]
+    ips: Vec<IpAddr>,
+    /// Where to write ca.crt, tls.crt and tls.key.
+    #[arg(long, default_value = ".")]
+    out: PathBuf,
+    /// Validity in days.
+    #[arg(long, default_value_t = 365)]
+    days: u32,
 }
 
 #[derive(clap::Args)]
@@ -48,6 +132,121 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Mutate(args) => mutate(args),
+        Command::Serve(args) => report(serve(args)),
+        Command::Certs(args) => report(make_certs(args)),
+    }
+}
+
+fn report(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn make_certs(args: CertsArgs) -> anyhow::Result<()> {
+    let mut names = Names::for_service(&args.service, &args.namespace);
+    names.dns.extend(args.dns);
+    names.ips.extend(args.ips);
+    let bundle = certs::generate(&names, args.days)?;
+    bundle.write(&args.out)?;
+    use base64::Engine as _;
+    println!("{}", base64::engine::general_purpose::STANDARD.encode(&bundle.ca_pem));
+    Ok(())
+}
+
+fn init_logging(format: LogFormat, level: &str) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .context("bad --log-level")?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    init_logging(args.log_format, &args.log_level)?;
+    let certs = match (&args.tls_cert_file, &args.tls_key_file) {
+        (Some(cert), Some(key)) => CertStore::open(cert, key)?,
+        _ => {
+            let names = Names { dns: vec!["localhost".into()], ips: vec![[127, 0, 0, 1].into(), std::net::Ipv6Addr::LOCALHOST.into()] };
+            let bundle = certs::generate(&names, 365)?;
+            let dir = tempfile::Builder::new().prefix("probegate-certs-").tempdir()?.keep();
+            bundle.write(&dir)?;
+            tracing::info!(ca = %dir.join("ca.crt").display(), "no --tls-cert-file: serving a self-signed certificate for localhost; trust this CA");
+            CertStore::open(&dir.join("tls.crt"), &dir.join("tls.key"))?
+        }
+    };
+    let (directory, watchers) = directory(&args).await?;
+    let metrics = Arc::new(Metrics::default());
+    let defaults = args.namespace_annotations.into_iter().collect();
+    let admission = Arc::new(Admission::new(directory.clone(), defaults, metrics.clone()));
+    let bind = |addr: SocketAddr| std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"));
+    let listeners = Listeners {
+        webhook: bind(args.addr)?,
+        health: bind(args.health_addr)?,
+        metrics: if args.no_metrics { None } else { Some(bind(args.metrics_addr)?) },
+    };
+    let server = Server {
+        listeners,
+        certs,
+        admission,
+        metrics,
+        health: Health::new(directory.clone()),
+        cluster: server::cluster_of(&directory),
+        limits: Limits { grace: Duration::from_secs(args.shutdown_grace_seconds), ..Limits::default() },
+    };
+    server.run(terminated()).await?;
+    for watcher in watchers {
+        watcher.abort();
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Cluster mode when a cluster is configured (KUBECONFIG, ~/.kube/config or in-cluster),
+/// standalone when asked or when none is.
+async fn directory(args: &ServeArgs) -> anyhow::Result<(Directory, Vec<tokio::task::JoinHandle<()>>)> {
+    if args.standalone {
+        return Ok((Directory::standalone(args.namespace_config.as_deref())?, Vec::new()));
+    }
+    match kube::Config::infer().await {
+        Ok(config) => {
+            let client = kube::Client::try_from(config).context("cannot build a Kubernetes client")?;
+            let (cache, watchers) = ClusterCache::start(client);
+            tracing::info!("cluster mode: watching namespaces and services");
+            Ok((Directory::Cluster(cache), watchers))
+        }
+        Err(error) if std::env::var_os("KUBECONFIG").is_some() => {
+            Err(anyhow::Error::new(error).context("KUBECONFIG is set but unusable"))
+        }
+        Err(error) => {
+            tracing::info!(%error, "no cluster found: standalone mode");
+            Ok((Directory::standalone(args.namespace_config.as_deref())?, Vec::new()))
+        }
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn terminated() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(signal) => signal,
+        Err(error) => {
+            tracing::error!(%error, "cannot listen for SIGTERM; stopping on Ctrl-C only");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT"),
     }
 }
 

@@ -28,7 +28,7 @@ impl MetricsFacts {
         container: &Container,
         pod_meta: Option<&ObjectMeta>,
         settings: &Settings,
-        services: &[Service],
+        services: &[&Service],
     ) -> MetricsFacts {
         let mut facts = MetricsFacts {
             switched_off: switched_off(container),
@@ -406,7 +406,7 @@ mod tests {
                 IntOrString::Int(5000),
                 IntOrString::String("http".into()),
             ]),
-            &services,
+            &services.iter().collect::<Vec<_>>(),
         );
         let expected: BTreeMap<i32, String> = [
             (10661, "container port \"metrics\""),

@@ -27,7 +27,7 @@ pub struct Context<'a> {
     /// defaults, then the namespace's annotations.
     pub layers: &'a [&'a BTreeMap<String, String>],
     /// Services in the object's namespace: evidence of metrics ports.
-    pub services: &'a [Service],
+    pub services: &'a [&'a Service],
 }
 
 /// Which rule a warning comes from; a bounded label for metrics.

@@ -1,0 +1,153 @@
+//! A CA and an ECDSA P-256 serving certificate for the webhook, as PEM.
+
+use std::net::IpAddr;
+use std::path::Path;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
+};
+use time::{Duration, OffsetDateTime};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CertError {
+    #[error("cannot make the certificate: {0}")]
+    Generate(#[from] rcgen::Error),
+    #[error("{name:?} is neither a DNS name nor an IP address: {reason}")]
+    BadName { name: String, reason: String },
+    #[error("validity must be 1 to 3650 days, got {0}")]
+    BadValidity(u32),
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A freshly made CA and the serving certificate it signed.
+pub struct Bundle {
+    pub ca_pem: String,
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+/// Names the serving certificate covers.
+#[derive(Debug, Default, Clone)]
+pub struct Names {
+    pub dns: Vec<String>,
+    pub ips: Vec<IpAddr>,
+}
+
+impl Names {
+    /// `NAME.NS.svc` and `NAME.NS.svc.cluster.local`: how the API server reaches a Service.
+    pub fn for_service(service: &str, namespace: &str) -> Names {
+        Names {
+            dns: vec![
+                format!("{service}.{namespace}.svc"),
+                format!("{service}.{namespace}.svc.cluster.local"),
+            ],
+            ips: Vec::new(),
+        }
+    }
+}
+
+pub fn generate(names: &Names, days: u32) -> Result<Bundle, CertError> {
+    if !(1..=3650).contains(&days) {
+        return Err(CertError::BadValidity(days));
+    }
+    let now = OffsetDateTime::now_utc();
+    // A little slack for clocks that run behind ours.
+    let not_before = now - Duration::minutes(5);
+    let not_after = now + Duration::days(days.into());
+
+    let ca_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let mut ca = CertificateParams::default();
+    ca.distinguished_name = name("probegate CA");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    ca.not_before = not_before;
+    ca.not_after = not_after;
+    let ca_cert = ca.self_signed(&ca_key)?;
+    let issuer = Issuer::new(ca, ca_key);
+
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let mut serving = CertificateParams::default();
+    serving.distinguished_name = name(names.dns.first().map_or("probegate", String::as_str));
+    serving.subject_alt_names = subject_alt_names(names)?;
+    serving.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    serving.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    serving.not_before = not_before;
+    serving.not_after = not_after;
+    let cert = serving.signed_by(&key, &issuer)?;
+
+    Ok(Bundle {
+        ca_pem: ca_cert.pem(),
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    })
+}
+
+fn name(common_name: &str) -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, common_name);
+    dn
+}
+
+fn subject_alt_names(names: &Names) -> Result<Vec<SanType>, CertError> {
+    let mut sans = Vec::new();
+    for dns in &names.dns {
+        let ia5 = dns.clone().try_into().map_err(|e: rcgen::Error| CertError::BadName {
+            name: dns.clone(),
+            reason: e.to_string(),
+        })?;
+        sans.push(SanType::DnsName(ia5));
+    }
+    sans.extend(names.ips.iter().copied().map(SanType::IpAddress));
+    Ok(sans)
+}
+
+impl Bundle {
+    /// Writes `ca.crt`, `tls.crt` and `tls.key` (mode 0600) into `dir`.
+    pub fn write(&self, dir: &Path) -> Result<(), CertError> {
+        let write_error = |path: &Path| {
+            let path = path.display().to_string();
+            move |source| CertError::Write { path, source }
+        };
+        std::fs::create_dir_all(dir).map_err(write_error(dir))?;
+        for (file, pem, private) in [
+            ("ca.crt", &self.ca_pem, false),
+            ("tls.crt", &self.cert_pem, false),
+            ("tls.key", &self.key_pem, true),
+        ] {
+            let path = dir.join(file);
+            write_file(&path, pem, private).map_err(write_error(&path))?;
+        }
+        Ok(())
+    }
+}
+
+fn write_file(path: &Path, contents: &str, private: bool) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let mode = if private { 0o600 } else { 0o644 };
+        options.mode(mode);
+        let mut file = options.open(path)?;
+        // The mode given at open applies only to new files; an old key file keeps its own.
+        file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        file.write_all(contents.as_bytes())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = private;
+        options.open(path)?.write_all(contents.as_bytes())
+    }
+}

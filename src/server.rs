@@ -1,0 +1,270 @@
+//! The webhook over TLS, health and metrics, each on its own listener, and their shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, Semaphore};
+use tokio_rustls::TlsAcceptor;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::admission::Admission;
+use crate::health::{self, Health};
+use crate::metrics::Metrics;
+use crate::namespace_cache::{ClusterCache, Directory};
+use crate::tls::{CertStore, TlsError};
+
+/// Bounds that keep one bad client or a burst from hurting everyone else.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// The API server caps request bodies at 3 MiB; an UPDATE review carries the object
+    /// twice. Above this, 413.
+    pub max_body_bytes: usize,
+    /// Shorter than the API server's 10 s webhook timeout ceiling.
+    pub request_timeout: Duration,
+    pub header_timeout: Duration,
+    pub handshake_timeout: Duration,
+    pub max_in_flight: usize,
+    pub max_connections: usize,
+    /// How long requests in flight may take to finish at shutdown.
+    pub grace: Duration,
+    /// Backstop poll of the certificate files, for filesystems without events.
+    pub cert_poll: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 8 * 1024 * 1024,
+            request_timeout: Duration::from_secs(8),
+            header_timeout: Duration::from_secs(5),
+            handshake_timeout: Duration::from_secs(5),
+            max_in_flight: 512,
+            max_connections: 1024,
+            grace: Duration::from_secs(15),
+            cert_poll: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Listeners bound by the caller, so tests can bind port 0 and keep the address.
+#[derive(Debug)]
+pub struct Listeners {
+    pub webhook: std::net::TcpListener,
+    pub health: std::net::TcpListener,
+    /// `None` when metrics are off.
+    pub metrics: Option<std::net::TcpListener>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("listener: {0}")]
+    Listener(#[source] std::io::Error),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+}
+
+pub struct Server {
+    pub listeners: Listeners,
+    pub certs: Arc<CertStore>,
+    pub admission: Arc<Admission>,
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
+    pub cluster: Option<Arc<ClusterCache>>,
+    pub limits: Limits,
+}
+
+impl Server {
+    /// Serves until `shutdown` resolves, then drains requests in flight within the grace
+    /// period and returns.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+        let Server { listeners, certs, admission, metrics, health, cluster, limits } = self;
+        let tokio_listener = |listener: std::net::TcpListener| {
+            listener.set_nonblocking(true).map_err(ServerError::Listener)?;
+            TcpListener::from_std(listener).map_err(ServerError::Listener)
+        };
+        let webhook_listener = tokio_listener(listeners.webhook)?;
+        let health_listener = tokio_listener(listeners.health)?;
+        let metrics_listener = listeners.metrics.map(tokio_listener).transpose()?;
+        let acceptor = TlsAcceptor::from(certs.server_config()?);
+
+        let stop_side = Arc::new(Notify::new());
+        let mut side_tasks = Vec::new();
+        side_tasks.push(tokio::spawn(serve_plain(health_listener, health::router(health.clone()), stop_side.clone())));
+        if let Some(listener) = metrics_listener {
+            let router = metrics_router(metrics.clone(), cluster.clone());
+            side_tasks.push(tokio::spawn(serve_plain(listener, router, stop_side.clone())));
+        }
+        let reload = tokio::spawn(certs.clone().watch(metrics.clone(), limits.cert_poll));
+        let cache_readiness = cluster.as_ref().map(|_| {
+            let health = health.clone();
+            tokio::spawn(async move {
+                // Readiness waits on the caches; wake those waiting once they sync.
+                let mut tick = tokio::time::interval(Duration::from_millis(200));
+                loop {
+                    tick.tick().await;
+                    health.notify();
+                }
+            })
+        });
+
+        let router = webhook_router(admission, &limits);
+        health.set_tls_ready();
+        tracing::info!(addr = ?webhook_listener.local_addr().ok(), "webhook serving");
+
+        let graceful = GracefulShutdown::new();
+        let connections = Arc::new(Semaphore::new(limits.max_connections));
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let accepted = tokio::select! {
+                _ = &mut shutdown => break,
+                accepted = accept(&webhook_listener, &connections) => accepted,
+            };
+            let Some((stream, permit)) = accepted else { continue };
+            let acceptor = acceptor.clone();
+            let service = TowerToHyperService::new(router.clone());
+            let watcher = graceful.watcher();
+            let limits = limits.clone();
+            tokio::spawn(async move {
+                let _permit = permit;
+                let tls = match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(stream)).await {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(error)) => return tracing::debug!(%error, "TLS handshake failed"),
+                    Err(_) => return tracing::debug!("TLS handshake timed out"),
+                };
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(limits.header_timeout)
+                    .serve_connection(TokioIo::new(tls), service);
+                if let Err(error) = watcher.watch(connection).await {
+                    tracing::debug!(%error, "connection ended with an error");
+                }
+            });
+        }
+
+        health.set_shutting_down();
+        drop(webhook_listener);
+        tracing::info!(grace = ?limits.grace, "shutting down: draining requests in flight");
+        if tokio::time::timeout(limits.grace, graceful.shutdown()).await.is_err() {
+            tracing::warn!("grace period over; closing connections still open");
+        }
+        reload.abort();
+        if let Some(task) = cache_readiness {
+            task.abort();
+        }
+        stop_side.notify_waiters();
+        for task in side_tasks {
+            let _ = task.await;
+        }
+        Ok(())
+    }
+}
+
+/// Waits for a connection slot, then a connection. `None` on an accept error, which is
+/// logged; the caller goes on accepting.
+async fn accept(
+    listener: &TcpListener,
+    connections: &Arc<Semaphore>,
+) -> Option<(tokio::net::TcpStream, tokio::sync::OwnedSemaphorePermit)> {
+    let permit = connections.clone().acquire_owned().await.ok()?;
+    match listener.accept().await {
+        Ok((stream, _peer)) => {
+            let _ = stream.set_nodelay(true);
+            Some((stream, permit))
+        }
+        Err(error) => {
+            // Out of file descriptors and the like: pause instead of spinning.
+            tracing::warn!(%error, "accept failed");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            None
+        }
+    }
+}
+
+async fn serve_plain(listener: TcpListener, router: Router, stop: Arc<Notify>) {
+    let stopped = async move { stop.notified().await };
+    if let Err(error) = axum::serve(listener, router).with_graceful_shutdown(stopped).await {
+        tracing::error!(%error, "plain HTTP listener failed");
+    }
+}
+
+/// The webhook routes behind the guards every request goes through.
+pub fn webhook_router(admission: Arc<Admission>, limits: &Limits) -> Router {
+    guarded(
+        Router::new().route("/mutate", post(mutate)).with_state(admission),
+        limits,
+    )
+}
+
+/// Body limit (413), request timeout (408), a bound on requests in flight, and a panic in
+/// a handler becoming a 500 for that request instead of a dead process.
+pub fn guarded(router: Router, limits: &Limits) -> Router {
+    router
+        .layer(DefaultBodyLimit::disable())
+        .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
+        .layer(GlobalConcurrencyLimitLayer::new(limits.max_in_flight))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.request_timeout))
+        .layer(CatchPanicLayer::custom(|_panic| {
+            tracing::error!("handler panicked; answered 500");
+            error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        }))
+}
+
+async fn mutate(State(admission): State<Arc<Admission>>, body: Bytes) -> Response {
+    match admission.review(&body).await {
+        Ok(review) => match crate::admission::to_wire(&review) {
+            Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+            Err(error) => error_response(StatusCode::INTERNAL_SERVER_ERROR, &error.to_string()),
+        },
+        Err(error) => error_response(StatusCode::BAD_REQUEST, &error.to_string()),
+    }
+}
+
+fn error_response(status: StatusCode, message: &str) -> Response {
+    let body = serde_json::json!({ "error": message }).to_string();
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn metrics_router(metrics: Arc<Metrics>, cluster: Option<Arc<ClusterCache>>) -> Router {
+    Router::new().route(
+        "/metrics",
+        get(move || {
+            let metrics = metrics.clone();
+            let cluster = cluster.clone();
+            async move {
+                for (cache, age) in cluster.iter().flat_map(|c| c.ages()) {
+                    metrics.cache_age(cache, age.as_secs_f64());
+                }
+                match metrics.encode() {
+                    Ok(text) => (
+                        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+                        text,
+                    )
+                        .into_response(),
+                    Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+                }
+            }
+        }),
+    )
+}
+
+/// Where the directory is a cluster cache, its handle for metrics.
+pub fn cluster_of(directory: &Directory) -> Option<Arc<ClusterCache>> {
+    match directory {
+        Directory::Cluster(cache) => Some(cache.clone()),
+        Directory::Standalone(_) => None,
+    }
+}

@@ -1,0 +1,297 @@
+//! The serving certificate: loading, hot reload, and the rustls configuration.
+//!
+//! The certificate lives behind a resolver that new handshakes consult, so a renewal
+//! (cert-manager rewriting the files, or kubelet swapping a Secret's `..data` link) reaches
+//! new connections without a restart, and connections in flight keep the key they began with.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use rustls::ServerConfig;
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::sync::mpsc;
+
+use crate::metrics::Metrics;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: no PEM certificate found")]
+    NoCertificate { path: String },
+    #[error("{path}: not a PEM certificate chain: {reason}")]
+    BadCertificate { path: String, reason: String },
+    #[error("{path}: no usable PEM private key (PKCS#8, PKCS#1 RSA or SEC1 EC): {reason}")]
+    BadKey { path: String, reason: String },
+    #[error("the private key does not match the certificate: {0}")]
+    Mismatch(rustls::Error),
+    #[error("TLS configuration: {0}")]
+    Config(#[from] rustls::Error),
+    #[error("cannot watch {path}: {source}")]
+    Watch {
+        path: String,
+        #[source]
+        source: notify::Error,
+    },
+}
+
+/// Reads and checks a certificate chain and its key.
+pub fn load_pair(cert_path: &Path, key_path: &Path) -> Result<CertifiedKey, TlsError> {
+    let cert_pem = read(cert_path)?;
+    let key_pem = read(key_path)?;
+    parse_pair(cert_path, &cert_pem, key_path, &key_pem)
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|source| TlsError::Read {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+fn parse_pair(
+    cert_path: &Path,
+    cert_pem: &[u8],
+    key_path: &Path,
+    key_pem: &[u8],
+) -> Result<CertifiedKey, TlsError> {
+    let chain = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TlsError::BadCertificate {
+            path: cert_path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+    if chain.is_empty() {
+        return Err(TlsError::NoCertificate {
+            path: cert_path.display().to_string(),
+        });
+    }
+    let bad_key = |reason: String| TlsError::BadKey {
+        path: key_path.display().to_string(),
+        reason,
+    };
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| bad_key(e.to_string()))?;
+    let signing_key =
+        rustls::crypto::ring::sign::any_supported_type(&key).map_err(|e| bad_key(e.to_string()))?;
+    let certified = CertifiedKey::new(chain, signing_key);
+    certified.keys_match().map_err(TlsError::Mismatch)?;
+    Ok(certified)
+}
+
+/// What a reload attempt did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Reload {
+    /// The files hold what was last read.
+    Unchanged,
+    Reloaded,
+    /// The new files were refused; the previous pair stays in service.
+    Refused(String),
+}
+
+/// The certificate in service, swapped atomically on reload.
+pub struct CertStore {
+    cert_path: PathBuf,
+    key_path: PathBuf,
+    current: ArcSwap<CertifiedKey>,
+    /// Fingerprint of the file contents last tried, so one bad pair is refused once.
+    last_seen: Mutex<u64>,
+}
+
+impl std::fmt::Debug for CertStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertStore")
+            .field("cert_path", &self.cert_path)
+            .field("key_path", &self.key_path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CertStore {
+    /// Loads the pair; a pair that does not load is an error at start-up.
+    pub fn open(cert_path: &Path, key_path: &Path) -> Result<Arc<CertStore>, TlsError> {
+        let cert_pem = read(cert_path)?;
+        let key_pem = read(key_path)?;
+        let certified = parse_pair(cert_path, &cert_pem, key_path, &key_pem)?;
+        Ok(Arc::new(CertStore {
+            cert_path: cert_path.to_owned(),
+            key_path: key_path.to_owned(),
+            current: ArcSwap::from_pointee(certified),
+            last_seen: Mutex::new(fingerprint(&cert_pem, &key_pem)),
+        }))
+    }
+
+    /// Re-reads the files and swaps the pair in when it changed and is valid.
+    pub fn reload(&self) -> Reload {
+        let (cert_pem, key_pem) = match (read(&self.cert_path), read(&self.key_path)) {
+            (Ok(cert), Ok(key)) => (cert, key),
+            // Mid-swap a file can be briefly missing; the next event or poll tries again.
+            (Err(e), _) | (_, Err(e)) => return Reload::Refused(e.to_string()),
+        };
+        let seen = fingerprint(&cert_pem, &key_pem);
+        {
+            let mut last = self.last_seen.lock().unwrap_or_else(|p| p.into_inner());
+            if *last == seen {
+                return Reload::Unchanged;
+            }
+            *last = seen;
+        }
+        match parse_pair(&self.cert_path, &cert_pem, &self.key_path, &key_pem) {
+            Ok(certified) => {
+                self.current.store(Arc::new(certified));
+                Reload::Reloaded
+            }
+            Err(e) => Reload::Refused(e.to_string()),
+        }
+    }
+
+    /// The leaf certificate in service (DER).
+    pub fn leaf(&self) -> CertificateDer<'static> {
+        self.current.load().cert[0].clone()
+    }
+
+    /// A rustls server configuration that serves this store's certificate.
+    pub fn server_config(self: &Arc<Self>) -> Result<Arc<ServerConfig>, TlsError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+            .with_no_client_auth()
+            .with_cert_resolver(self.clone());
+        // The API server talks HTTP/1.1 to webhooks.
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
+    }
+
+    /// Reloads on file events in the files' folders, and polls as a backstop for
+    /// filesystems that send no events. Runs until the task is dropped.
+    pub async fn watch(self: Arc<Self>, metrics: Arc<Metrics>, poll: Duration) -> Result<(), TlsError> {
+        let (events, mut changed) = mpsc::channel::<()>(1);
+        let mut watcher = notify::recommended_watcher(move |_event| {
+            // A full channel already holds a wake-up; dropping this one loses nothing.
+            let _ = events.try_send(());
+        })
+        .map_err(|source| TlsError::Watch {
+            path: self.cert_path.display().to_string(),
+            source,
+        })?;
+        let mut folders: Vec<&Path> = [&self.cert_path, &self.key_path]
+            .iter()
+            .map(|p| p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new(".")))
+            .collect();
+        folders.dedup();
+        for folder in folders {
+            use notify::Watcher;
+            watcher
+                .watch(folder, notify::RecursiveMode::NonRecursive)
+                .map_err(|source| TlsError::Watch {
+                    path: folder.display().to_string(),
+                    source,
+                })?;
+        }
+        let mut ticker = tokio::time::interval(poll);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = changed.recv() => {}
+                _ = ticker.tick() => {}
+            }
+            match self.reload() {
+                Reload::Unchanged => {}
+                Reload::Reloaded => {
+                    metrics.certificate_reload(true);
+                    tracing::info!(cert = %self.cert_path.display(), "serving certificate reloaded");
+                }
+                Reload::Refused(reason) => {
+                    metrics.certificate_reload(false);
+                    tracing::warn!(%reason, "new serving certificate refused; keeping the one in service");
+                }
+            }
+        }
+    }
+}
+
+impl ResolvesServerCert for CertStore {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.load_full())
+    }
+}
+
+fn fingerprint(cert: &[u8], key: &[u8]) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    cert.hash(&mut hasher);
+    key.hash(&mut hasher);
+    hasher.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::certs::{self, Names};
+
+    fn bundle() -> certs::Bundle {
+        let names = Names {
+            dns: vec!["localhost".into()],
+            ips: vec!["127.0.0.1".parse().unwrap()],
+        };
+        certs::generate(&names, 1).unwrap()
+    }
+
+    #[test]
+    fn loads_a_generated_pair_and_refuses_bad_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = bundle();
+        let other = bundle();
+        let cases: Vec<(&str, String, String, &str)> = vec![
+            ("good", good.cert_pem.clone(), good.key_pem.clone(), ""),
+            ("chain", format!("{}{}", good.cert_pem, good.ca_pem), good.key_pem.clone(), ""),
+            ("mismatch", good.cert_pem.clone(), other.key_pem.clone(), "does not match"),
+            ("empty-cert", String::new(), good.key_pem.clone(), "no PEM certificate"),
+            ("garbage-key", good.cert_pem.clone(), "not a key".into(), "no usable PEM private key"),
+            ("cert-as-key", good.cert_pem.clone(), good.cert_pem.clone(), "no usable PEM private key"),
+        ];
+        for (name, cert, key, error) in cases {
+            let cert_path = dir.path().join(format!("{name}.crt"));
+            let key_path = dir.path().join(format!("{name}.key"));
+            std::fs::write(&cert_path, cert).unwrap();
+            std::fs::write(&key_path, key).unwrap();
+            match load_pair(&cert_path, &key_path) {
+                Ok(_) => assert!(error.is_empty(), "{name} should fail"),
+                Err(e) => assert!(!error.is_empty() && e.to_string().contains(error), "{name}: {e}"),
+            }
+        }
+        let missing = load_pair(&dir.path().join("nope.crt"), &dir.path().join("nope.key")).unwrap_err();
+        assert!(missing.to_string().starts_with("cannot read"), "{missing}");
+    }
+
+    #[test]
+    fn reload_swaps_valid_pairs_and_keeps_the_old_one_otherwise() {
+        let dir = tempfile::tempdir().unwrap();
+        let cert_path = dir.path().join("tls.crt");
+        let key_path = dir.path().join("tls.key");
+        let first = bundle();
+        std::fs::write(&cert_path, &first.cert_pem).unwrap();
+        std::fs::write(&key_path, &first.key_pem).unwrap();
+        let store = CertStore::open(&cert_path, &key_path).unwrap();
+        let original = store.leaf();
+        assert_eq!(store.reload(), Reload::Unchanged);
+
+        let second = bundle();
+        std::fs::write(&cert_path, &second.cert_pem).unwrap();
+        assert!(matches!(store.reload(), Reload::Refused(r) if r.contains("does not match")));
+        assert_eq!(store.leaf(), original, "a refused pair leaves the old one in service");
+        assert_eq!(store.reload(), Reload::Unchanged, "the same bad pair is refused once");
+
+        std::fs::write(&key_path, &second.key_pem).unwrap();
+        assert_eq!(store.reload(), Reload::Reloaded);
+        assert_ne!(store.leaf(), original);
+    }
+}
