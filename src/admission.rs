@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use kube::core::DynamicObject;
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 
 use crate::engine::{self, Context, Mutation, Rule};
 use crate::metrics::{Metrics, Outcome};
@@ -26,7 +26,9 @@ pub enum ReviewError {
         "{0} AdmissionReview is not supported: register the webhook with admissionReviewVersions: [\"v1\"] (admission.k8s.io/v1)"
     )]
     UnsupportedVersion(String),
-    #[error("expected an admission.k8s.io/v1 AdmissionReview, got apiVersion {api_version:?}, kind {kind:?}")]
+    #[error(
+        "expected an admission.k8s.io/v1 AdmissionReview, got apiVersion {api_version:?}, kind {kind:?}"
+    )]
     NotAdmissionReview { api_version: String, kind: String },
     #[error("the AdmissionReview has no request")]
     NoRequest,
@@ -64,8 +66,16 @@ pub struct Admission {
 }
 
 impl Admission {
-    pub fn new(directory: Directory, defaults: BTreeMap<String, String>, metrics: Arc<Metrics>) -> Admission {
-        Admission { directory, defaults, metrics }
+    pub fn new(
+        directory: Directory,
+        defaults: BTreeMap<String, String>,
+        metrics: Arc<Metrics>,
+    ) -> Admission {
+        Admission {
+            directory,
+            defaults,
+            metrics,
+        }
     }
 
     pub fn directory(&self) -> &Directory {
@@ -87,7 +97,8 @@ impl Admission {
         let operation = operation_label(&request.operation);
         let (response, outcome) = self.respond(&request, decision);
         let elapsed = started.elapsed();
-        self.metrics.review(kind, operation, outcome, elapsed.as_secs_f64());
+        self.metrics
+            .review(kind, operation, outcome, elapsed.as_secs_f64());
         tracing::debug!(
             uid = %request.uid,
             kind,
@@ -123,15 +134,31 @@ impl Admission {
         let layers = [&self.defaults, view.annotations.as_ref()];
         let services: Vec<&k8s_openapi::api::core::v1::Service> =
             view.services.iter().map(Arc::as_ref).collect();
-        let mut mutation = engine::mutate(&workload, &Context { layers: &layers, services: &services });
+        let mut mutation = engine::mutate(
+            &workload,
+            &Context {
+                layers: &layers,
+                services: &services,
+            },
+        );
         if let Some(message) = view.warning {
-            mutation.warnings.insert(0, engine::Warning { rule: Rule::Policy, message });
+            mutation.warnings.insert(
+                0,
+                engine::Warning {
+                    rule: Rule::Policy,
+                    message,
+                },
+            );
         }
         Decision::Mutate(mutation)
     }
 
     /// Every way a review ends, in one place.
-    fn respond(&self, request: &AdmissionRequest<DynamicObject>, decision: Decision) -> (AdmissionResponse, Outcome) {
+    fn respond(
+        &self,
+        request: &AdmissionRequest<DynamicObject>,
+        decision: Decision,
+    ) -> (AdmissionResponse, Outcome) {
         let allowed = AdmissionResponse::from(request);
         match decision {
             Decision::Skip => (allowed, Outcome::Skipped),
@@ -148,7 +175,8 @@ impl Admission {
                 for warning in &mutation.warnings {
                     self.metrics.warning(warning.rule);
                 }
-                let warnings: Vec<String> = mutation.warnings.into_iter().map(|w| w.message).collect();
+                let warnings: Vec<String> =
+                    mutation.warnings.into_iter().map(|w| w.message).collect();
                 let with_warnings = |mut response: AdmissionResponse| {
                     if !warnings.is_empty() {
                         response.warnings = Some(warnings.clone());
@@ -164,7 +192,8 @@ impl Admission {
                 if mutation.patch.0.is_empty() {
                     return (with_warnings(allowed), Outcome::Unchanged);
                 }
-                self.metrics.injected(mutation.probes_added, mutation.gates_added);
+                self.metrics
+                    .injected(mutation.probes_added, mutation.gates_added);
                 match allowed.clone().with_patch(mutation.patch) {
                     Ok(response) => (with_warnings(response), Outcome::Mutated),
                     Err(error) => {
@@ -183,7 +212,9 @@ pub fn to_wire(review: &AdmissionReview<DynamicObject>) -> Result<Vec<u8>, serde
     let mut value = serde_json::to_value(review)?;
     if let Some(patch) = review.response.as_ref().and_then(|r| r.patch.as_ref()) {
         use base64::Engine as _;
-        value["response"]["patch"] = base64::engine::general_purpose::STANDARD.encode(patch).into();
+        value["response"]["patch"] = base64::engine::general_purpose::STANDARD
+            .encode(patch)
+            .into();
     }
     serde_json::to_vec(&value)
 }
@@ -193,7 +224,8 @@ fn parse(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, ReviewError> {
         Ok(review) => review,
         Err(error) => {
             // Only on the error path: find out what kind of wrong it is.
-            let value: serde_json::Value = serde_json::from_slice(body).map_err(ReviewError::NotJson)?;
+            let value: serde_json::Value =
+                serde_json::from_slice(body).map_err(ReviewError::NotJson)?;
             check_type(
                 value["apiVersion"].as_str().unwrap_or_default(),
                 value["kind"].as_str().unwrap_or_default(),
@@ -220,7 +252,15 @@ fn check_type(api_version: &str, kind: &str) -> Result<(), ReviewError> {
 
 /// A bounded label: the kinds probegate handles, or `other`.
 fn kind_label(request: &AdmissionRequest<DynamicObject>) -> &'static str {
-    const KINDS: [&str; 7] = ["Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob"];
+    const KINDS: [&str; 7] = [
+        "Pod",
+        "Deployment",
+        "StatefulSet",
+        "DaemonSet",
+        "ReplicaSet",
+        "Job",
+        "CronJob",
+    ];
     KINDS
         .into_iter()
         .find(|k| *k == request.kind.kind)

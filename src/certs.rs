@@ -101,10 +101,13 @@ fn name(common_name: &str) -> DistinguishedName {
 fn subject_alt_names(names: &Names) -> Result<Vec<SanType>, CertError> {
     let mut sans = Vec::new();
     for dns in &names.dns {
-        let ia5 = dns.clone().try_into().map_err(|e: rcgen::Error| CertError::BadName {
-            name: dns.clone(),
-            reason: e.to_string(),
-        })?;
+        let ia5 = dns
+            .clone()
+            .try_into()
+            .map_err(|e: rcgen::Error| CertError::BadName {
+                name: dns.clone(),
+                reason: e.to_string(),
+            })?;
         sans.push(SanType::DnsName(ia5));
     }
     sans.extend(names.ips.iter().copied().map(SanType::IpAddress));

@@ -154,7 +154,10 @@ fn make_certs(args: CertsArgs) -> anyhow::Result<()> {
     let bundle = certs::generate(&names, args.days)?;
     bundle.write(&args.out)?;
     use base64::Engine as _;
-    println!("{}", base64::engine::general_purpose::STANDARD.encode(&bundle.ca_pem));
+    println!(
+        "{}",
+        base64::engine::general_purpose::STANDARD.encode(&bundle.ca_pem)
+    );
     Ok(())
 }
 
@@ -162,7 +165,9 @@ fn init_logging(format: LogFormat, level: &str) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
         .context("bad --log-level")?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
@@ -176,9 +181,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let certs = match (&args.tls_cert_file, &args.tls_key_file) {
         (Some(cert), Some(key)) => CertStore::open(cert, key)?,
         _ => {
-            let names = Names { dns: vec!["localhost".into()], ips: vec![[127, 0, 0, 1].into(), std::net::Ipv6Addr::LOCALHOST.into()] };
+            let names = Names {
+                dns: vec!["localhost".into()],
+                ips: vec![[127, 0, 0, 1].into(), std::net::Ipv6Addr::LOCALHOST.into()],
+            };
             let bundle = certs::generate(&names, 365)?;
-            let dir = tempfile::Builder::new().prefix("probegate-certs-").tempdir()?.keep();
+            let dir = tempfile::Builder::new()
+                .prefix("probegate-certs-")
+                .tempdir()?
+                .keep();
             bundle.write(&dir)?;
             tracing::info!(ca = %dir.join("ca.crt").display(), "no --tls-cert-file: serving a self-signed certificate for localhost; trust this CA");
             CertStore::open(&dir.join("tls.crt"), &dir.join("tls.key"))?
@@ -188,11 +199,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
     let defaults = args.namespace_annotations.into_iter().collect();
     let admission = Arc::new(Admission::new(directory.clone(), defaults, metrics.clone()));
-    let bind = |addr: SocketAddr| std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"));
+    let bind = |addr: SocketAddr| {
+        std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))
+    };
     let listeners = Listeners {
         webhook: bind(args.addr)?,
         health: bind(args.health_addr)?,
-        metrics: if args.no_metrics { None } else { Some(bind(args.metrics_addr)?) },
+        metrics: if args.no_metrics {
+            None
+        } else {
+            Some(bind(args.metrics_addr)?)
+        },
     };
     let server = Server {
         listeners,
@@ -201,7 +218,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         metrics,
         health: Health::new(directory.clone()),
         cluster: server::cluster_of(&directory),
-        limits: Limits { grace: Duration::from_secs(args.shutdown_grace_seconds), ..Limits::default() },
+        limits: Limits {
+            grace: Duration::from_secs(args.shutdown_grace_seconds),
+            ..Limits::default()
+        },
     };
     server.run(terminated()).await?;
     for watcher in watchers {
@@ -213,13 +233,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
 /// Cluster mode when a cluster is configured (KUBECONFIG, ~/.kube/config or in-cluster),
 /// standalone when asked or when none is.
-async fn directory(args: &ServeArgs) -> anyhow::Result<(Directory, Vec<tokio::task::JoinHandle<()>>)> {
+async fn directory(
+    args: &ServeArgs,
+) -> anyhow::Result<(Directory, Vec<tokio::task::JoinHandle<()>>)> {
     if args.standalone {
-        return Ok((Directory::standalone(args.namespace_config.as_deref())?, Vec::new()));
+        return Ok((
+            Directory::standalone(args.namespace_config.as_deref())?,
+            Vec::new(),
+        ));
     }
     match kube::Config::infer().await {
         Ok(config) => {
-            let client = kube::Client::try_from(config).context("cannot build a Kubernetes client")?;
+            let client =
+                kube::Client::try_from(config).context("cannot build a Kubernetes client")?;
             let (cache, watchers) = ClusterCache::start(client);
             tracing::info!("cluster mode: watching namespaces and services");
             Ok((Directory::Cluster(cache), watchers))
@@ -229,7 +255,10 @@ async fn directory(args: &ServeArgs) -> anyhow::Result<(Directory, Vec<tokio::ta
         }
         Err(error) => {
             tracing::info!(%error, "no cluster found: standalone mode");
-            Ok((Directory::standalone(args.namespace_config.as_deref())?, Vec::new()))
+            Ok((
+                Directory::standalone(args.namespace_config.as_deref())?,
+                Vec::new(),
+            ))
         }
     }
 }

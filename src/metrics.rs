@@ -16,8 +16,8 @@ use crate::policy::ProbeKind;
 /// Latency buckets in seconds: fine enough for tens of microseconds, up to the API
 /// server's 10 s timeout.
 const LATENCY_BUCKETS: [f64; 16] = [
-    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01,
-    0.025, 0.05, 0.1, 0.25, 1.0, 10.0,
+    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025,
+    0.05, 0.1, 0.25, 1.0, 10.0,
 ];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -81,15 +81,53 @@ impl Default for Metrics {
         let bad_requests = Family::default();
         let reloads = Family::default();
         let cache_age = Family::default();
-        registry.register("admission_reviews", "Admission reviews answered, by kind, operation and outcome", reviews.clone());
-        registry.register("admission_review_duration_seconds", "Time to answer an admission review, from body read to response", duration.clone());
-        registry.register("probes_injected", "Probes added to containers, by probe", probes.clone());
-        registry.register("readiness_gates_injected", "Readiness gates added to pod specs", gates.clone());
+        registry.register(
+            "admission_reviews",
+            "Admission reviews answered, by kind, operation and outcome",
+            reviews.clone(),
+        );
+        registry.register(
+            "admission_review_duration_seconds",
+            "Time to answer an admission review, from body read to response",
+            duration.clone(),
+        );
+        registry.register(
+            "probes_injected",
+            "Probes added to containers, by probe",
+            probes.clone(),
+        );
+        registry.register(
+            "readiness_gates_injected",
+            "Readiness gates added to pod specs",
+            gates.clone(),
+        );
         registry.register("warnings", "Warnings returned, by rule", warnings.clone());
-        registry.register("bad_requests", "Requests refused before review, by reason", bad_requests.clone());
-        registry.register("certificate_reloads", "Serving certificate reload attempts, by result", reloads.clone());
-        registry.register("cache_age_seconds", "Seconds since the cache last heard from the API server", cache_age.clone());
-        Metrics { registry, reviews, duration, probes, gates, warnings, bad_requests, reloads, cache_age }
+        registry.register(
+            "bad_requests",
+            "Requests refused before review, by reason",
+            bad_requests.clone(),
+        );
+        registry.register(
+            "certificate_reloads",
+            "Serving certificate reload attempts, by result",
+            reloads.clone(),
+        );
+        registry.register(
+            "cache_age_seconds",
+            "Seconds since the cache last heard from the API server",
+            cache_age.clone(),
+        );
+        Metrics {
+            registry,
+            reviews,
+            duration,
+            probes,
+            gates,
+            warnings,
+            bad_requests,
+            reloads,
+            cache_age,
+        }
     }
 }
 
@@ -118,9 +156,19 @@ impl Outcome {
 }
 
 impl Metrics {
-    pub fn review(&self, kind: &'static str, operation: &'static str, outcome: Outcome, seconds: f64) {
+    pub fn review(
+        &self,
+        kind: &'static str,
+        operation: &'static str,
+        outcome: Outcome,
+        seconds: f64,
+    ) {
         self.reviews
-            .get_or_create(&ReviewLabels { kind, operation, outcome: outcome.as_str() })
+            .get_or_create(&ReviewLabels {
+                kind,
+                operation,
+                outcome: outcome.as_str(),
+            })
             .inc();
         self.duration.observe(seconds);
     }
@@ -129,7 +177,9 @@ impl Metrics {
         for (kind, count) in ProbeKind::ALL.into_iter().zip(probes_added) {
             if count > 0 {
                 self.probes
-                    .get_or_create(&ProbeLabels { probe: kind.as_str() })
+                    .get_or_create(&ProbeLabels {
+                        probe: kind.as_str(),
+                    })
                     .inc_by(count as u64);
             }
         }
@@ -139,11 +189,17 @@ impl Metrics {
     }
 
     pub fn warning(&self, rule: Rule) {
-        self.warnings.get_or_create(&RuleLabels { rule: rule.as_str() }).inc();
+        self.warnings
+            .get_or_create(&RuleLabels {
+                rule: rule.as_str(),
+            })
+            .inc();
     }
 
     pub fn bad_request(&self, reason: &'static str) {
-        self.bad_requests.get_or_create(&ReasonLabels { reason }).inc();
+        self.bad_requests
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
     }
 
     pub fn certificate_reload(&self, success: bool) {
@@ -152,7 +208,9 @@ impl Metrics {
     }
 
     pub fn cache_age(&self, cache: &'static str, seconds: f64) {
-        self.cache_age.get_or_create(&CacheLabels { cache }).set(seconds);
+        self.cache_age
+            .get_or_create(&CacheLabels { cache })
+            .set(seconds);
     }
 
     /// The Prometheus text exposition of every metric.
@@ -189,6 +247,9 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
         }
-        assert!(!text.contains("startup"), "no series for probes never added");
+        assert!(
+            !text.contains("startup"),
+            "no series for probes never added"
+        );
     }
 }

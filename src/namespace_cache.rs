@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
 
 use crate::policy::PREFIX;
@@ -40,7 +40,9 @@ pub enum DirectoryError {
         #[source]
         source: std::io::Error,
     },
-    #[error("the namespace config {path} is not a YAML map of namespace name to annotations: {reason}")]
+    #[error(
+        "the namespace config {path} is not a YAML map of namespace name to annotations: {reason}"
+    )]
     Parse { path: String, reason: String },
 }
 
@@ -60,8 +62,8 @@ impl Directory {
             path: path.display().to_string(),
             source,
         })?;
-        let map: BTreeMap<String, BTreeMap<String, String>> =
-            serde_yaml_ng::from_str(&text).map_err(|e| DirectoryError::Parse {
+        let map: BTreeMap<String, BTreeMap<String, String>> = serde_yaml_ng::from_str(&text)
+            .map_err(|e| DirectoryError::Parse {
                 path: path.display().to_string(),
                 reason: e.to_string(),
             })?;
@@ -99,7 +101,9 @@ pub struct ClusterCache {
 
 impl std::fmt::Debug for ClusterCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClusterCache").field("synced", &self.synced()).finish_non_exhaustive()
+        f.debug_struct("ClusterCache")
+            .field("synced", &self.synced())
+            .finish_non_exhaustive()
     }
 }
 
@@ -129,7 +133,10 @@ impl<T: Clone> Store<T> {
         *lock(&self.last_heard) = Instant::now();
         match event {
             Event::Apply((ns, name, value)) => {
-                write(&self.objects).entry(ns).or_default().insert(name, value);
+                write(&self.objects)
+                    .entry(ns)
+                    .or_default()
+                    .insert(name, value);
             }
             Event::Delete((ns, name, _)) => {
                 let mut objects = write(&self.objects);
@@ -142,7 +149,10 @@ impl<T: Clone> Store<T> {
             }
             Event::Init => lock(&self.relist).clear(),
             Event::InitApply((ns, name, value)) => {
-                lock(&self.relist).entry(ns).or_default().insert(name, value);
+                lock(&self.relist)
+                    .entry(ns)
+                    .or_default()
+                    .insert(name, value);
             }
             Event::InitDone => {
                 let fresh = std::mem::take(&mut *lock(&self.relist));
@@ -161,11 +171,14 @@ impl<T: Clone> Store<T> {
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // The data stays consistent under panics here: every critical section is a single
     // map operation.
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+    lock.write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -268,7 +281,8 @@ impl ClusterCache {
     }
 
     pub fn synced(&self) -> bool {
-        self.namespaces.synced.load(Ordering::Acquire) && self.services.synced.load(Ordering::Acquire)
+        self.namespaces.synced.load(Ordering::Acquire)
+            && self.services.synced.load(Ordering::Acquire)
     }
 
     /// Seconds since each cache last heard from the API server.
@@ -288,7 +302,11 @@ impl ClusterCache {
             .get(namespace)
             .and_then(|by_name| by_name.get(namespace).cloned());
         if let Some(annotations) = cached {
-            return NamespaceView { annotations, services, warning: None };
+            return NamespaceView {
+                annotations,
+                services,
+                warning: None,
+            };
         }
         let api: Api<Namespace> = Api::all(self.client.clone());
         match tokio::time::timeout(DIRECT_READ_TIMEOUT, api.get(namespace)).await {
@@ -303,7 +321,11 @@ impl ClusterCache {
     }
 
     fn defaults(&self, namespace: &str, services: Vec<Arc<Service>>, why: &str) -> NamespaceView {
-        tracing::warn!(namespace, reason = why, "namespace unknown to the cache and unreadable");
+        tracing::warn!(
+            namespace,
+            reason = why,
+            "namespace unknown to the cache and unreadable"
+        );
         NamespaceView {
             annotations: Arc::default(),
             services,
@@ -328,7 +350,10 @@ mod tests {
         store.apply(Event::Init);
         store.apply(Event::InitApply(entry("a", "x", 1)));
         assert!(!store.synced.load(Ordering::Acquire));
-        assert!(read(&store.objects).is_empty(), "a re-list is invisible until it ends");
+        assert!(
+            read(&store.objects).is_empty(),
+            "a re-list is invisible until it ends"
+        );
         store.apply(Event::InitDone);
         assert!(store.synced.load(Ordering::Acquire));
         store.apply(Event::Apply(entry("a", "y", 2)));
@@ -352,17 +377,32 @@ mod tests {
         let meta = ObjectMeta {
             annotations: Some(BTreeMap::from([
                 ("probegate.io/probes".to_string(), "liveness".to_string()),
-                ("kubectl.kubernetes.io/last-applied-configuration".to_string(), "{...}".to_string()),
+                (
+                    "kubectl.kubernetes.io/last-applied-configuration".to_string(),
+                    "{...}".to_string(),
+                ),
             ])),
             ..ObjectMeta::default()
         };
-        assert_eq!(policy_annotations(&meta).keys().collect::<Vec<_>>(), ["probegate.io/probes"]);
+        assert_eq!(
+            policy_annotations(&meta).keys().collect::<Vec<_>>(),
+            ["probegate.io/probes"]
+        );
         let service = Service {
-            metadata: ObjectMeta { name: Some("s".into()), labels: Some(BTreeMap::new()), ..ObjectMeta::default() },
+            metadata: ObjectMeta {
+                name: Some("s".into()),
+                labels: Some(BTreeMap::new()),
+                ..ObjectMeta::default()
+            },
             spec: Some(ServiceSpec {
                 cluster_ip: Some("10.0.0.1".into()),
                 selector: Some(BTreeMap::from([("app".to_string(), "x".to_string())])),
-                ports: Some(vec![ServicePort { name: Some("metrics".into()), port: 9090, protocol: Some("TCP".into()), ..ServicePort::default() }]),
+                ports: Some(vec![ServicePort {
+                    name: Some("metrics".into()),
+                    port: 9090,
+                    protocol: Some("TCP".into()),
+                    ..ServicePort::default()
+                }]),
                 ..ServiceSpec::default()
             }),
             status: None,
@@ -379,16 +419,31 @@ mod tests {
     async fn standalone_reads_a_yaml_map() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ns.yaml");
-        std::fs::write(&path, "shop:\n  probegate.io/probes: readiness\nempty: {}\n").unwrap();
+        std::fs::write(
+            &path,
+            "shop:\n  probegate.io/probes: readiness\nempty: {}\n",
+        )
+        .unwrap();
         let directory = Directory::standalone(Some(&path)).unwrap();
         assert!(directory.synced());
-        assert_eq!(directory.lookup("shop").await.annotations["probegate.io/probes"], "readiness");
+        assert_eq!(
+            directory.lookup("shop").await.annotations["probegate.io/probes"],
+            "readiness"
+        );
         assert!(directory.lookup("elsewhere").await.annotations.is_empty());
 
         std::fs::write(&path, "- not a map\n").unwrap();
         let error = Directory::standalone(Some(&path)).unwrap_err().to_string();
-        assert!(error.contains("is not a YAML map of namespace name to annotations"), "{error}");
-        let error = Directory::standalone(Some(&dir.path().join("none.yaml"))).unwrap_err().to_string();
-        assert!(error.starts_with("cannot read the namespace config"), "{error}");
+        assert!(
+            error.contains("is not a YAML map of namespace name to annotations"),
+            "{error}"
+        );
+        let error = Directory::standalone(Some(&dir.path().join("none.yaml")))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("cannot read the namespace config"),
+            "{error}"
+        );
     }
 }

@@ -113,7 +113,12 @@ pub fn run(mut documents: Vec<Document>, options: &Options) -> Result<Report, Of
             .unwrap_or_else(|| "<unnamed>".into());
         let mut layers = vec![&options.namespace_annotations];
         layers.extend(cluster.annotations.get(namespace));
-        let services: Vec<&Service> = cluster.services.get(namespace).into_iter().flatten().collect();
+        let services: Vec<&Service> = cluster
+            .services
+            .get(namespace)
+            .into_iter()
+            .flatten()
+            .collect();
         let mutation = engine::mutate(
             &workload,
             &Context {

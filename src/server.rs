@@ -91,9 +91,19 @@ impl Server {
     /// Serves until `shutdown` resolves, then drains requests in flight within the grace
     /// period and returns.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
-        let Server { listeners, certs, admission, metrics, health, cluster, limits } = self;
+        let Server {
+            listeners,
+            certs,
+            admission,
+            metrics,
+            health,
+            cluster,
+            limits,
+        } = self;
         let tokio_listener = |listener: std::net::TcpListener| {
-            listener.set_nonblocking(true).map_err(ServerError::Listener)?;
+            listener
+                .set_nonblocking(true)
+                .map_err(ServerError::Listener)?;
             TcpListener::from_std(listener).map_err(ServerError::Listener)
         };
         let webhook_listener = tokio_listener(listeners.webhook)?;
@@ -103,10 +113,18 @@ impl Server {
 
         let stop_side = Arc::new(Notify::new());
         let mut side_tasks = Vec::new();
-        side_tasks.push(tokio::spawn(serve_plain(health_listener, health::router(health.clone()), stop_side.clone())));
+        side_tasks.push(tokio::spawn(serve_plain(
+            health_listener,
+            health::router(health.clone()),
+            stop_side.clone(),
+        )));
         if let Some(listener) = metrics_listener {
             let router = metrics_router(metrics.clone(), cluster.clone());
-            side_tasks.push(tokio::spawn(serve_plain(listener, router, stop_side.clone())));
+            side_tasks.push(tokio::spawn(serve_plain(
+                listener,
+                router,
+                stop_side.clone(),
+            )));
         }
         let reload = tokio::spawn(certs.clone().watch(metrics.clone(), limits.cert_poll));
         let cache_readiness = cluster.as_ref().map(|_| {
@@ -133,18 +151,23 @@ impl Server {
                 _ = &mut shutdown => break,
                 accepted = accept(&webhook_listener, &connections) => accepted,
             };
-            let Some((stream, permit)) = accepted else { continue };
+            let Some((stream, permit)) = accepted else {
+                continue;
+            };
             let acceptor = acceptor.clone();
             let service = TowerToHyperService::new(router.clone());
             let watcher = graceful.watcher();
             let limits = limits.clone();
             tokio::spawn(async move {
                 let _permit = permit;
-                let tls = match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(stream)).await {
-                    Ok(Ok(tls)) => tls,
-                    Ok(Err(error)) => return tracing::debug!(%error, "TLS handshake failed"),
-                    Err(_) => return tracing::debug!("TLS handshake timed out"),
-                };
+                let tls =
+                    match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(stream))
+                        .await
+                    {
+                        Ok(Ok(tls)) => tls,
+                        Ok(Err(error)) => return tracing::debug!(%error, "TLS handshake failed"),
+                        Err(_) => return tracing::debug!("TLS handshake timed out"),
+                    };
                 let connection = hyper::server::conn::http1::Builder::new()
                     .timer(TokioTimer::new())
                     .header_read_timeout(limits.header_timeout)
@@ -158,7 +181,10 @@ impl Server {
         health.set_shutting_down();
         drop(webhook_listener);
         tracing::info!(grace = ?limits.grace, "shutting down: draining requests in flight");
-        if tokio::time::timeout(limits.grace, graceful.shutdown()).await.is_err() {
+        if tokio::time::timeout(limits.grace, graceful.shutdown())
+            .await
+            .is_err()
+        {
             tracing::warn!("grace period over; closing connections still open");
         }
         reload.abort();
@@ -196,7 +222,10 @@ async fn accept(
 
 async fn serve_plain(listener: TcpListener, router: Router, stop: Arc<Notify>) {
     let stopped = async move { stop.notified().await };
-    if let Err(error) = axum::serve(listener, router).with_graceful_shutdown(stopped).await {
+    if let Err(error) = axum::serve(listener, router)
+        .with_graceful_shutdown(stopped)
+        .await
+    {
         tracing::error!(%error, "plain HTTP listener failed");
     }
 }
@@ -204,7 +233,9 @@ async fn serve_plain(listener: TcpListener, router: Router, stop: Arc<Notify>) {
 /// The webhook routes behind the guards every request goes through.
 pub fn webhook_router(admission: Arc<Admission>, limits: &Limits) -> Router {
     guarded(
-        Router::new().route("/mutate", post(mutate)).with_state(admission),
+        Router::new()
+            .route("/mutate", post(mutate))
+            .with_state(admission),
         limits,
     )
 }
@@ -216,7 +247,10 @@ pub fn guarded(router: Router, limits: &Limits) -> Router {
         .layer(DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
         .layer(GlobalConcurrencyLimitLayer::new(limits.max_in_flight))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.request_timeout))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            limits.request_timeout,
+        ))
         .layer(CatchPanicLayer::custom(|_panic| {
             tracing::error!("handler panicked; answered 500");
             error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
@@ -250,7 +284,10 @@ fn metrics_router(metrics: Arc<Metrics>, cluster: Option<Arc<ClusterCache>>) -> 
                 }
                 match metrics.encode() {
                     Ok(text) => (
-                        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+                        [(
+                            header::CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
                         text,
                     )
                         .into_response(),

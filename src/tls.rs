@@ -173,7 +173,11 @@ impl CertStore {
 
     /// Reloads on file events in the files' folders, and polls as a backstop for
     /// filesystems that send no events. Runs until the task is dropped.
-    pub async fn watch(self: Arc<Self>, metrics: Arc<Metrics>, poll: Duration) -> Result<(), TlsError> {
+    pub async fn watch(
+        self: Arc<Self>,
+        metrics: Arc<Metrics>,
+        poll: Duration,
+    ) -> Result<(), TlsError> {
         let (events, mut changed) = mpsc::channel::<()>(1);
         let mut watcher = notify::recommended_watcher(move |_event| {
             // A full channel already holds a wake-up; dropping this one loses nothing.
@@ -185,7 +189,11 @@ impl CertStore {
         })?;
         let mut folders: Vec<&Path> = [&self.cert_path, &self.key_path]
             .iter()
-            .map(|p| p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new(".")))
+            .map(|p| {
+                p.parent()
+                    .filter(|d| !d.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."))
+            })
             .collect();
         folders.dedup();
         for folder in folders {
@@ -252,11 +260,36 @@ mod tests {
         let other = bundle();
         let cases: Vec<(&str, String, String, &str)> = vec![
             ("good", good.cert_pem.clone(), good.key_pem.clone(), ""),
-            ("chain", format!("{}{}", good.cert_pem, good.ca_pem), good.key_pem.clone(), ""),
-            ("mismatch", good.cert_pem.clone(), other.key_pem.clone(), "does not match"),
-            ("empty-cert", String::new(), good.key_pem.clone(), "no PEM certificate"),
-            ("garbage-key", good.cert_pem.clone(), "not a key".into(), "no usable PEM private key"),
-            ("cert-as-key", good.cert_pem.clone(), good.cert_pem.clone(), "no usable PEM private key"),
+            (
+                "chain",
+                format!("{}{}", good.cert_pem, good.ca_pem),
+                good.key_pem.clone(),
+                "",
+            ),
+            (
+                "mismatch",
+                good.cert_pem.clone(),
+                other.key_pem.clone(),
+                "does not match",
+            ),
+            (
+                "empty-cert",
+                String::new(),
+                good.key_pem.clone(),
+                "no PEM certificate",
+            ),
+            (
+                "garbage-key",
+                good.cert_pem.clone(),
+                "not a key".into(),
+                "no usable PEM private key",
+            ),
+            (
+                "cert-as-key",
+                good.cert_pem.clone(),
+                good.cert_pem.clone(),
+                "no usable PEM private key",
+            ),
         ];
         for (name, cert, key, error) in cases {
             let cert_path = dir.path().join(format!("{name}.crt"));
@@ -265,10 +298,14 @@ mod tests {
             std::fs::write(&key_path, key).unwrap();
             match load_pair(&cert_path, &key_path) {
                 Ok(_) => assert!(error.is_empty(), "{name} should fail"),
-                Err(e) => assert!(!error.is_empty() && e.to_string().contains(error), "{name}: {e}"),
+                Err(e) => assert!(
+                    !error.is_empty() && e.to_string().contains(error),
+                    "{name}: {e}"
+                ),
             }
         }
-        let missing = load_pair(&dir.path().join("nope.crt"), &dir.path().join("nope.key")).unwrap_err();
+        let missing =
+            load_pair(&dir.path().join("nope.crt"), &dir.path().join("nope.key")).unwrap_err();
         assert!(missing.to_string().starts_with("cannot read"), "{missing}");
     }
 
@@ -287,8 +324,16 @@ mod tests {
         let second = bundle();
         std::fs::write(&cert_path, &second.cert_pem).unwrap();
         assert!(matches!(store.reload(), Reload::Refused(r) if r.contains("does not match")));
-        assert_eq!(store.leaf(), original, "a refused pair leaves the old one in service");
-        assert_eq!(store.reload(), Reload::Unchanged, "the same bad pair is refused once");
+        assert_eq!(
+            store.leaf(),
+            original,
+            "a refused pair leaves the old one in service"
+        );
+        assert_eq!(
+            store.reload(),
+            Reload::Unchanged,
+            "the same bad pair is refused once"
+        );
 
         std::fs::write(&key_path, &second.key_pem).unwrap();
         assert_eq!(store.reload(), Reload::Reloaded);

@@ -1,0 +1,276 @@
+//! A real probegate server on loopback, and a TLS client that trusts its CA.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use probegate::admission::Admission;
+use probegate::certs::{self, Bundle, Names};
+use probegate::health::Health;
+use probegate::metrics::Metrics;
+use probegate::namespace_cache::Directory;
+use probegate::server::{Limits, Listeners, Server};
+use probegate::tls::CertStore;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
+use tokio::sync::oneshot;
+
+pub fn bundle() -> Bundle {
+    let names = Names {
+        dns: vec!["localhost".into()],
+        ips: vec!["127.0.0.1".parse().unwrap()],
+    };
+    certs::generate(&names, 1).unwrap()
+}
+
+pub struct Options {
+    pub metrics: bool,
+    pub namespaces: BTreeMap<String, BTreeMap<String, String>>,
+    pub limits: Limits,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            metrics: true,
+            namespaces: BTreeMap::new(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+pub struct TestServer {
+    pub webhook: SocketAddr,
+    pub health_addr: SocketAddr,
+    pub metrics_addr: Option<SocketAddr>,
+    pub health: Arc<Health>,
+    pub dir: tempfile::TempDir,
+    pub ca_pem: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+fn bind() -> std::net::TcpListener {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap()
+}
+
+impl TestServer {
+    pub async fn start(options: Options) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = bundle();
+        bundle.write(dir.path()).unwrap();
+        let config = dir.path().join("namespaces.yaml");
+        std::fs::write(
+            &config,
+            serde_yaml_ng::to_string(&options.namespaces).unwrap(),
+        )
+        .unwrap();
+        let directory = Directory::standalone(Some(&config)).unwrap();
+        let metrics = Arc::new(Metrics::default());
+        let certs =
+            CertStore::open(&dir.path().join("tls.crt"), &dir.path().join("tls.key")).unwrap();
+        let listeners = Listeners {
+            webhook: bind(),
+            health: bind(),
+            metrics: options.metrics.then(bind),
+        };
+        let webhook = listeners.webhook.local_addr().unwrap();
+        let health_addr = listeners.health.local_addr().unwrap();
+        let metrics_addr = listeners.metrics.as_ref().map(|l| l.local_addr().unwrap());
+        let health = Health::new(directory.clone());
+        let server = Server {
+            listeners,
+            certs,
+            admission: Arc::new(Admission::new(directory, BTreeMap::new(), metrics.clone())),
+            metrics,
+            health: health.clone(),
+            cluster: None,
+            limits: options.limits,
+        };
+        let (shutdown, stop) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            server
+                .run(async {
+                    let _ = stop.await;
+                })
+                .await
+                .unwrap();
+        });
+        tokio::time::timeout(Duration::from_secs(10), health.wait_ready())
+            .await
+            .expect("server ready");
+        TestServer {
+            webhook,
+            health_addr,
+            metrics_addr,
+            health,
+            ca_pem: bundle.ca_pem,
+            dir,
+            shutdown: Some(shutdown),
+            task: Some(task),
+        }
+    }
+
+    pub fn path(&self, file: &str) -> PathBuf {
+        self.dir.path().join(file)
+    }
+
+    /// Signals shutdown and returns the task, which ends once the drain is over.
+    pub fn stop(&mut self) -> tokio::task::JoinHandle<()> {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        self.task.take().unwrap()
+    }
+
+    pub fn client(&self) -> TlsClient {
+        TlsClient::new(&self.ca_pem, self.webhook)
+    }
+}
+
+pub struct TlsClient {
+    connector: tokio_rustls::TlsConnector,
+    addr: SocketAddr,
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+impl TlsClient {
+    pub fn new(ca_pem: &str, addr: SocketAddr) -> TlsClient {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        TlsClient {
+            connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
+            addr,
+        }
+    }
+
+    pub async fn connect(&self) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+        let tcp = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        let name = ServerName::IpAddress(self.addr.ip().into());
+        self.connector.connect(name, tcp).await.unwrap()
+    }
+
+    /// The leaf certificate the server presents to a new connection.
+    pub async fn served_leaf(&self) -> CertificateDer<'static> {
+        let tls = self.connect().await;
+        tls.get_ref().1.peer_certificates().unwrap()[0]
+            .clone()
+            .into_owned()
+    }
+
+    pub async fn request(&self, method: &str, path: &str, body: Vec<u8>) -> Reply {
+        let tls = self.connect().await;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        let request = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "localhost")
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        let status = response.status().as_u16();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec();
+        Reply { status, body }
+    }
+
+    pub async fn review(&self, review: &serde_json::Value) -> Reply {
+        self.request("POST", "/mutate", serde_json::to_vec(review).unwrap())
+            .await
+    }
+}
+
+/// Plain HTTP GET, for health and metrics.
+pub async fn get(addr: SocketAddr, path: &str) -> Reply {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let request = hyper::Request::get(path)
+        .header("host", "localhost")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    let status = response.status().as_u16();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    Reply { status, body }
+}
+
+/// An AdmissionReview v1 for `object`.
+pub fn review(object: serde_json::Value, dry_run: bool) -> serde_json::Value {
+    let api_version = object["apiVersion"].as_str().unwrap();
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let kind = object["kind"].as_str().unwrap();
+    let resource = format!("{}s", kind.to_lowercase());
+    serde_json::json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "b4e6c6f5-4a2f-4a0e-9d59-3a1c0e7c2f11",
+            "kind": {"group": group, "version": version, "kind": kind},
+            "resource": {"group": group, "version": version, "resource": resource},
+            "namespace": object["metadata"]["namespace"].as_str().unwrap_or("default"),
+            "operation": "CREATE",
+            "userInfo": {"username": "tester"},
+            "object": object,
+            "oldObject": null,
+            "dryRun": dry_run
+        }
+    })
+}
+
+/// Applies the response's base64 JSON Patch to `object`.
+pub fn apply_response(object: &serde_json::Value, reply: &serde_json::Value) -> serde_json::Value {
+    use base64::Engine as _;
+    let mut patched = object.clone();
+    if let Some(patch) = reply["response"]["patch"].as_str() {
+        assert_eq!(reply["response"]["patchType"], "JSONPatch");
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(patch)
+            .unwrap();
+        let patch: json_patch::Patch = serde_json::from_slice(&bytes).unwrap();
+        json_patch::patch(&mut patched, &patch).unwrap();
+    }
+    patched
+}

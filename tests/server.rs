@@ -1,0 +1,624 @@
+//! `probegate serve` over real TLS on loopback.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use common::{Options, TestServer, apply_response, get, review};
+use probegate::server::Limits;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn pod() -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "web", "namespace": "default", "labels": {"app": "web"}},
+        "spec": {"containers": [{"name": "web", "image": "web:1", "ports": [{"name": "http", "containerPort": 8080}]}]}
+    })
+}
+
+fn kube_ovn(namespace: &str) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "kube-ovn-controller", "namespace": namespace},
+        "spec": {"selector": {"matchLabels": {"app": "ovn"}}, "template": {
+            "metadata": {"labels": {"app": "ovn"}},
+            "spec": {"containers": [{
+                "name": "controller", "image": "kube-ovn:v1.12", "args": ["--enable-metrics=false"],
+                "ports": [{"name": "metrics", "containerPort": 10660}],
+                "readinessProbe": {"tcpSocket": {"port": 10660}},
+                "livenessProbe": {"tcpSocket": {"port": 10660}}
+            }]}
+        }}
+    })
+}
+
+fn namespaces(pairs: &[(&str, &[(&str, &str)])]) -> BTreeMap<String, BTreeMap<String, String>> {
+    pairs
+        .iter()
+        .map(|(ns, annotations)| {
+            let map = annotations
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            (ns.to_string(), map)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn mutates_a_pod_and_keeps_the_uid() {
+    let server = TestServer::start(Options::default()).await;
+    let reply = server.client().review(&review(pod(), false)).await;
+    assert_eq!(reply.status, 200);
+    let body = reply.json();
+    assert_eq!(body["apiVersion"], "admission.k8s.io/v1");
+    assert_eq!(body["kind"], "AdmissionReview");
+    assert_eq!(
+        body["response"]["uid"],
+        "b4e6c6f5-4a2f-4a0e-9d59-3a1c0e7c2f11"
+    );
+    assert_eq!(body["response"]["allowed"], true);
+    let patched = apply_response(&pod(), &body);
+    let container = &patched["spec"]["containers"][0];
+    assert_eq!(container["livenessProbe"]["tcpSocket"]["port"], "http");
+    assert_eq!(container["readinessProbe"]["tcpSocket"]["port"], "http");
+    assert_eq!(
+        patched["metadata"]["annotations"]["probegate.io/injected"],
+        "web=liveness,readiness"
+    );
+    serde_json::from_value::<k8s_openapi::api::core::v1::Pod>(patched).unwrap();
+}
+
+#[tokio::test]
+async fn deployment_gets_namespace_paths_and_gates_and_dry_run_answers_the_same() {
+    let gate = "target-health.elbv2.k8s.aws/k8s-shop-web-0a1b2c3d4e";
+    let server = TestServer::start(Options {
+        namespaces: namespaces(&[(
+            "shop",
+            &[
+                ("probegate.io/liveness-path", "/live"),
+                ("probegate.io/readiness-path", "/ready"),
+                ("probegate.io/readiness-gates", gate),
+            ],
+        )]),
+        ..Options::default()
+    })
+    .await;
+    let deployment = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {
+            "metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "web", "image": "web:1", "ports": [{"name": "http", "containerPort": 8080}]}]}
+        }}
+    });
+    let client = server.client();
+    let real = client
+        .review(&review(deployment.clone(), false))
+        .await
+        .json();
+    let dry = client
+        .review(&review(deployment.clone(), true))
+        .await
+        .json();
+    assert_eq!(real, dry, "a dry run is answered exactly like a real one");
+    let patched = apply_response(&deployment, &real);
+    let template = &patched["spec"]["template"];
+    assert_eq!(
+        template["spec"]["containers"][0]["livenessProbe"]["httpGet"]["path"],
+        "/live"
+    );
+    assert_eq!(
+        template["spec"]["containers"][0]["readinessProbe"]["httpGet"]["path"],
+        "/ready"
+    );
+    assert_eq!(
+        template["spec"]["readinessGates"],
+        json!([{"conditionType": gate}])
+    );
+    assert_eq!(
+        template["metadata"]["annotations"]["probegate.io/injected"],
+        "web=liveness,readiness;gates=1"
+    );
+    assert!(real["response"]["warnings"].is_null());
+}
+
+#[tokio::test]
+async fn coupling_warns_and_deny_refuses_with_200() {
+    let server = TestServer::start(Options {
+        namespaces: namespaces(&[("strict", &[("probegate.io/metrics-coupling", "deny")])]),
+        ..Options::default()
+    })
+    .await;
+    let client = server.client();
+    let warned = client.review(&review(kube_ovn("kube-system"), false)).await;
+    assert_eq!(warned.status, 200);
+    let warned = warned.json();
+    assert_eq!(warned["response"]["allowed"], true);
+    let warnings = warned["response"]["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 2);
+    assert!(
+        warnings[0]
+            .as_str()
+            .unwrap()
+            .contains("metrics are off (--enable-metrics=false)"),
+        "{warnings:?}"
+    );
+
+    let denied = client.review(&review(kube_ovn("strict"), false)).await;
+    assert_eq!(denied.status, 200);
+    let denied = denied.json();
+    assert_eq!(denied["response"]["allowed"], false);
+    assert_eq!(denied["response"]["status"]["code"], 403);
+    let message = denied["response"]["status"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("readinessProbe targets port 10660"),
+        "{message}"
+    );
+    assert!(denied["response"]["patch"].is_null());
+}
+
+#[tokio::test]
+async fn bad_requests_get_clear_errors() {
+    let server = TestServer::start(Options {
+        limits: Limits {
+            max_body_bytes: 64 * 1024,
+            ..Limits::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let client = server.client();
+    let mut v1beta1 = review(pod(), false);
+    v1beta1["apiVersion"] = json!("admission.k8s.io/v1beta1");
+    let mut no_request = review(pod(), false);
+    no_request.as_object_mut().unwrap().remove("request");
+    let mut wrong_kind = review(pod(), false);
+    wrong_kind["kind"] = json!("ConfigMap");
+    let mut malformed = review(pod(), false);
+    malformed["request"]["uid"] = json!(42);
+    // (body, expected status, expected error text)
+    let cases: Vec<(Vec<u8>, u16, &str)> = vec![
+        (b"not json".to_vec(), 400, "the request body is not JSON"),
+        (b"".to_vec(), 400, "the request body is not JSON"),
+        (
+            serde_json::to_vec(&v1beta1).unwrap(),
+            400,
+            "admission.k8s.io/v1beta1 AdmissionReview is not supported: register the webhook with admissionReviewVersions: [\"v1\"]",
+        ),
+        (
+            serde_json::to_vec(&no_request).unwrap(),
+            400,
+            "the AdmissionReview has no request",
+        ),
+        (
+            serde_json::to_vec(&wrong_kind).unwrap(),
+            400,
+            "expected an admission.k8s.io/v1 AdmissionReview, got apiVersion \"admission.k8s.io/v1\", kind \"ConfigMap\"",
+        ),
+        (
+            serde_json::to_vec(&malformed).unwrap(),
+            400,
+            "not a valid AdmissionReview",
+        ),
+        (vec![b' '; 65 * 1024], 413, ""),
+    ];
+    for (body, status, error) in cases {
+        let reply = client.request("POST", "/mutate", body).await;
+        assert_eq!(
+            reply.status,
+            status,
+            "{}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        if !error.is_empty() {
+            let message = reply.json()["error"].as_str().unwrap().to_owned();
+            assert!(message.starts_with(error), "{message}");
+        }
+    }
+    assert_eq!(
+        client.request("GET", "/mutate", Vec::new()).await.status,
+        405
+    );
+    assert_eq!(
+        client
+            .request("POST", "/elsewhere", Vec::new())
+            .await
+            .status,
+        404
+    );
+    let metrics =
+        String::from_utf8(get(server.metrics_addr.unwrap(), "/metrics").await.body).unwrap();
+    assert!(
+        metrics.contains(r#"probegate_bad_requests_total{reason="not_json"} 2"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains(r#"probegate_bad_requests_total{reason="unsupported_version"} 1"#));
+}
+
+#[tokio::test]
+async fn an_object_that_does_not_fit_its_kind_is_allowed_unchanged_with_a_warning() {
+    let server = TestServer::start(Options::default()).await;
+    let broken = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x"}, "spec": {"containers": "web"}});
+    let reply = server.client().review(&review(broken, false)).await;
+    assert_eq!(reply.status, 200);
+    let body = reply.json();
+    assert_eq!(body["response"]["allowed"], true);
+    assert!(body["response"]["patch"].is_null());
+    let warning = body["response"]["warnings"][0].as_str().unwrap();
+    assert!(
+        warning.starts_with("probegate could not read this Pod; it was admitted unchanged"),
+        "{warning}"
+    );
+    let metrics =
+        String::from_utf8(get(server.metrics_addr.unwrap(), "/metrics").await.body).unwrap();
+    assert!(
+        metrics.contains(
+            r#"probegate_admission_reviews_total{kind="Pod",operation="CREATE",outcome="error"} 1"#
+        ),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn other_kinds_and_operations_pass_through() {
+    let server = TestServer::start(Options::default()).await;
+    let client = server.client();
+    let config_map =
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {}});
+    let mut update = review(pod(), false);
+    update["request"]["operation"] = json!("UPDATE");
+    for body in [review(config_map, false), update] {
+        let reply = client.review(&body).await.json();
+        assert_eq!(reply["response"]["allowed"], true);
+        assert!(reply["response"]["patch"].is_null());
+    }
+}
+
+#[tokio::test]
+async fn health_is_served_apart_and_works_with_metrics_off() {
+    let server = TestServer::start(Options {
+        metrics: false,
+        ..Options::default()
+    })
+    .await;
+    assert_eq!(server.metrics_addr, None);
+    let healthz = get(server.health_addr, "/healthz").await;
+    assert_eq!(
+        (healthz.status, healthz.body.as_slice()),
+        (200, &b"ok\n"[..])
+    );
+    let readyz = get(server.health_addr, "/readyz").await;
+    assert_eq!(readyz.status, 200);
+    assert_eq!(get(server.health_addr, "/metrics").await.status, 404);
+    assert_eq!(
+        server.client().review(&review(pod(), false)).await.status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn metrics_count_reviews_injections_and_latency() {
+    let server = TestServer::start(Options::default()).await;
+    server.client().review(&review(pod(), false)).await;
+    let reply = get(server.metrics_addr.unwrap(), "/metrics").await;
+    assert_eq!(reply.status, 200);
+    let text = String::from_utf8(reply.body).unwrap();
+    for line in [
+        r#"probegate_admission_reviews_total{kind="Pod",operation="CREATE",outcome="mutated"} 1"#,
+        r#"probegate_probes_injected_total{probe="liveness"} 1"#,
+        "probegate_admission_review_duration_seconds_count 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
+    }
+    assert!(!text.contains("web"), "object names never become labels");
+}
+
+/// Writes a new pair the way a Secret volume does: into a fresh folder, then swapping the
+/// `..data` link the files point through.
+fn swap_secret(dir: &std::path::Path, generation: u32, bundle: &probegate::certs::Bundle) {
+    let data = dir.join(format!("..{generation}"));
+    bundle.write(&data).unwrap();
+    let link = dir.join("..data_tmp");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&data, &link).unwrap();
+    std::fs::rename(&link, dir.join("..data")).unwrap();
+}
+
+async fn wait_for_leaf(client: &common::TlsClient, expected: &[u8]) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if client.served_leaf().await.as_ref() == expected {
+            return true;
+        }
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+fn leaf_der(pem: &str) -> Vec<u8> {
+    use rustls_pki_types::pem::PemObject;
+    rustls_pki_types::CertificateDer::from_pem_slice(pem.as_bytes())
+        .unwrap()
+        .to_vec()
+}
+
+#[tokio::test]
+async fn certificate_rotation_reaches_new_connections_and_bad_pairs_are_refused() {
+    // Serve through a Secret-like folder: tls.crt -> ..data/tls.crt.
+    let dir = tempfile::tempdir().unwrap();
+    let first = common::bundle();
+    swap_secret(dir.path(), 1, &first);
+    for file in ["tls.crt", "tls.key", "ca.crt"] {
+        std::os::unix::fs::symlink(format!("..data/{file}"), dir.path().join(file)).unwrap();
+    }
+    let server = start_with_cert_dir(dir.path()).await;
+    let client = common::TlsClient::new(&first.ca_pem, server.0);
+    assert_eq!(
+        client.served_leaf().await.as_ref(),
+        leaf_der(&first.cert_pem)
+    );
+
+    // Same CA is not needed for this check: the client trusts both CAs.
+    let second = common::bundle();
+    swap_secret(dir.path(), 2, &second);
+    let both = common::TlsClient::new(&format!("{}{}", first.ca_pem, second.ca_pem), server.0);
+    assert!(
+        wait_for_leaf(&both, &leaf_der(&second.cert_pem)).await,
+        "rotated certificate never served"
+    );
+
+    // A pair whose key does not match is refused; the second pair stays in service.
+    let third = common::bundle();
+    let broken = probegate::certs::Bundle {
+        key_pem: first.key_pem.clone(),
+        ..third
+    };
+    swap_secret(dir.path(), 3, &broken);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let refused = r#"probegate_certificate_reloads_total{result="failure"}"#;
+    loop {
+        let text = String::from_utf8(get(server.1, "/metrics").await.body).unwrap();
+        if text.contains(refused) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "refusal never counted:\n{text}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        both.served_leaf().await.as_ref(),
+        leaf_der(&second.cert_pem)
+    );
+}
+
+/// A server on `dir/tls.crt` and `dir/tls.key`; returns (webhook, metrics) addresses.
+async fn start_with_cert_dir(
+    dir: &std::path::Path,
+) -> (
+    std::net::SocketAddr,
+    std::net::SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    use probegate::{
+        admission::Admission,
+        health::Health,
+        metrics::Metrics,
+        namespace_cache::Directory,
+        server::{Listeners, Server},
+        tls::CertStore,
+    };
+    use std::sync::Arc;
+    let bind = || std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listeners = Listeners {
+        webhook: bind(),
+        health: bind(),
+        metrics: Some(bind()),
+    };
+    let webhook = listeners.webhook.local_addr().unwrap();
+    let metrics_addr = listeners.metrics.as_ref().unwrap().local_addr().unwrap();
+    let directory = Directory::standalone(None).unwrap();
+    let metrics = Arc::new(Metrics::default());
+    let health = Health::new(directory.clone());
+    let server = Server {
+        listeners,
+        certs: CertStore::open(&dir.join("tls.crt"), &dir.join("tls.key")).unwrap(),
+        admission: Arc::new(Admission::new(directory, BTreeMap::new(), metrics.clone())),
+        metrics,
+        health: health.clone(),
+        cluster: None,
+        limits: Limits {
+            cert_poll: Duration::from_millis(200),
+            ..Limits::default()
+        },
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server.run(async {
+        let _ = stopped.await;
+    }));
+    health.wait_ready().await;
+    (webhook, metrics_addr, stop)
+}
+
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("openssl is installed");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn rsa_pkcs1_keys_from_openssl_are_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    openssl(
+        d,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+        ],
+    );
+    openssl(
+        d,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "leaf.key",
+            "-out",
+            "leaf.csr",
+        ],
+    );
+    std::fs::write(
+        d.join("ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    openssl(
+        d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            "ext",
+            "-out",
+            "tls.crt",
+        ],
+    );
+    // PKCS#1 ("BEGIN RSA PRIVATE KEY"), as Helm's genSignedCert writes it.
+    openssl(
+        d,
+        &["rsa", "-traditional", "-in", "leaf.key", "-out", "tls.key"],
+    );
+    assert!(
+        std::fs::read_to_string(d.join("tls.key"))
+            .unwrap()
+            .starts_with("-----BEGIN RSA PRIVATE KEY-----")
+    );
+    let ca = std::fs::read_to_string(d.join("ca.crt")).unwrap();
+    let (webhook, _, _stop) = start_with_cert_dir(d).await;
+    let reply = common::TlsClient::new(&ca, webhook)
+        .review(&review(pod(), false))
+        .await;
+    assert_eq!(reply.status, 200);
+}
+
+#[tokio::test]
+async fn shutdown_turns_unready_and_drains_a_request_in_flight() {
+    let mut server = TestServer::start(Options::default()).await;
+    let client = server.client();
+    let body = serde_json::to_vec(&review(pod(), false)).unwrap();
+    // Start a request and hold back the end of its body, so it is in flight.
+    let mut tls = client.connect().await;
+    let head = format!(
+        "POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    tls.write_all(head.as_bytes()).await.unwrap();
+    tls.write_all(&body[..10]).await.unwrap();
+    tls.flush().await.unwrap();
+    // The request is in the server's hands once its health still answers ready.
+    assert_eq!(get(server.health_addr, "/readyz").await.status, 200);
+
+    let task = server.stop();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let readyz = get(server.health_addr, "/readyz").await;
+        if readyz.status == 503 {
+            assert_eq!(readyz.body, b"shutting down\n");
+            break;
+        }
+        assert!(Instant::now() < deadline, "readyz never turned 503");
+        tokio::task::yield_now().await;
+    }
+    // New connections are refused once the listener is closed.
+    assert!(
+        tokio::net::TcpStream::connect(server.webhook)
+            .await
+            .is_err(),
+        "listener still accepting"
+    );
+
+    tls.write_all(&body[10..]).await.unwrap();
+    tls.flush().await.unwrap();
+    let mut response = Vec::new();
+    tls.read_to_end(&mut response).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+    assert!(text.contains("\"allowed\":true"), "{text}");
+    tokio::time::timeout(Duration::from_secs(20), task)
+        .await
+        .expect("server stopped")
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_client_that_sends_no_headers_is_cut_off() {
+    let server = TestServer::start(Options {
+        limits: Limits {
+            header_timeout: Duration::from_millis(300),
+            ..Limits::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let mut tls = server.client().connect().await;
+    let mut buffer = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(10), tls.read(&mut buffer))
+        .await
+        .expect("connection closed by the server");
+    assert!(
+        matches!(read, Ok(0) | Err(_)),
+        "server kept a silent connection: {read:?}"
+    );
+}
+
+async fn boom() -> &'static str {
+    panic!("boom")
+}
+
+#[tokio::test]
+async fn a_panicking_handler_becomes_a_500() {
+    use tower::ServiceExt;
+    let router = probegate::server::guarded(
+        axum::Router::new().route("/boom", axum::routing::get(boom)),
+        &Limits::default(),
+    );
+    let request = axum::http::Request::get("/boom")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = router.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), 500);
+}
