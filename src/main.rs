@@ -299,9 +299,21 @@ fn mutate(args: MutateArgs) -> ExitCode {
             for line in &report.stderr {
                 let _ = writeln!(stderr, "{line}");
             }
-            // A closed stdout (`| head`) is not worth a panic.
-            let _ = std::io::stdout().lock().write_all(report.stdout.as_bytes());
-            ExitCode::from(report.exit_code)
+            let mut stdout = std::io::stdout().lock();
+            match stdout
+                .write_all(report.stdout.as_bytes())
+                .and_then(|()| stdout.flush())
+            {
+                Ok(()) => ExitCode::from(report.exit_code),
+                // A reader that stopped early (`| head`) wanted no more.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                    ExitCode::from(report.exit_code)
+                }
+                Err(e) => {
+                    eprintln!("error: cannot write the output: {e}");
+                    ExitCode::from(EXIT_BAD_INPUT)
+                }
+            }
         }
         Err(error) => {
             eprintln!("error: {error}");

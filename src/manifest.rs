@@ -132,6 +132,8 @@ enum Format {
 
 /// Parses one file's text into its non-empty documents.
 fn parse(source: &str, text: &str, format: Format) -> Result<Vec<Document>, ManifestError> {
+    // Editors on Windows start files with a byte order mark; kubectl reads past it.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let origin = |position| Origin {
         source: source.to_owned(),
         position,
@@ -208,6 +210,19 @@ mod tests {
         assert_eq!(positions, [1, 3]);
         assert_eq!(docs[1].value["kind"], "Pod");
         assert_eq!(docs[1].origin.to_string(), "in.yaml: document 3");
+    }
+
+    #[test]
+    fn reads_past_a_byte_order_mark() {
+        let docs = yaml("\u{feff}apiVersion: v1\nkind: Pod\n").unwrap();
+        assert_eq!(docs[0].value["kind"], "Pod");
+        let docs = parse(
+            "in.json",
+            "\u{feff}{\"apiVersion\": \"v1\", \"kind\": \"Pod\"}",
+            Format::Json,
+        )
+        .unwrap();
+        assert_eq!(docs[0].value["kind"], "Pod");
     }
 
     #[test]

@@ -89,7 +89,8 @@ impl ProbeKind {
         }
     }
 
-    fn path_key(self) -> &'static str {
+    /// The annotation that sets this probe's HTTP path.
+    pub fn path_key(self) -> &'static str {
         match self {
             ProbeKind::Liveness => LIVENESS_PATH,
             ProbeKind::Readiness => READINESS_PATH,
@@ -245,18 +246,6 @@ impl Settings {
                 .unwrap_or(defaults.metrics_ports),
         };
         resolver.unknown_keys();
-        if settings.inject && settings.handler == Handler::Http {
-            for kind in &settings.probes {
-                if settings.path(*kind).is_none() {
-                    warnings.push(format!(
-                        "{PROBE_HANDLER}=http needs {} to know what to request; \
-                         {} probes fall back to tcpSocket",
-                        kind.path_key(),
-                        kind
-                    ));
-                }
-            }
-        }
         (settings, warnings)
     }
 }
@@ -568,14 +557,6 @@ mod tests {
             warnings,
             ["ignoring unknown annotation probegate.io/livenes-path"]
         );
-    }
-
-    #[test]
-    fn http_handler_without_path_warns_once_per_kind() {
-        let l = layer(&[(PROBE_HANDLER, "http"), (READINESS_PATH, "/ready")]);
-        let (_, warnings) = Settings::resolve(&[&l]);
-        assert_eq!(warnings.len(), 1, "{warnings:?}");
-        assert!(warnings[0].contains(LIVENESS_PATH));
     }
 
     #[test]

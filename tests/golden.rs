@@ -260,6 +260,27 @@ fn bad_input_exits_2_naming_file_and_document_and_prints_nothing() {
         "error: absent.yaml: no such file or directory\n"
     );
 
+    if std::path::Path::new("/dev/full").exists() {
+        std::fs::write(dir.join("one.yaml"), pod).unwrap();
+        let full = Command::new(env!("CARGO_BIN_EXE_probegate"))
+            .current_dir(&dir)
+            .args(["mutate", "-f", "one.yaml"])
+            .stdout(
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open("/dev/full")
+                    .unwrap(),
+            )
+            .output()
+            .unwrap();
+        assert_eq!(
+            full.status.code(),
+            Some(2),
+            "a failed write must not pass for success"
+        );
+        assert!(String::from_utf8_lossy(&full.stderr).contains("cannot write the output"));
+    }
+
     let bad_flag = probegate(
         &dir,
         &["mutate", "-f", "-", "--namespace-annotation", "novalue"],

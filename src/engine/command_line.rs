@@ -115,6 +115,13 @@ pub fn listen_port(address: &str) -> Option<u16> {
     port.parse::<u16>().ok().filter(|p| *p != 0)
 }
 
+/// A listen address only the pod itself can reach: the kubelet probes the pod IP.
+pub fn is_loopback(address: &str) -> bool {
+    let host = address.rsplit_once(':').map_or("", |(host, _)| host);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost" || host == "::1" || host.starts_with("127.")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,6 +217,21 @@ mod tests {
         ];
         for (address, expected) in cases {
             assert_eq!(listen_port(address), expected, "{address:?}");
+        }
+    }
+
+    #[test]
+    fn loopback_addresses() {
+        for address in [
+            "127.0.0.1:8081",
+            "localhost:8081",
+            "[::1]:8081",
+            "127.1.2.3:1",
+        ] {
+            assert!(is_loopback(address), "{address}");
+        }
+        for address in [":8081", "0.0.0.0:8081", "[::]:8081", "8081", "10.0.0.1:80"] {
+            assert!(!is_loopback(address), "{address}");
         }
     }
 

@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::{Container, Probe, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::command_line::{self, parse_bool};
+use super::command_line::{self, Flag, parse_bool};
 use crate::policy::{ProbeKind, Settings};
 
 const PROMETHEUS_PORT_ANNOTATION: &str = "prometheus.io/port";
@@ -26,12 +26,13 @@ pub struct MetricsFacts {
 impl MetricsFacts {
     pub fn gather(
         container: &Container,
+        flags: &[Flag<'_>],
         pod_meta: Option<&ObjectMeta>,
         settings: &Settings,
         services: &[&Service],
     ) -> MetricsFacts {
         let mut facts = MetricsFacts {
-            switched_off: switched_off(container),
+            switched_off: switched_off(container, flags),
             ports: BTreeMap::new(),
         };
         let mut add = |port: i32, evidence: String| {
@@ -43,7 +44,7 @@ impl MetricsFacts {
                 add(port.container_port, format!("container port {name:?}"));
             }
         }
-        for flag in command_line::flags(container) {
+        for flag in flags {
             if is_metrics_address_name(&flag.name, '-')
                 && let Some(port) = flag.value().and_then(command_line::listen_port)
             {
@@ -113,7 +114,7 @@ fn is_metrics_address_name(name: &str, separator: char) -> bool {
 
 /// The flag or variable that turns metrics off; a later flag overrides an earlier one,
 /// and flags override the environment, as in most Go command lines.
-fn switched_off(container: &Container) -> Option<String> {
+fn switched_off(container: &Container, flags: &[Flag<'_>]) -> Option<String> {
     let mut off = None;
     for (name, value) in command_line::env(container) {
         let upper = name.to_ascii_uppercase();
@@ -130,7 +131,7 @@ fn switched_off(container: &Container) -> Option<String> {
             None => {}
         }
     }
-    for flag in command_line::flags(container) {
+    for flag in flags {
         let says_off = match flag.name.as_str() {
             "enable-metrics" | "metrics" | "metrics-enabled" => flag.as_bool().map(|on| !on),
             "disable-metrics" | "metrics-disabled" | "no-metrics" => flag.as_bool(),
@@ -371,7 +372,12 @@ mod tests {
         ];
         for (args, env, expected) in cases {
             let c = container(args, env, &[]);
-            assert_eq!(switched_off(&c).as_deref(), *expected, "{args:?} {env:?}");
+            let flags = command_line::flags(&c);
+            assert_eq!(
+                switched_off(&c, &flags).as_deref(),
+                *expected,
+                "{args:?} {env:?}"
+            );
         }
     }
 
@@ -401,6 +407,7 @@ mod tests {
         ];
         let facts = MetricsFacts::gather(
             &c,
+            &command_line::flags(&c),
             Some(&pod),
             &settings_with(vec![
                 IntOrString::Int(5000),
@@ -457,7 +464,8 @@ mod tests {
             (&on, &named_metrics_probe, false),
         ];
         for (c, probe, warns) in cases {
-            let facts = MetricsFacts::gather(c, None, &Settings::default(), &[]);
+            let facts =
+                MetricsFacts::gather(c, &command_line::flags(c), None, &Settings::default(), &[]);
             let warnings = check(c, &facts, [(ProbeKind::Readiness, probe)]);
             assert_eq!(
                 warnings.len(),
@@ -470,7 +478,13 @@ mod tests {
     #[test]
     fn warning_names_container_probe_port_switch_and_remedy() {
         let c = container(&["--enable-metrics=false"], &[], &[("metrics", 10660)]);
-        let facts = MetricsFacts::gather(&c, None, &Settings::default(), &[]);
+        let facts = MetricsFacts::gather(
+            &c,
+            &command_line::flags(&c),
+            None,
+            &Settings::default(),
+            &[],
+        );
         let probe = tcp(IntOrString::Int(10660));
         let warnings = check(&c, &facts, [(ProbeKind::Liveness, &probe)]);
         assert_eq!(
@@ -486,7 +500,13 @@ mod tests {
     #[test]
     fn exec_probes_and_unknown_named_ports_are_not_judged() {
         let c = container(&["--enable-metrics=false"], &[], &[("metrics", 10660)]);
-        let facts = MetricsFacts::gather(&c, None, &Settings::default(), &[]);
+        let facts = MetricsFacts::gather(
+            &c,
+            &command_line::flags(&c),
+            None,
+            &Settings::default(),
+            &[],
+        );
         let exec = Probe::default();
         let unknown = tcp(IntOrString::String("nope".into()));
         assert!(

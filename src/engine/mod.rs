@@ -3,7 +3,7 @@
 //! Pure and synchronous: no I/O, no clock, no global state, so the webhook, the offline
 //! `mutate` command and the tests all run exactly the same code.
 
-mod command_line;
+pub mod command_line;
 pub mod metrics_coupling;
 pub mod probes;
 pub mod readiness_gates;
@@ -12,8 +12,9 @@ use std::collections::BTreeMap;
 
 use json_patch::{AddOperation, Patch, PatchOperation};
 use jsonptr::{PointerBuf, Token};
-use k8s_openapi::api::core::v1::{PodReadinessGate, Service};
+use k8s_openapi::api::core::v1::{Container, PodReadinessGate, PodSpec, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::Serialize;
 
 use crate::policy::{self, CouplingMode, INJECTED_ANNOTATION, ProbeKind, Settings};
@@ -91,6 +92,19 @@ pub fn mutate(workload: &Workload, context: &Context<'_>) -> Mutation {
     {
         return mutation;
     }
+    // A workload a controller owns (a Deployment's ReplicaSet) is the controller's to
+    // shape: a changed template makes it create another, forever. Its pods are mutated
+    // when they are created.
+    if parts.workload_meta.is_some()
+        && workload
+            .metadata()
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|owner| owner.controller == Some(true))
+    {
+        return mutation;
+    }
     let mut layers: Vec<&BTreeMap<String, String>> = context.layers.to_vec();
     layers.extend(parts.workload_meta.and_then(|m| m.annotations.as_ref()));
     layers.extend(parts.pod_meta.and_then(|m| m.annotations.as_ref()));
@@ -99,147 +113,196 @@ pub fn mutate(workload: &Workload, context: &Context<'_>) -> Mutation {
     for message in policy_warnings {
         warn(Rule::Policy, message);
     }
+    // The pods are admitted with the template's annotations only: the workload's own
+    // settings go into the template, so its pods are judged the same way.
+    let mut inherited = inherited_settings(&parts);
     if !settings.inject {
-        if let Some(message) = opt_out_missing_from_template(workload, context, &parts) {
-            warn(Rule::Policy, message);
+        // Disabled means unchanged, except that a workload's own opt-out must reach pods
+        // that would otherwise be mutated.
+        inherited.retain(|(key, _)| *key == policy::INJECT);
+        if !inherited.is_empty() && !pods_would_be_mutated(context, &parts) {
+            inherited.clear();
         }
-        return mutation;
     }
 
     let base = parts.base;
     let mut ops = Vec::new();
     let mut record = Vec::new();
     let mut coupling = Vec::new();
-    for (index, container) in parts.spec.containers.iter().enumerate() {
-        let facts = MetricsFacts::gather(container, parts.pod_meta, &settings, context.services);
-        let plan = probes::plan(container, &settings, &facts);
-        for message in plan.warnings {
-            warn(Rule::Probes, message);
-        }
-        if settings.metrics_coupling != CouplingMode::Off {
-            let existing = ProbeKind::ALL
-                .into_iter()
-                .filter_map(|kind| probes::existing(container, kind).map(|p| (kind, p)));
-            let added = plan.added.iter().map(|(kind, probe)| (*kind, probe));
-            coupling.extend(metrics_coupling::check(
+    let mut probes_added = [0; 3];
+    let mut gates_added = 0;
+    if settings.inject {
+        let port = port_setting_scope(&settings, parts.spec);
+        for (index, container) in parts.spec.containers.iter().enumerate() {
+            let flags = command_line::flags(container);
+            let facts = MetricsFacts::gather(
                 container,
-                &facts,
-                existing.chain(added),
-            ));
+                &flags,
+                parts.pod_meta,
+                &settings,
+                context.services,
+            );
+            let port = port
+                .filter(|p| p.applies_to(index, container))
+                .map(|p| p.port);
+            let plan = probes::plan(container, &flags, &settings, port, &facts);
+            for message in plan.warnings {
+                warn(Rule::Probes, message);
+            }
+            if settings.metrics_coupling != CouplingMode::Off {
+                let existing = ProbeKind::ALL
+                    .into_iter()
+                    .filter_map(|kind| probes::existing(container, kind).map(|p| (kind, p)));
+                let added = plan.added.iter().map(|(kind, probe)| (*kind, probe));
+                coupling.extend(metrics_coupling::check(
+                    container,
+                    &facts,
+                    existing.chain(added),
+                ));
+            }
+            if plan.added.is_empty() {
+                continue;
+            }
+            let container_path = pointer(base, &["spec", "containers", &index.to_string()]);
+            let mut kinds = Vec::new();
+            for (kind, probe) in &plan.added {
+                probes_added[*kind as usize] += 1;
+                kinds.push(kind.as_str());
+                ops.push(add(child(&container_path, kind.field()), probe));
+            }
+            record.push(format!("{}={}", container.name, kinds.join(",")));
         }
-        if plan.added.is_empty() {
-            continue;
+
+        let gates = readiness_gates::plan(parts.spec, &settings);
+        for message in gates.warnings {
+            warn(Rule::ReadinessGates, message);
         }
-        let container_path = pointer(base, &["spec", "containers", &index.to_string()]);
-        let mut kinds = Vec::new();
-        for (kind, probe) in &plan.added {
-            mutation.probes_added[*kind as usize] += 1;
-            kinds.push(kind.as_str());
-            ops.push(add(child(&container_path, kind.field()), probe));
+        if !gates.added.is_empty() {
+            let new_gates: Vec<PodReadinessGate> = gates
+                .added
+                .iter()
+                .map(|condition_type| PodReadinessGate {
+                    condition_type: condition_type.clone(),
+                })
+                .collect();
+            let gates_path = pointer(base, &["spec", "readinessGates"]);
+            if parts.spec.readiness_gates.is_some() {
+                for gate in &new_gates {
+                    ops.push(add(child(&gates_path, "-"), gate));
+                }
+            } else {
+                ops.push(add(gates_path, &new_gates));
+            }
+            gates_added = new_gates.len();
+            record.push(format!("gates={}", new_gates.len()));
         }
-        record.push(format!("{}={}", container.name, kinds.join(",")));
     }
 
-    let gates = readiness_gates::plan(parts.spec, &settings);
-    for message in gates.warnings {
-        warn(Rule::ReadinessGates, message);
+    if settings.metrics_coupling == CouplingMode::Deny && !coupling.is_empty() {
+        mutation.denial = Some(coupling.join(" "));
+        return mutation;
     }
-    if !gates.added.is_empty() {
-        let new_gates: Vec<PodReadinessGate> = gates
-            .added
-            .iter()
-            .map(|condition_type| PodReadinessGate {
-                condition_type: condition_type.clone(),
-            })
-            .collect();
-        let gates_path = pointer(base, &["spec", "readinessGates"]);
-        if parts.spec.readiness_gates.is_some() {
-            for gate in &new_gates {
-                ops.push(add(child(&gates_path, "-"), gate));
-            }
-        } else {
-            ops.push(add(gates_path, &new_gates));
-        }
-        mutation.gates_added = new_gates.len();
-        record.push(format!("gates={}", new_gates.len()));
+    for message in coupling {
+        warn(Rule::MetricsCoupling, message);
     }
 
-    match settings.metrics_coupling {
-        CouplingMode::Deny if !coupling.is_empty() => {
-            mutation.denial = Some(coupling.join(" "));
-            return mutation;
-        }
-        _ => {
-            for message in coupling {
-                warn(Rule::MetricsCoupling, message);
-            }
-        }
+    let record = record.join(";");
+    let mut annotations: Vec<(&str, &str)> = inherited;
+    if !record.is_empty() {
+        annotations.push((INJECTED_ANNOTATION, &record));
     }
-
-    if !ops.is_empty() {
-        ops.push(record_op(base, parts.pod_meta, &record.join(";")));
-        match ops.into_iter().collect::<Result<Vec<_>, _>>() {
-            Ok(ops) => mutation.patch = Patch(ops),
-            Err(error) => {
-                // Never half a patch: leave the object as it is and say so.
-                mutation.probes_added = [0; 3];
-                mutation.gates_added = 0;
-                mutation.warnings.push(Warning {
-                    rule: Rule::Probes,
-                    message: format!("internal error, object left unchanged: {error}"),
-                });
-            }
+    if !annotations.is_empty() {
+        ops.extend(annotations_op(base, parts.pod_meta, &annotations));
+    }
+    if ops.is_empty() {
+        return mutation;
+    }
+    match ops.into_iter().collect::<Result<Vec<_>, _>>() {
+        Ok(ops) => {
+            mutation.patch = Patch(ops);
+            mutation.probes_added = probes_added;
+            mutation.gates_added = gates_added;
         }
+        // Never half a patch: leave the object as it is and say so.
+        Err(error) => mutation.warnings.push(Warning {
+            rule: Rule::Probes,
+            message: format!("internal error, object left unchanged: {error}"),
+        }),
     }
     mutation
 }
 
-/// Writes what was added into `probegate.io/injected`, creating the maps it needs.
-fn record_op(base: &[&str], pod_meta: Option<&ObjectMeta>, record: &str) -> OpResult {
-    let entry = BTreeMap::from([(INJECTED_ANNOTATION, record)]);
-    match pod_meta {
-        Some(meta) if meta.annotations.is_some() => add(
-            pointer(base, &["metadata", "annotations", INJECTED_ANNOTATION]),
-            &record,
-        ),
-        // An empty metadata map may also be absent from the JSON: replace it whole.
-        Some(meta) if *meta != ObjectMeta::default() => {
-            add(pointer(base, &["metadata", "annotations"]), &entry)
-        }
-        _ => add(
-            pointer(base, &["metadata"]),
-            &BTreeMap::from([("annotations", entry)]),
-        ),
+/// Whether pods admitted with only the template's annotations would get injections.
+fn pods_would_be_mutated(context: &Context<'_>, parts: &crate::workload::PodParts<'_>) -> bool {
+    let mut layers: Vec<&BTreeMap<String, String>> = context.layers.to_vec();
+    layers.extend(parts.pod_meta.and_then(|m| m.annotations.as_ref()));
+    Settings::resolve(&layers).0.inject
+}
+
+/// The workload's own `probegate.io/` settings that its pod template does not set.
+fn inherited_settings<'a>(parts: &crate::workload::PodParts<'a>) -> Vec<(&'a str, &'a str)> {
+    let Some(workload) = parts.workload_meta.and_then(|m| m.annotations.as_ref()) else {
+        return Vec::new();
+    };
+    let template = parts.pod_meta.and_then(|m| m.annotations.as_ref());
+    workload
+        .iter()
+        .filter(|(key, _)| policy::KNOWN_KEYS.contains(&key.as_str()))
+        .filter(|(key, _)| !template.is_some_and(|t| t.contains_key(*key)))
+        .map(|(key, value)| (key.as_str(), value.as_str()))
+        .collect()
+}
+
+/// Which containers the `probegate.io/port` setting is for: those that declare the port,
+/// or, when none does, the first container (by convention the application), so a sidecar
+/// is never probed on the application's port.
+#[derive(Clone, Copy)]
+struct PortScope<'a> {
+    port: &'a IntOrString,
+    declared_somewhere: bool,
+}
+
+impl PortScope<'_> {
+    fn applies_to(&self, index: usize, container: &Container) -> bool {
+        declares(container, self.port) || (!self.declared_somewhere && index == 0)
     }
 }
 
-/// A workload that opts out in its own metadata only: its pods do not carry the opt-out and
-/// will be mutated when they are created.
-fn opt_out_missing_from_template(
-    workload: &Workload,
-    context: &Context<'_>,
-    parts: &crate::workload::PodParts<'_>,
-) -> Option<String> {
-    let says_disabled = |meta: Option<&ObjectMeta>| {
-        meta.and_then(|m| m.annotations.as_ref())
-            .and_then(|a| a.get(policy::INJECT))
-            .is_some_and(|v| v.trim() == "disabled")
-    };
-    if !says_disabled(parts.workload_meta) || says_disabled(parts.pod_meta) {
-        return None;
-    }
-    let mut pod_layers: Vec<&BTreeMap<String, String>> = context.layers.to_vec();
-    pod_layers.extend(parts.pod_meta.and_then(|m| m.annotations.as_ref()));
-    let (pod_settings, _) = Settings::resolve(&pod_layers);
-    pod_settings.inject.then(|| {
-        format!(
-            "{}={} on the {} does not reach its pods, which will still get probes; \
-             set it on the pod template's annotations too",
-            policy::INJECT,
-            "disabled",
-            workload.kind()
-        )
+fn port_setting_scope<'a>(settings: &'a Settings, spec: &PodSpec) -> Option<PortScope<'a>> {
+    settings.port.as_ref().map(|port| PortScope {
+        port,
+        declared_somewhere: spec.containers.iter().any(|c| declares(c, port)),
     })
+}
+
+fn declares(container: &Container, port: &IntOrString) -> bool {
+    container.ports.iter().flatten().any(|p| match port {
+        IntOrString::Int(n) => p.container_port == *n,
+        IntOrString::String(name) => p.name.as_deref() == Some(name.as_str()),
+    })
+}
+
+/// Adds annotations to the Pod or pod template, creating the maps they need.
+fn annotations_op(
+    base: &[&str],
+    pod_meta: Option<&ObjectMeta>,
+    entries: &[(&str, &str)],
+) -> Vec<OpResult> {
+    let map: BTreeMap<&str, &str> = entries.iter().copied().collect();
+    match pod_meta {
+        Some(meta) if meta.annotations.is_some() => entries
+            .iter()
+            .map(|(key, value)| add(pointer(base, &["metadata", "annotations", key]), value))
+            .collect(),
+        // An empty metadata map may also be absent from the JSON: replace it whole.
+        Some(meta) if *meta != ObjectMeta::default() => {
+            vec![add(pointer(base, &["metadata", "annotations"]), &map)]
+        }
+        _ => vec![add(
+            pointer(base, &["metadata"]),
+            &BTreeMap::from([("annotations", map)]),
+        )],
+    }
 }
 
 fn pointer(base: &[&str], rest: &[&str]) -> PointerBuf {

@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::command_line;
+use super::command_line::{self, Flag};
 use super::metrics_coupling::{MetricsFacts, resolve_port};
 use crate::policy::{self, Handler, ProbeKind, Settings};
 
@@ -37,7 +37,14 @@ struct Target {
     controller_runtime: bool,
 }
 
-pub fn plan(container: &Container, settings: &Settings, metrics: &MetricsFacts) -> ProbePlan {
+/// `port` is the `probegate.io/port` setting where it applies to this container.
+pub fn plan(
+    container: &Container,
+    flags: &[Flag<'_>],
+    settings: &Settings,
+    port: Option<&IntOrString>,
+    metrics: &MetricsFacts,
+) -> ProbePlan {
     let mut plan = ProbePlan::default();
     let missing: Vec<ProbeKind> = settings
         .probes
@@ -48,7 +55,7 @@ pub fn plan(container: &Container, settings: &Settings, metrics: &MetricsFacts) 
     if missing.is_empty() {
         return plan;
     }
-    let target = match find_target(container, settings, metrics, &mut plan.warnings) {
+    let target = match find_target(container, flags, port, metrics, &mut plan.warnings) {
         Ok(target) => target,
         Err(why) => {
             plan.warnings.push(format!(
@@ -58,10 +65,18 @@ pub fn plan(container: &Container, settings: &Settings, metrics: &MetricsFacts) 
             return plan;
         }
     };
-    plan.added = missing
-        .into_iter()
-        .map(|kind| (kind, build(kind, &target, settings)))
-        .collect();
+    for kind in missing {
+        let probe = build(kind, &target, settings);
+        if settings.handler == Handler::Http && probe.tcp_socket.is_some() {
+            plan.warnings.push(format!(
+                "container {:?}: {}=http needs {} to know what to request; added a tcpSocket {kind} probe instead",
+                container.name,
+                policy::PROBE_HANDLER,
+                kind.path_key(),
+            ));
+        }
+        plan.added.push((kind, probe));
+    }
     plan
 }
 
@@ -76,11 +91,12 @@ pub fn existing(container: &Container, kind: ProbeKind) -> Option<&Probe> {
 
 fn find_target(
     container: &Container,
-    settings: &Settings,
+    flags: &[Flag<'_>],
+    port: Option<&IntOrString>,
     metrics: &MetricsFacts,
     warnings: &mut Vec<String>,
 ) -> Result<Target, String> {
-    if let Some(port) = &settings.port {
+    if let Some(port) = port {
         match resolve_port(container, port) {
             Some(number) => {
                 return Ok(Target {
@@ -98,17 +114,22 @@ fn find_target(
         }
     }
     // An explicit health server beats any guess from the port list.
-    if let Some(number) = command_line::flags(container)
-        .iter()
-        .filter(|flag| flag.name == HEALTH_PROBE_FLAG)
-        .filter_map(|flag| flag.value().and_then(command_line::listen_port))
-        .next_back()
+    if let Some(flag) = flags.iter().rfind(|flag| flag.name == HEALTH_PROBE_FLAG)
+        && let Some(address) = flag.value()
+        && let Some(number) = command_line::listen_port(address)
     {
-        return Ok(Target {
-            port: IntOrString::Int(number.into()),
-            number: number.into(),
-            controller_runtime: true,
-        });
+        if !command_line::is_loopback(address) {
+            return Ok(Target {
+                port: IntOrString::Int(number.into()),
+                number: number.into(),
+                controller_runtime: true,
+            });
+        }
+        warnings.push(format!(
+            "container {:?}: {} listens on loopback only, which the kubelet cannot reach; not probing it",
+            container.name,
+            flag.describe(),
+        ));
     }
     let tcp_ports: Vec<&ContainerPort> = container
         .ports
@@ -241,7 +262,31 @@ mod tests {
     }
 
     fn facts(c: &Container) -> MetricsFacts {
-        MetricsFacts::gather(c, None, &Settings::default(), &[])
+        MetricsFacts::gather(c, &command_line::flags(c), None, &Settings::default(), &[])
+    }
+
+    fn plan_for(c: &Container, settings: &Settings) -> ProbePlan {
+        plan(
+            c,
+            &command_line::flags(c),
+            settings,
+            settings.port.as_ref(),
+            &facts(c),
+        )
+    }
+
+    fn target_for(
+        c: &Container,
+        settings: &Settings,
+        warnings: &mut Vec<String>,
+    ) -> Result<Target, String> {
+        find_target(
+            c,
+            &command_line::flags(c),
+            settings.port.as_ref(),
+            &facts(c),
+            warnings,
+        )
     }
 
     fn name(n: &str) -> IntOrString {
@@ -330,7 +375,7 @@ mod tests {
         for (ports, args, settings, port, controller_runtime) in cases {
             let c = container(&ports, &args);
             let mut warnings = Vec::new();
-            let target = find_target(&c, &settings, &facts(&c), &mut warnings).unwrap();
+            let target = target_for(&c, &settings, &mut warnings).unwrap();
             assert_eq!(target.port, port, "{ports:?} {args:?}");
             assert_eq!(
                 target.controller_runtime, controller_runtime,
@@ -348,7 +393,7 @@ mod tests {
             ..Settings::default()
         };
         let mut warnings = Vec::new();
-        let target = find_target(&c, &settings, &facts(&c), &mut warnings).unwrap();
+        let target = target_for(&c, &settings, &mut warnings).unwrap();
         assert_eq!(target.port, name("http"));
         assert_eq!(warnings.len(), 1);
         assert!(
@@ -386,7 +431,7 @@ mod tests {
         ];
         for (ports, args, why) in cases {
             let c = container(&ports, &args);
-            let plan = plan(&c, &Settings::default(), &facts(&c));
+            let plan = plan_for(&c, &Settings::default());
             assert!(plan.added.is_empty());
             assert_eq!(plan.warnings.len(), 1);
             assert!(
@@ -406,12 +451,12 @@ mod tests {
             ..Probe::default()
         });
         c.readiness_probe = Some(Probe::default());
-        let p = plan(&c, &Settings::default(), &facts(&c));
+        let p = plan_for(&c, &Settings::default());
         assert_eq!(p, ProbePlan::default());
 
         let mut c = container(&[("http", 80, "")], &[]);
         c.readiness_probe = Some(Probe::default());
-        let p = plan(&c, &Settings::default(), &facts(&c));
+        let p = plan_for(&c, &Settings::default());
         let kinds: Vec<ProbeKind> = p.added.iter().map(|(k, _)| *k).collect();
         assert_eq!(kinds, [ProbeKind::Liveness]);
     }
@@ -484,7 +529,7 @@ mod tests {
             ),
         ];
         for (c, settings, liveness, readiness) in cases {
-            let p = plan(c, &settings, &facts(c));
+            let p = plan_for(c, &settings);
             let handler_only = |probe: &Probe| Probe {
                 http_get: probe.http_get.clone(),
                 tcp_socket: probe.tcp_socket.clone(),
@@ -508,6 +553,49 @@ mod tests {
     }
 
     #[test]
+    fn loopback_health_servers_are_not_probed() {
+        let c = container(
+            &[("web", 8080, "")],
+            &["--health-probe-bind-address=127.0.0.1:8081"],
+        );
+        let mut warnings = Vec::new();
+        let target = target_for(&c, &Settings::default(), &mut warnings).unwrap();
+        assert_eq!(target.port, name("web"));
+        assert_eq!(warnings.len(), 1);
+        assert!(
+            warnings[0]
+                .contains("--health-probe-bind-address=127.0.0.1:8081 listens on loopback only"),
+            "{}",
+            warnings[0]
+        );
+    }
+
+    #[test]
+    fn http_handler_without_path_warns_where_it_falls_back() {
+        let settings = Settings {
+            handler: Handler::Http,
+            readiness_path: Some("/ready".into()),
+            ..Settings::default()
+        };
+        let web = container(&[("web", 8080, "")], &[]);
+        let p = plan_for(&web, &settings);
+        assert_eq!(p.warnings.len(), 1, "{:?}", p.warnings);
+        assert!(
+            p.warnings[0].contains("probegate.io/liveness-path"),
+            "{}",
+            p.warnings[0]
+        );
+        // A controller-runtime health server has paths of its own: nothing to warn about.
+        let operator = container(&[], &["--health-probe-bind-address=:8081"]);
+        assert!(plan_for(&operator, &settings).warnings.is_empty());
+        // Nothing missing, nothing injected, nothing said.
+        let mut complete = web.clone();
+        complete.liveness_probe = Some(Probe::default());
+        complete.readiness_probe = Some(Probe::default());
+        assert!(plan_for(&complete, &settings).warnings.is_empty());
+    }
+
+    #[test]
     fn timings_and_startup() {
         let settings = Settings {
             probes: vec![ProbeKind::Liveness, ProbeKind::Startup],
@@ -521,7 +609,7 @@ mod tests {
             ..Settings::default()
         };
         let c = container(&[("http", 80, "")], &[]);
-        let p = plan(&c, &settings, &facts(&c));
+        let p = plan_for(&c, &settings);
         let (kind, liveness) = &p.added[0];
         assert_eq!(*kind, ProbeKind::Liveness);
         assert_eq!(

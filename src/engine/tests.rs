@@ -247,59 +247,178 @@ fn metrics_coupling_modes() {
     assert!(quiet.is_empty(), "{quiet:?}");
 }
 
+fn deployment_with(meta: Value, template_meta: Value) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": meta,
+        "spec": {"selector": {}, "template": {"metadata": template_meta,
+            "spec": {"containers": [{"name": "web", "ports": [{"containerPort": 80}]}]}}}
+    })
+}
+
 #[test]
 fn opt_out_and_its_reach() {
-    let deployment = |meta_annotations: Value, template_annotations: Value| {
-        json!({
-            "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": "d", "annotations": meta_annotations},
-            "spec": {"selector": {}, "template": {"metadata": {"annotations": template_annotations},
-                "spec": {"containers": [{"name": "web", "ports": [{"containerPort": 80}]}]}}}
-        })
-    };
     let disabled = json!({"probegate.io/inject": "disabled"});
-    // (object, namespace layer, expected warning count)
+    let named = |annotations: Value| json!({"name": "d", "annotations": annotations});
+    // (object, namespace layer, annotations the template must end with; None = unchanged)
     let cases = [
-        (deployment(disabled.clone(), json!({})), ns(&[]), 1),
-        (deployment(json!({}), disabled.clone()), ns(&[]), 0),
-        (deployment(disabled.clone(), disabled.clone()), ns(&[]), 0),
+        // The workload's own opt-out is copied down, so its pods are not mutated either.
         (
-            deployment(disabled.clone(), json!({})),
+            deployment_with(named(disabled.clone()), json!({})),
+            ns(&[]),
+            Some(json!({"probegate.io/inject": "disabled"})),
+        ),
+        (
+            deployment_with(named(json!({})), json!({"annotations": disabled.clone()})),
+            ns(&[]),
+            None,
+        ),
+        (
+            deployment_with(
+                named(disabled.clone()),
+                json!({"annotations": disabled.clone()}),
+            ),
+            ns(&[]),
+            None,
+        ),
+        // Pods in a disabled namespace are not mutated anyway: nothing to copy.
+        (
+            deployment_with(named(disabled.clone()), json!({})),
             ns(&[("probegate.io/inject", "disabled")]),
-            0,
+            None,
+        ),
+        (
+            deployment_with(named(json!({"probegate.io/probes": "startup"})), json!({})),
+            ns(&[("probegate.io/inject", "disabled")]),
+            None,
         ),
         (
             pod(json!({"name": "p", "annotations": disabled.clone()})),
             ns(&[]),
-            0,
+            None,
         ),
     ];
-    for (object, namespace, expected_warnings) in cases {
+    for (object, namespace, expected) in cases {
         let (mutation, patched) = run(&object, &[&namespace]);
-        assert!(mutation.patch.0.is_empty(), "{object}");
-        assert_eq!(patched, object);
-        assert_eq!(
-            mutation.warnings.len(),
-            expected_warnings,
-            "{:?}",
-            messages(&mutation)
-        );
+        assert!(mutation.warnings.is_empty(), "{:?}", messages(&mutation));
+        match expected {
+            None => {
+                assert!(mutation.patch.0.is_empty(), "{object}");
+                assert_eq!(patched, object);
+            }
+            Some(annotations) => {
+                assert_eq!(
+                    patched["spec"]["template"]["metadata"]["annotations"], annotations,
+                    "{object}"
+                );
+                assert_eq!(mutation.probes_added, [0, 0, 0]);
+            }
+        }
     }
     // The objectSelector's opt-out label, on the workload or its template.
     for labelled in [
         pod(json!({"name": "p", "labels": {"probegate.io/inject": "disabled"}})),
-        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
-            "spec": {"selector": {}, "template": {"metadata": {"labels": {"probegate.io/inject": "disabled"}},
-                "spec": {"containers": [{"name": "web", "ports": [{"containerPort": 80}]}]}}}}),
+        deployment_with(
+            json!({"name": "d"}),
+            json!({"labels": {"probegate.io/inject": "disabled"}}),
+        ),
     ] {
         let (mutation, patched) = run(&labelled, &[]);
         assert!(mutation.is_empty(), "{labelled}");
         assert_eq!(patched, labelled);
     }
-    // The workload's own annotation beats the namespace's.
-    let enabled_here = deployment(json!({"probegate.io/inject": "enabled"}), json!({}));
+    // The workload's own annotation beats the namespace's, and reaches its pods.
+    let enabled_here = deployment_with(named(json!({"probegate.io/inject": "enabled"})), json!({}));
     let namespace = ns(&[("probegate.io/inject", "disabled")]);
-    assert!(!run(&enabled_here, &[&namespace]).0.patch.0.is_empty());
+    let (mutation, patched) = run(&enabled_here, &[&namespace]);
+    assert_eq!(mutation.probes_added, [1, 1, 0]);
+    assert_eq!(
+        patched["spec"]["template"]["metadata"]["annotations"]["probegate.io/inject"],
+        "enabled"
+    );
+}
+
+#[test]
+fn workload_settings_reach_its_pods() {
+    let deployment = deployment_with(
+        json!({"name": "d", "annotations": {"probegate.io/probes": "readiness", "probegate.io/metrics-coupling": "off", "other.io/x": "y"}}),
+        json!({"labels": {"app": "d"}}),
+    );
+    let (mutation, patched) = run(&deployment, &[]);
+    assert_eq!(mutation.probes_added, [0, 1, 0]);
+    let template = patched["spec"]["template"].clone();
+    assert_eq!(
+        template["metadata"]["annotations"],
+        json!({"probegate.io/probes": "readiness", "probegate.io/metrics-coupling": "off", "probegate.io/injected": "web=readiness"})
+    );
+    // The pod the ReplicaSet makes from that template gets nothing more.
+    let pod_from_template = json!({"apiVersion": "v1", "kind": "Pod", "metadata": template["metadata"], "spec": template["spec"]});
+    let (second, _) = run(&pod_from_template, &[]);
+    assert!(second.patch.0.is_empty(), "{:?}", second.patch);
+}
+
+#[test]
+fn controller_owned_workloads_are_left_to_their_controller() {
+    let owned = json!({
+        "apiVersion": "apps/v1", "kind": "ReplicaSet",
+        "metadata": {"name": "web-5d9c", "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "1", "controller": true}]},
+        "spec": {"selector": {}, "template": {"spec": {"containers": [{"name": "web", "ports": [{"containerPort": 80}]}]}}}
+    });
+    let (mutation, patched) = run(&owned, &[]);
+    assert!(mutation.is_empty());
+    assert_eq!(patched, owned);
+    // Pods are mutated whoever owns them: the template may predate probegate.
+    let mut owned_pod = pod(json!({"name": "web-5d9c-x"}));
+    owned_pod["metadata"]["ownerReferences"] = owned["metadata"]["ownerReferences"].clone();
+    assert_eq!(run(&owned_pod, &[]).0.probes_added, [1, 1, 0]);
+}
+
+#[test]
+fn port_setting_is_for_the_containers_that_declare_it() {
+    let two = |app_ports: Value| {
+        json!({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "annotations": {"probegate.io/port": "8080"}},
+            "spec": {"containers": [
+                {"name": "app", "ports": app_ports},
+                {"name": "proxy", "ports": [{"name": "admin", "containerPort": 15000}]}
+            ]}
+        })
+    };
+    // Declared by the app: the proxy keeps its own port.
+    let (_, patched) = run(&two(json!([{"containerPort": 8080}])), &[]);
+    assert_eq!(
+        patched["spec"]["containers"][0]["livenessProbe"]["tcpSocket"]["port"],
+        8080
+    );
+    assert_eq!(
+        patched["spec"]["containers"][1]["livenessProbe"]["tcpSocket"]["port"],
+        "admin"
+    );
+    // Declared by nobody: the first container gets it, the sidecar never does.
+    let (_, patched) = run(&two(json!([])), &[]);
+    assert_eq!(
+        patched["spec"]["containers"][0]["livenessProbe"]["tcpSocket"]["port"],
+        8080
+    );
+    assert_eq!(
+        patched["spec"]["containers"][1]["livenessProbe"]["tcpSocket"]["port"],
+        "admin"
+    );
+}
+
+#[test]
+fn a_denial_counts_no_injection() {
+    let mut object =
+        pod(json!({"name": "p", "annotations": {"probegate.io/metrics-coupling": "deny"}}));
+    object["spec"]["containers"][0]["args"] = json!(["--enable-metrics=false"]);
+    object["spec"]["containers"][0]["ports"] = json!([{"name": "metrics", "containerPort": 9090}, {"name": "http", "containerPort": 8080}]);
+    object["spec"]["containers"][0]["readinessProbe"] = json!({"tcpSocket": {"port": "metrics"}});
+    let (mutation, _) = run(&object, &[]);
+    assert!(mutation.denial.is_some());
+    assert_eq!(
+        (mutation.probes_added, mutation.gates_added),
+        ([0, 0, 0], 0)
+    );
 }
 
 #[test]
