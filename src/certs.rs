@@ -101,6 +101,10 @@ fn name(common_name: &str) -> DistinguishedName {
 fn subject_alt_names(names: &Names) -> Result<Vec<SanType>, CertError> {
     let mut sans = Vec::new();
     for dns in &names.dns {
+        crate::policy::check_dns_subdomain(dns).map_err(|reason| CertError::BadName {
+            name: dns.clone(),
+            reason,
+        })?;
         let ia5 = dns
             .clone()
             .try_into()

@@ -402,6 +402,26 @@ pub fn is_port_name(name: &str) -> bool {
         && !name.contains("--")
 }
 
+/// A lower-case RFC 1123 DNS subdomain, as Kubernetes names and prefixes must be.
+pub fn check_dns_subdomain(value: &str) -> Result<(), String> {
+    if value.is_empty() || value.len() > 253 {
+        return Err("must be 1 to 253 characters".into());
+    }
+    let label_ok = |label: &str| {
+        let b = label.as_bytes();
+        !b.is_empty()
+            && b[0].is_ascii_alphanumeric()
+            && b[b.len() - 1].is_ascii_alphanumeric()
+            && b.iter()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+    };
+    if value.split('.').all(label_ok) {
+        Ok(())
+    } else {
+        Err("must be a lower-case DNS subdomain".into())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

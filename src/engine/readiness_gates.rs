@@ -5,7 +5,7 @@
 
 use k8s_openapi::api::core::v1::PodSpec;
 
-use crate::policy::{READINESS_GATES, Settings};
+use crate::policy::{READINESS_GATES, Settings, check_dns_subdomain};
 
 #[derive(Debug, Default, PartialEq)]
 pub struct GatePlan {
@@ -59,25 +59,6 @@ pub fn check_qualified_name(value: &str) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-fn check_dns_subdomain(value: &str) -> Result<(), String> {
-    if value.is_empty() || value.len() > 253 {
-        return Err("must be 1 to 253 characters".into());
-    }
-    let label_ok = |label: &str| {
-        let b = label.as_bytes();
-        !b.is_empty()
-            && b[0].is_ascii_alphanumeric()
-            && b[b.len() - 1].is_ascii_alphanumeric()
-            && b.iter()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-    };
-    if value.split('.').all(label_ok) {
-        Ok(())
-    } else {
-        Err("must be a lower-case DNS subdomain".into())
-    }
 }
 
 #[cfg(test)]

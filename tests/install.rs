@@ -1,0 +1,517 @@
+//! What users install: `manifests/`, the Helm chart's renderings, and `probegate certs`.
+//!
+//! Every object must decode into its k8s-openapi type with no field left over (a misspelt
+//! field is silently dropped by a lenient decoder, and by the API server too).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Decodes `object` as its kind and checks that re-encoding kept every field it had.
+fn check_typed(origin: &str, object: &Value) {
+    let kind = object["kind"].as_str().unwrap_or_default();
+    let api_version = object["apiVersion"].as_str().unwrap_or_default();
+    macro_rules! roundtrip {
+        ($ty:ty) => {{
+            let typed: $ty = serde_json::from_value(object.clone())
+                .unwrap_or_else(|e| panic!("{origin}: {kind} does not decode: {e}"));
+            serde_json::to_value(typed).unwrap()
+        }};
+    }
+    use k8s_openapi::api::{
+        admissionregistration::v1 as admission, apps::v1 as apps, core::v1 as core,
+        networking::v1 as networking, policy::v1 as policy, rbac::v1 as rbac,
+    };
+    let back = match (api_version, kind) {
+        ("v1", "Namespace") => roundtrip!(core::Namespace),
+        ("v1", "ServiceAccount") => roundtrip!(core::ServiceAccount),
+        ("v1", "Service") => roundtrip!(core::Service),
+        ("v1", "Secret") => roundtrip!(core::Secret),
+        ("apps/v1", "Deployment") => roundtrip!(apps::Deployment),
+        ("policy/v1", "PodDisruptionBudget") => roundtrip!(policy::PodDisruptionBudget),
+        ("networking.k8s.io/v1", "NetworkPolicy") => roundtrip!(networking::NetworkPolicy),
+        ("rbac.authorization.k8s.io/v1", "ClusterRole") => roundtrip!(rbac::ClusterRole),
+        ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding") => {
+            roundtrip!(rbac::ClusterRoleBinding)
+        }
+        ("rbac.authorization.k8s.io/v1", "Role") => roundtrip!(rbac::Role),
+        ("rbac.authorization.k8s.io/v1", "RoleBinding") => roundtrip!(rbac::RoleBinding),
+        ("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration") => {
+            roundtrip!(admission::MutatingWebhookConfiguration)
+        }
+        // cert-manager's own types are not Kubernetes API types.
+        ("cert-manager.io/v1", _) => return,
+        other => panic!("{origin}: no type known for {other:?}"),
+    };
+    assert_no_unknown_fields(origin, object, &back, kind);
+}
+
+fn assert_no_unknown_fields(origin: &str, original: &Value, back: &Value, path: &str) {
+    match (original, back) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (key, value) in a {
+                if value.is_null() {
+                    continue;
+                }
+                let child = format!("{path}.{key}");
+                match b.get(key) {
+                    Some(other) => assert_no_unknown_fields(origin, value, other, &child),
+                    None => panic!("{origin}: unknown field {child}"),
+                }
+            }
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            assert_eq!(a.len(), b.len(), "{origin}: {path}");
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                assert_no_unknown_fields(origin, x, y, &format!("{path}[{i}]"));
+            }
+        }
+        _ => {}
+    }
+}
+
+fn documents(origin: &str, text: &str) -> Vec<Value> {
+    let mut stdin = text.as_bytes();
+    probegate::manifest::read_paths(&[PathBuf::from("-")], &mut stdin)
+        .unwrap_or_else(|e| panic!("{origin}: {e}"))
+        .into_iter()
+        .map(|d| d.value)
+        .collect()
+}
+
+fn manifests() -> Vec<(String, Value)> {
+    let dir = root().join("manifests");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "yaml") && !p.ends_with("kustomization.yaml")
+        })
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .flat_map(|file| {
+            let name = file.file_name().unwrap().to_string_lossy().into_owned();
+            documents(&name, &std::fs::read_to_string(&file).unwrap())
+                .into_iter()
+                .map(move |v| (name.clone(), v))
+        })
+        .collect()
+}
+
+#[test]
+fn every_manifest_decodes_as_its_type_without_unknown_fields() {
+    let objects = manifests();
+    let kinds: Vec<&str> = objects
+        .iter()
+        .map(|(_, v)| v["kind"].as_str().unwrap())
+        .collect();
+    for required in [
+        "Namespace",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Deployment",
+        "PodDisruptionBudget",
+        "Service",
+        "MutatingWebhookConfiguration",
+    ] {
+        assert!(
+            kinds.contains(&required),
+            "manifests/ lacks a {required}: {kinds:?}"
+        );
+    }
+    for (file, object) in &objects {
+        check_typed(file, object);
+    }
+}
+
+#[test]
+fn the_unknown_field_check_catches_a_misspelt_field() {
+    let object = serde_json::json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {"prots": []}});
+    let caught = std::panic::catch_unwind(|| check_typed("test", &object));
+    assert!(caught.is_err());
+}
+
+/// The properties a webhook configuration must have so probegate never blocks a pod.
+fn check_webhook_configuration(origin: &str, object: &Value, namespace: &str) {
+    let config: MutatingWebhookConfiguration = serde_json::from_value(object.clone()).unwrap();
+    let webhooks = config.webhooks.unwrap();
+    assert_eq!(webhooks.len(), 1, "{origin}");
+    let hook = &webhooks[0];
+    assert_eq!(hook.admission_review_versions, ["v1"], "{origin}");
+    assert_eq!(
+        hook.side_effects, "None",
+        "{origin}: dry-run applies need sideEffects: None"
+    );
+    assert_eq!(hook.failure_policy.as_deref(), Some("Ignore"), "{origin}");
+    let timeout = hook.timeout_seconds.unwrap();
+    assert!((1..=10).contains(&timeout), "{origin}: timeout {timeout}");
+    assert_eq!(
+        hook.reinvocation_policy.as_deref(),
+        Some("IfNeeded"),
+        "{origin}"
+    );
+    assert_eq!(
+        hook.client_config
+            .service
+            .as_ref()
+            .and_then(|s| s.path.as_deref()),
+        Some("/mutate"),
+        "{origin}"
+    );
+
+    let rules = hook.rules.as_ref().unwrap();
+    let mut covered: Vec<(String, String)> = Vec::new();
+    for rule in rules {
+        assert_eq!(
+            rule.operations.as_deref(),
+            Some(&["CREATE".to_string()][..]),
+            "{origin}: only CREATE"
+        );
+        for group in rule.api_groups.iter().flatten() {
+            for resource in rule.resources.iter().flatten() {
+                covered.push((group.clone(), resource.clone()));
+            }
+        }
+    }
+    for (group, resource) in [
+        ("", "pods"),
+        ("apps", "deployments"),
+        ("apps", "statefulsets"),
+        ("apps", "daemonsets"),
+        ("apps", "replicasets"),
+        ("batch", "jobs"),
+        ("batch", "cronjobs"),
+    ] {
+        assert!(
+            covered.contains(&(group.to_string(), resource.to_string())),
+            "{origin}: no rule for {group}/{resource}"
+        );
+    }
+
+    let selector = hook.namespace_selector.as_ref().unwrap();
+    assert_eq!(
+        selector
+            .match_labels
+            .as_ref()
+            .and_then(|l| l.get("probegate.io/injection"))
+            .map(String::as_str),
+        Some("enabled"),
+        "{origin}: namespaces opt in"
+    );
+    let excluded: Vec<&String> = selector
+        .match_expressions
+        .iter()
+        .flatten()
+        .filter(|e| e.key == "kubernetes.io/metadata.name" && e.operator == "NotIn")
+        .flat_map(|e| e.values.iter().flatten())
+        .collect();
+    for never in ["kube-system", namespace] {
+        assert!(
+            excluded.iter().any(|v| *v == never),
+            "{origin}: {never} must never match"
+        );
+    }
+    let object_selector = hook.object_selector.as_ref().unwrap();
+    assert!(
+        object_selector
+            .match_expressions
+            .iter()
+            .flatten()
+            .any(|e| e.key == "probegate.io/inject"
+                && e.operator == "NotIn"
+                && e.values.iter().flatten().any(|v| v == "disabled")),
+        "{origin}: workloads opt out with probegate.io/inject=disabled"
+    );
+}
+
+#[test]
+fn manifests_webhook_configuration_never_blocks_pods() {
+    let objects = manifests();
+    let (file, webhook) = objects
+        .iter()
+        .find(|(_, v)| v["kind"] == "MutatingWebhookConfiguration")
+        .unwrap();
+    check_webhook_configuration(file, webhook, "probegate");
+}
+
+#[test]
+fn manifests_deployment_probes_its_health_port_and_runs_locked_down() {
+    let objects = manifests();
+    let deployment = &objects
+        .iter()
+        .find(|(_, v)| v["kind"] == "Deployment")
+        .unwrap()
+        .1;
+    let spec = &deployment["spec"];
+    assert_eq!(spec["replicas"], 2);
+    let pod = &spec["template"]["spec"];
+    let container = &pod["containers"][0];
+    let health_port = container["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["containerPort"] == 8081)
+        .expect("health port declared");
+    for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
+        assert_eq!(container[probe]["httpGet"]["path"], path);
+        let port = &container[probe]["httpGet"]["port"];
+        assert!(
+            *port == 8081 || *port == health_port["name"],
+            "{probe} on the health port, got {port}"
+        );
+    }
+    let security = &container["securityContext"];
+    assert_eq!(security["readOnlyRootFilesystem"], true);
+    assert_eq!(security["allowPrivilegeEscalation"], false);
+    assert_eq!(security["capabilities"]["drop"], serde_json::json!(["ALL"]));
+    assert!(pod["securityContext"]["runAsNonRoot"] == true || security["runAsNonRoot"] == true);
+    assert!(
+        container["resources"]["requests"].is_object()
+            && container["resources"]["limits"].is_object()
+    );
+    assert!(pod["affinity"]["podAntiAffinity"].is_object());
+    let args: Vec<&str> = container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    let grace: u64 = args
+        .iter()
+        .find_map(|a| {
+            a.strip_prefix("--shutdown-grace-seconds=")
+                .or_else(|| a.strip_prefix("--shutdown-grace-seconds "))
+        })
+        .map(|v| v.parse().unwrap())
+        .unwrap_or(15);
+    assert!(
+        pod["terminationGracePeriodSeconds"].as_u64().unwrap() > grace,
+        "termination grace must exceed the drain"
+    );
+}
+
+/// helm, installed by `.ci/install-tools.sh helm` into the cache, or on PATH.
+fn helm() -> PathBuf {
+    let cache = std::env::var_os("PROBEGATE_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(&std::env::var_os("HOME").unwrap()).join(".cache/probegate"));
+    let cached = cache.join("bin/helm");
+    if cached.is_file() {
+        return cached;
+    }
+    let on_path = Command::new("helm").arg("version").output();
+    assert!(
+        on_path.is_ok_and(|o| o.status.success()),
+        "helm not found: run .ci/install-tools.sh helm (it installs into {})",
+        cache.join("bin").display()
+    );
+    PathBuf::from("helm")
+}
+
+fn helm_template(args: &[&str]) -> String {
+    let out = Command::new(helm())
+        .current_dir(root())
+        .args([
+            "template",
+            "probegate",
+            "charts/probegate",
+            "--namespace",
+            "probegate",
+        ])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "helm template {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+const CERT_SOURCES: [&[&str]; 3] = [
+    &["--set", "certificates.source=generate"],
+    &["--set", "certificates.source=certManager"],
+    &[
+        "--set",
+        "certificates.source=existingSecret",
+        "--set",
+        "certificates.existingSecret.secretName=probegate-tls",
+        "--set",
+        "certificates.existingSecret.caBundle=ZHVtbXktY2E=",
+    ],
+];
+
+#[test]
+fn helm_lint_passes_for_every_certificate_source() {
+    for args in CERT_SOURCES {
+        let out = Command::new(helm())
+            .current_dir(root())
+            .args(["lint", "--strict", "charts/probegate"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "helm lint {args:?}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+}
+
+#[test]
+fn helm_renderings_decode_and_keep_the_webhook_safe() {
+    for args in CERT_SOURCES {
+        let rendered = helm_template(args);
+        let origin = format!("helm template {args:?}");
+        let objects = documents(&origin, &rendered);
+        assert!(objects.len() >= 8, "{origin}: {} objects", objects.len());
+        for object in &objects {
+            check_typed(&origin, object);
+        }
+        let webhook = objects
+            .iter()
+            .find(|v| v["kind"] == "MutatingWebhookConfiguration")
+            .unwrap();
+        check_webhook_configuration(&origin, webhook, "probegate");
+    }
+}
+
+#[test]
+fn helm_metrics_off_keeps_health_probes() {
+    let rendered = helm_template(&["--set", "metrics.enabled=false"]);
+    let objects = documents("metrics off", &rendered);
+    let deployment = objects.iter().find(|v| v["kind"] == "Deployment").unwrap();
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let args = container["args"].to_string();
+    assert!(args.contains("--no-metrics"), "{args}");
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert!(!rendered.contains("9090"), "no metrics port left");
+}
+
+#[test]
+fn certs_command_writes_a_pair_for_the_service_names() {
+    use rustls::client::danger::ServerCertVerifier;
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_probegate"))
+        .args([
+            "certs",
+            "--service",
+            "hook",
+            "--namespace",
+            "tools",
+            "--dns",
+            "hook.example.com",
+            "--ip",
+            "127.0.0.1",
+            "--days",
+            "30",
+            "--out",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    use base64::Engine as _;
+    let ca_pem = std::fs::read_to_string(dir.path().join("ca.crt")).unwrap();
+    let printed = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD
+            .decode(printed.trim())
+            .unwrap(),
+        ca_pem.as_bytes(),
+        "stdout is the base64 caBundle"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("tls.key"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    let key = std::fs::read_to_string(dir.path().join("tls.key")).unwrap();
+    assert!(key.starts_with("-----BEGIN PRIVATE KEY-----"));
+    probegate::tls::load_pair(&dir.path().join("tls.crt"), &dir.path().join("tls.key")).unwrap();
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).unwrap())
+        .unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        std::sync::Arc::new(roots),
+        provider,
+    )
+    .build()
+    .unwrap();
+    let leaf = CertificateDer::from_pem_slice(
+        std::fs::read(dir.path().join("tls.crt"))
+            .unwrap()
+            .as_slice(),
+    )
+    .unwrap();
+    for name in [
+        "hook.tools.svc",
+        "hook.tools.svc.cluster.local",
+        "hook.example.com",
+        "127.0.0.1",
+    ] {
+        let server_name = ServerName::try_from(name).unwrap();
+        verifier
+            .verify_server_cert(&leaf, &[], &server_name, &[], UnixTime::now())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    let wrong = ServerName::try_from("other.tools.svc").unwrap();
+    assert!(
+        verifier
+            .verify_server_cert(&leaf, &[], &wrong, &[], UnixTime::now())
+            .is_err()
+    );
+}
+
+#[test]
+fn certs_command_rejects_bad_input() {
+    for (args, error) in [
+        (vec!["--days", "0"], "validity must be 1 to 3650 days"),
+        (vec!["--ip", "not-an-ip"], "invalid value 'not-an-ip'"),
+        (
+            vec!["--dns", "bad name"],
+            "is neither a DNS name nor an IP address",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_probegate"))
+            .arg("certs")
+            .args(&args)
+            .arg("--out")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(error), "{args:?}: {stderr}");
+        assert!(
+            !dir.path().join("tls.key").exists(),
+            "nothing written on error"
+        );
+    }
+}
