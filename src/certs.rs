@@ -17,6 +17,8 @@ pub enum CertError {
     BadName { name: String, reason: String },
     #[error("validity must be 1 to 3650 days, got {0}")]
     BadValidity(u32),
+    #[error("the CA certificate or key cannot be used: {0}")]
+    BadCa(rcgen::Error),
     #[error("cannot write {path}: {source}")]
     Write {
         path: String,
@@ -25,9 +27,18 @@ pub enum CertError {
     },
 }
 
-/// A freshly made CA and the serving certificate it signed.
+/// A CA and the serving certificate it signed.
 pub struct Bundle {
     pub ca_pem: String,
+    /// The CA's key, kept so the next serving certificate can come from the same CA (and
+    /// the webhook's caBundle need not change). Keep it out of the cluster.
+    pub ca_key_pem: String,
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+/// An existing CA to sign with.
+pub struct Ca {
     pub cert_pem: String,
     pub key_pem: String,
 }
@@ -52,15 +63,9 @@ impl Names {
     }
 }
 
+/// Makes a new CA and a serving certificate signed by it.
 pub fn generate(names: &Names, days: u32) -> Result<Bundle, CertError> {
-    if !(1..=3650).contains(&days) {
-        return Err(CertError::BadValidity(days));
-    }
-    let now = OffsetDateTime::now_utc();
-    // A little slack for clocks that run behind ours.
-    let not_before = now - Duration::minutes(5);
-    let not_after = now + Duration::days(days.into());
-
+    let (not_before, not_after) = validity(days)?;
     let ca_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
     let mut ca = CertificateParams::default();
     ca.distinguished_name = name("probegate CA");
@@ -71,9 +76,21 @@ pub fn generate(names: &Names, days: u32) -> Result<Bundle, CertError> {
         KeyUsagePurpose::DigitalSignature,
     ];
     ca.not_before = not_before;
-    ca.not_after = not_after;
+    // The CA outlives its serving certificates, so they can be renewed under it.
+    ca.not_after = not_after + Duration::days(days.into());
     let ca_cert = ca.self_signed(&ca_key)?;
-    let issuer = Issuer::new(ca, ca_key);
+    let ca = Ca {
+        cert_pem: ca_cert.pem(),
+        key_pem: ca_key.serialize_pem(),
+    };
+    sign(&ca, names, days)
+}
+
+/// Makes a serving certificate signed by an existing CA.
+pub fn sign(ca: &Ca, names: &Names, days: u32) -> Result<Bundle, CertError> {
+    let (not_before, not_after) = validity(days)?;
+    let ca_key = KeyPair::from_pem(&ca.key_pem).map_err(CertError::BadCa)?;
+    let issuer = Issuer::from_ca_cert_pem(&ca.cert_pem, ca_key).map_err(CertError::BadCa)?;
 
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
     let mut serving = CertificateParams::default();
@@ -86,10 +103,23 @@ pub fn generate(names: &Names, days: u32) -> Result<Bundle, CertError> {
     let cert = serving.signed_by(&key, &issuer)?;
 
     Ok(Bundle {
-        ca_pem: ca_cert.pem(),
+        ca_pem: ca.cert_pem.clone(),
+        ca_key_pem: ca.key_pem.clone(),
         cert_pem: cert.pem(),
         key_pem: key.serialize_pem(),
     })
+}
+
+fn validity(days: u32) -> Result<(OffsetDateTime, OffsetDateTime), CertError> {
+    if !(1..=3650).contains(&days) {
+        return Err(CertError::BadValidity(days));
+    }
+    let now = OffsetDateTime::now_utc();
+    // A little slack for clocks that run behind ours.
+    Ok((
+        now - Duration::minutes(5),
+        now + Duration::days(days.into()),
+    ))
 }
 
 fn name(common_name: &str) -> DistinguishedName {
@@ -119,7 +149,7 @@ fn subject_alt_names(names: &Names) -> Result<Vec<SanType>, CertError> {
 }
 
 impl Bundle {
-    /// Writes `ca.crt`, `tls.crt` and `tls.key` (mode 0600) into `dir`.
+    /// Writes `ca.crt`, `ca.key`, `tls.crt` and `tls.key` into `dir`; keys get mode 0600.
     pub fn write(&self, dir: &Path) -> Result<(), CertError> {
         let write_error = |path: &Path| {
             let path = path.display().to_string();
@@ -128,6 +158,7 @@ impl Bundle {
         std::fs::create_dir_all(dir).map_err(write_error(dir))?;
         for (file, pem, private) in [
             ("ca.crt", &self.ca_pem, false),
+            ("ca.key", &self.ca_key_pem, true),
             ("tls.crt", &self.cert_pem, false),
             ("tls.key", &self.key_pem, true),
         ] {

@@ -107,6 +107,13 @@ struct CertsArgs {
     /// Validity in days.
     #[arg(long, default_value_t = 365)]
     days: u32,
+    /// Sign with this existing CA (with --ca-key) instead of making a new one, so the
+    /// webhook's caBundle stays the same.
+    #[arg(long, requires = "ca_key", value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
+    /// The existing CA's private key (PEM).
+    #[arg(long, requires = "ca_cert", value_name = "FILE")]
+    ca_key: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -151,7 +158,23 @@ fn make_certs(args: CertsArgs) -> anyhow::Result<()> {
     let mut names = Names::for_service(&args.service, &args.namespace);
     names.dns.extend(args.dns);
     names.ips.extend(args.ips);
-    let bundle = certs::generate(&names, args.days)?;
+    let bundle = match (&args.ca_cert, &args.ca_key) {
+        (Some(cert), Some(key)) => {
+            let read = |path: &PathBuf| {
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read {}", path.display()))
+            };
+            certs::sign(
+                &certs::Ca {
+                    cert_pem: read(cert)?,
+                    key_pem: read(key)?,
+                },
+                &names,
+                args.days,
+            )?
+        }
+        _ => certs::generate(&names, args.days)?,
+    };
     bundle.write(&args.out)?;
     use base64::Engine as _;
     println!(

@@ -111,6 +111,13 @@ impl Server {
         let metrics_listener = listeners.metrics.map(tokio_listener).transpose()?;
         let acceptor = TlsAcceptor::from(certs.server_config()?);
 
+        let health_address = health_listener
+            .local_addr()
+            .map_or_else(|_| "?".to_owned(), |a| a.to_string());
+        let metrics_address = metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+            .map_or_else(|| "off".to_owned(), |a| a.to_string());
         let stop_side = Arc::new(Notify::new());
         let mut side_tasks = Vec::new();
         side_tasks.push(tokio::spawn(serve_plain(
@@ -140,8 +147,18 @@ impl Server {
         });
 
         let router = webhook_router(admission, &limits);
+        let address = |listener: Option<&TcpListener>| {
+            listener
+                .and_then(|l| l.local_addr().ok())
+                .map_or_else(|| "off".to_owned(), |a| a.to_string())
+        };
+        tracing::info!(
+            webhook = %address(Some(&webhook_listener)),
+            health = %health_address,
+            metrics = %metrics_address,
+            "listening"
+        );
         health.set_tls_ready();
-        tracing::info!(addr = ?webhook_listener.local_addr().ok(), "webhook serving");
 
         let graceful = GracefulShutdown::new();
         let connections = Arc::new(Semaphore::new(limits.max_connections));

@@ -45,6 +45,9 @@ pub enum TlsError {
     },
 }
 
+/// Quiet time after a file event before the pair is read.
+const SETTLE: Duration = Duration::from_millis(250);
+
 /// Reads and checks a certificate chain and its key.
 pub fn load_pair(cert_path: &Path, key_path: &Path) -> Result<CertifiedKey, TlsError> {
     let cert_pem = read(cert_path)?;
@@ -209,7 +212,11 @@ impl CertStore {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = changed.recv() => {}
+                _ = changed.recv() => {
+                    // Writers that replace the key and the certificate one at a time pass
+                    // through a mismatched pair: let the folder settle first.
+                    while tokio::time::timeout(SETTLE, changed.recv()).await.is_ok_and(|e| e.is_some()) {}
+                }
                 _ = ticker.tick() => {}
             }
             match self.reload() {

@@ -450,6 +450,16 @@ fn certs_command_writes_a_pair_for_the_service_names() {
     }
     let key = std::fs::read_to_string(dir.path().join("tls.key")).unwrap();
     assert!(key.starts_with("-----BEGIN PRIVATE KEY-----"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("ca.key"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600);
+    }
     probegate::tls::load_pair(&dir.path().join("tls.crt"), &dir.path().join("tls.key")).unwrap();
 
     let mut roots = rustls::RootCertStore::empty();
@@ -486,6 +496,46 @@ fn certs_command_writes_a_pair_for_the_service_names() {
             .verify_server_cert(&leaf, &[], &wrong, &[], UnixTime::now())
             .is_err()
     );
+}
+
+#[test]
+fn certs_command_renews_under_the_same_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], out: &Path| {
+        let result = Command::new(env!("CARGO_BIN_EXE_probegate"))
+            .arg("certs")
+            .args(args)
+            .arg("--out")
+            .arg(out)
+            .output()
+            .unwrap();
+        assert!(
+            result.status.success(),
+            "{}",
+            String::from_utf8_lossy(&result.stderr)
+        );
+        String::from_utf8(result.stdout).unwrap()
+    };
+    let first = run(&[], &dir.path().join("first"));
+    let ca_cert = dir.path().join("first/ca.crt");
+    let ca_key = dir.path().join("first/ca.key");
+    let second = run(
+        &[
+            "--ca-cert",
+            ca_cert.to_str().unwrap(),
+            "--ca-key",
+            ca_key.to_str().unwrap(),
+        ],
+        &dir.path().join("second"),
+    );
+    assert_eq!(first, second, "same caBundle");
+    let leaf = |d: &str| std::fs::read_to_string(dir.path().join(d).join("tls.crt")).unwrap();
+    assert_ne!(leaf("first"), leaf("second"), "a new serving certificate");
+    probegate::tls::load_pair(
+        &dir.path().join("second/tls.crt"),
+        &dir.path().join("second/tls.key"),
+    )
+    .unwrap();
 }
 
 #[test]

@@ -1,0 +1,637 @@
+//! End to end: the real `probegate serve` in cluster mode, registered as a
+//! MutatingWebhookConfiguration with a real kube-apiserver (tests/e2e/), driven through
+//! the real `kubectl`. Run it alone with `cargo test --test e2e -- --nocapture`.
+//!
+//! One scenario, in order, because the control plane is shared; each step names itself in
+//! its failure messages.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The control plane; stopped when dropped, also when a step fails.
+struct ApiServer {
+    workdir: tempfile::TempDir,
+    kubeconfig: PathBuf,
+}
+
+impl ApiServer {
+    fn start() -> ApiServer {
+        let workdir = tempfile::Builder::new()
+            .prefix("probegate-e2e-")
+            .tempdir()
+            .unwrap();
+        let out = Command::new(root().join("tests/e2e/start-apiserver.sh"))
+            .arg(workdir.path())
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("tests/e2e/start-apiserver.sh runs");
+        assert!(
+            out.status.success(),
+            "the kube-apiserver did not start (it needs Go and the Go module proxy on a first run; see tests/e2e/README.md)"
+        );
+        let kubeconfig = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
+        ApiServer {
+            workdir,
+            kubeconfig,
+        }
+    }
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        let _ = Command::new(root().join("tests/e2e/stop-apiserver.sh"))
+            .arg(self.workdir.path())
+            .status();
+    }
+}
+
+/// `probegate serve`, in cluster mode against the API server.
+struct Probegate {
+    child: Child,
+    webhook: String,
+    health: String,
+}
+
+impl Probegate {
+    fn start(kubeconfig: &Path, certs: &Path) -> Probegate {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_probegate"))
+            .args([
+                "serve",
+                "--addr",
+                "127.0.0.1:0",
+                "--health-addr",
+                "127.0.0.1:0",
+                "--metrics-addr",
+                "127.0.0.1:0",
+            ])
+            .args([
+                "--log-format",
+                "json",
+                "--log-level",
+                "info",
+                "--shutdown-grace-seconds",
+                "5",
+            ])
+            .arg("--tls-cert-file")
+            .arg(certs.join("tls.crt"))
+            .arg("--tls-key-file")
+            .arg(certs.join("tls.key"))
+            .env("KUBECONFIG", kubeconfig)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The first log line with the bound addresses; the rest is echoed for failures.
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("probegate: {line}");
+                if let Ok(log) = serde_json::from_str::<Value>(&line)
+                    && log["message"] == "listening"
+                {
+                    let _ = tx.send((
+                        log["webhook"].as_str().unwrap().to_owned(),
+                        log["health"].as_str().unwrap().to_owned(),
+                    ));
+                }
+            }
+        });
+        let (webhook, health) = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("probegate logged its addresses");
+        let probegate = Probegate {
+            child,
+            webhook,
+            health,
+        };
+        // Ready means the namespace and Service caches have synced from the API server.
+        eventually("probegate ready", Duration::from_secs(60), || {
+            http_status(&probegate.health, "/readyz") == Some(200)
+        });
+        probegate
+    }
+
+    fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let status = self.child.wait().unwrap();
+        assert!(
+            status.success(),
+            "probegate exits 0 after SIGTERM: {status}"
+        );
+    }
+}
+
+impl Drop for Probegate {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn http_status(addr: &str, path: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Polls `check` until it holds; the deadline bounds the wait, it is not a sleep.
+fn eventually(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !check() {
+        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+struct Kubectl {
+    kubeconfig: PathBuf,
+}
+
+impl Kubectl {
+    fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut child = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kubectl is installed");
+        {
+            use std::io::Write;
+            let mut pipe = child.stdin.take().unwrap();
+            pipe.write_all(stdin.unwrap_or_default().as_bytes())
+                .unwrap();
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let out = self.run(args, stdin);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// `kubectl apply --dry-run=server -o json`: (exit ok, object or null, stderr).
+    fn dry_run(&self, object: &Value) -> (bool, Value, String) {
+        let out = self.run(
+            &["apply", "--dry-run=server", "-o", "json", "-f", "-"],
+            Some(&object.to_string()),
+        );
+        let value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        (
+            out.status.success(),
+            value,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+fn namespace(name: &str, labelled: bool, annotations: Value) -> Value {
+    let labels = if labelled {
+        json!({"probegate.io/injection": "enabled"})
+    } else {
+        json!({})
+    };
+    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels, "annotations": annotations}})
+}
+
+fn deployment(namespace: &str, name: &str, labels: Value, container: Value) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "spec": {"selector": {"matchLabels": {"app": name}}, "template": {
+            "metadata": {"labels": {"app": name}},
+            "spec": {"containers": [container]}
+        }}
+    })
+}
+
+fn web(name: &str) -> Value {
+    json!({"name": name, "image": "example.com/web:1", "ports": [{"name": "http", "containerPort": 8080}]})
+}
+
+fn bare_pod(namespace: &str, name: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"containers": [web("web")]}
+    })
+}
+
+/// manifests/'s webhook configuration, pointed at the local server by URL.
+fn webhook_configuration(webhook: &str, ca_pem: &str) -> Value {
+    let text = std::fs::read_to_string(root().join("manifests/mutatingwebhookconfiguration.yaml"))
+        .unwrap();
+    let mut stdin = text.as_bytes();
+    let mut config = probegate::manifest::read_paths(&[PathBuf::from("-")], &mut stdin)
+        .unwrap()
+        .remove(0)
+        .value;
+    use base64::Engine as _;
+    config["webhooks"][0]["clientConfig"] = json!({
+        "url": format!("https://{webhook}/mutate"),
+        "caBundle": base64::engine::general_purpose::STANDARD.encode(ca_pem),
+    });
+    config
+}
+
+fn certs(out: &Path, ca: Option<&Path>) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_probegate"));
+    command
+        .args(["certs", "--ip", "127.0.0.1", "--out"])
+        .arg(out);
+    if let Some(ca) = ca {
+        command
+            .arg("--ca-cert")
+            .arg(ca.join("ca.crt"))
+            .arg("--ca-key")
+            .arg(ca.join("ca.key"));
+    }
+    let status = command.stdout(Stdio::null()).status().unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn end_to_end_against_a_real_kube_apiserver() {
+    let api = ApiServer::start();
+    let kubectl = Kubectl {
+        kubeconfig: api.kubeconfig.clone(),
+    };
+    let version = kubectl.ok(&["version", "-o", "json"], None);
+    eprintln!("kubectl version: {version}");
+
+    let certs_dir = api.workdir.path().join("webhook-certs");
+    certs(&certs_dir, None);
+    let mut probegate = Probegate::start(&api.kubeconfig, &certs_dir);
+    let ca_pem = std::fs::read_to_string(certs_dir.join("ca.crt")).unwrap();
+    kubectl.ok(
+        &["apply", "-f", "-"],
+        Some(&webhook_configuration(&probegate.webhook, &ca_pem).to_string()),
+    );
+
+    // The configuration is active once a marker request comes back mutated.
+    kubectl.ok(
+        &["apply", "-f", "-"],
+        Some(&namespace("marker", true, json!({})).to_string()),
+    );
+    eventually("webhook active", Duration::from_secs(60), || {
+        let (_, pod, _) = kubectl.dry_run(&bare_pod("marker", "marker"));
+        pod["metadata"]["annotations"]["probegate.io/injected"].is_string()
+    });
+
+    step_dry_run_injects_paths_and_gates(&kubectl);
+    step_metrics_coupling_warns_then_denies(&kubectl);
+    step_bare_pod_is_stored_with_probes(&kubectl);
+    step_opted_out_objects_come_back_unchanged(&kubectl);
+    step_namespace_changes_reach_the_next_review(&kubectl);
+    step_rotation_under_load_loses_no_request(&kubectl, &certs_dir, &probegate.webhook);
+    step_install_manifests_and_chart_are_accepted(&kubectl);
+
+    // Last: with probegate gone, pods are still created (failurePolicy: Ignore), promptly.
+    probegate.stop();
+    let started = Instant::now();
+    kubectl.ok(
+        &["create", "-f", "-"],
+        Some(&bare_pod("marker", "after-stop").to_string()),
+    );
+    let elapsed = started.elapsed();
+    let timeout = webhook_configuration("x", "")["webhooks"][0]["timeoutSeconds"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        elapsed < Duration::from_secs(timeout + 5),
+        "pod creation took {elapsed:?} with the webhook down"
+    );
+    let stored: Value = serde_json::from_str(&kubectl.ok(
+        &["get", "pod", "-n", "marker", "after-stop", "-o", "json"],
+        None,
+    ))
+    .unwrap();
+    assert!(
+        stored["spec"]["containers"][0]["livenessProbe"].is_null(),
+        "nothing mutated it"
+    );
+}
+
+fn step_dry_run_injects_paths_and_gates(kubectl: &Kubectl) {
+    let gate = "target-health.elbv2.k8s.aws/k8s-shop-web-0a1b2c3d4e";
+    let annotations = json!({
+        "probegate.io/liveness-path": "/live",
+        "probegate.io/readiness-path": "/ready",
+        "probegate.io/readiness-gates": gate,
+    });
+    kubectl.ok(
+        &["apply", "-f", "-"],
+        Some(&namespace("shop", true, annotations).to_string()),
+    );
+    let (ok, result, stderr) = kubectl.dry_run(&deployment("shop", "web", json!({}), web("web")));
+    assert!(ok, "step 1: {stderr}");
+    let template = &result["spec"]["template"];
+    let container = &template["spec"]["containers"][0];
+    assert_eq!(
+        container["livenessProbe"]["httpGet"]["path"], "/live",
+        "step 1: {result}"
+    );
+    assert_eq!(
+        container["readinessProbe"]["httpGet"]["path"], "/ready",
+        "step 1"
+    );
+    assert_eq!(
+        template["spec"]["readinessGates"],
+        json!([{"conditionType": gate}]),
+        "step 1"
+    );
+    assert_eq!(
+        template["metadata"]["annotations"]["probegate.io/injected"],
+        "web=liveness,readiness;gates=1"
+    );
+    let stored = kubectl.run(&["get", "deployment", "-n", "shop", "web"], None);
+    assert!(!stored.status.success(), "step 1: a dry run stores nothing");
+}
+
+fn step_metrics_coupling_warns_then_denies(kubectl: &Kubectl) {
+    kubectl.ok(
+        &["apply", "-f", "-"],
+        Some(&namespace("ovn", true, json!({})).to_string()),
+    );
+    let service = json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "kube-ovn-controller", "namespace": "ovn"},
+        "spec": {"selector": {"app": "kube-ovn-controller"}, "ports": [{"name": "metrics", "port": 10660, "targetPort": 10660}]}
+    });
+    kubectl.ok(&["apply", "-f", "-"], Some(&service.to_string()));
+    let controller = json!({
+        "name": "kube-ovn-controller", "image": "kubeovn/kube-ovn:v1.12.0",
+        "args": ["--enable-metrics=false"],
+        "readinessProbe": {"tcpSocket": {"port": 10660}},
+        "livenessProbe": {"tcpSocket": {"port": 10660}}
+    });
+    let ovn = deployment("ovn", "kube-ovn-controller", json!({}), controller);
+    // The Service reaches probegate through its watch: wait for the evidence to count.
+    eventually("step 2: coupling warning", Duration::from_secs(20), || {
+        let (ok, _, stderr) = kubectl.dry_run(&ovn);
+        assert!(ok, "step 2: warn mode must admit: {stderr}");
+        stderr.lines().any(|l| {
+            l.starts_with(
+                "Warning: container \"kube-ovn-controller\": readinessProbe targets port 10660",
+            ) && l.contains("Service \"kube-ovn-controller\" port \"metrics\"")
+                && l.contains("metrics are off (--enable-metrics=false)")
+        })
+    });
+    kubectl.ok(
+        &[
+            "annotate",
+            "namespace",
+            "ovn",
+            "probegate.io/metrics-coupling=deny",
+        ],
+        None,
+    );
+    eventually("step 2: deny", Duration::from_secs(20), || {
+        let (ok, _, stderr) = kubectl.dry_run(&ovn);
+        !ok && stderr.contains("denied the request")
+            && stderr.contains("livenessProbe targets port 10660")
+    });
+}
+
+fn step_bare_pod_is_stored_with_probes(kubectl: &Kubectl) {
+    kubectl.ok(
+        &["create", "-f", "-"],
+        Some(&bare_pod("shop", "bare").to_string()),
+    );
+    let pod: Value = serde_json::from_str(
+        &kubectl.ok(&["get", "pod", "-n", "shop", "bare", "-o", "json"], None),
+    )
+    .unwrap();
+    let container = &pod["spec"]["containers"][0];
+    assert_eq!(
+        container["livenessProbe"]["httpGet"]["path"], "/live",
+        "step 3: {pod}"
+    );
+    assert_eq!(
+        container["readinessProbe"]["httpGet"]["path"], "/ready",
+        "step 3"
+    );
+    assert_eq!(
+        pod["metadata"]["annotations"]["probegate.io/injected"],
+        "web=liveness,readiness;gates=1"
+    );
+}
+
+fn step_opted_out_objects_come_back_unchanged(kubectl: &Kubectl) {
+    kubectl.ok(
+        &["apply", "-f", "-"],
+        Some(&namespace("plain", false, json!({})).to_string()),
+    );
+    let (ok, result, stderr) = kubectl.dry_run(&deployment("plain", "web", json!({}), web("web")));
+    assert!(ok, "step 4: {stderr}");
+    assert!(
+        result["spec"]["template"]["spec"]["containers"][0]["livenessProbe"].is_null(),
+        "step 4: unlabelled namespace"
+    );
+    assert!(
+        result["spec"]["template"]["metadata"]["annotations"]["probegate.io/injected"].is_null()
+    );
+
+    let labelled = deployment(
+        "shop",
+        "legacy",
+        json!({"probegate.io/inject": "disabled"}),
+        web("web"),
+    );
+    let (ok, result, stderr) = kubectl.dry_run(&labelled);
+    assert!(ok, "step 4: {stderr}");
+    assert!(
+        result["spec"]["template"]["spec"]["containers"][0]["livenessProbe"].is_null(),
+        "step 4: opted-out workload"
+    );
+    assert!(result["spec"]["template"]["spec"]["readinessGates"].is_null());
+}
+
+fn step_namespace_changes_reach_the_next_review(kubectl: &Kubectl) {
+    kubectl.ok(
+        &[
+            "annotate",
+            "--overwrite",
+            "namespace",
+            "shop",
+            "probegate.io/readiness-path=/healthz/ready",
+        ],
+        None,
+    );
+    let changed_at = Instant::now();
+    eventually(
+        "step 5: namespace annotation followed",
+        Duration::from_secs(10),
+        || {
+            let (_, result, _) =
+                kubectl.dry_run(&deployment("shop", "web2", json!({}), web("web")));
+            result["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"]["path"]
+                == "/healthz/ready"
+        },
+    );
+    eprintln!(
+        "step 5: the change reached reviews after {:?}",
+        changed_at.elapsed()
+    );
+}
+
+fn leaf_der(pem: &str) -> Vec<u8> {
+    use rustls_pki_types::pem::PemObject;
+    rustls_pki_types::CertificateDer::from_pem_slice(pem.as_bytes())
+        .unwrap()
+        .to_vec()
+}
+
+/// The leaf certificate a new TLS connection to `addr` is served.
+fn served_leaf(addr: &str, ca_pem: &str) -> Vec<u8> {
+    use rustls_pki_types::pem::PemObject;
+    use std::io::Write;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls_pki_types::CertificateDer::from_pem_slice(ca_pem.as_bytes()).unwrap())
+        .unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let connection = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let mut tls = rustls::StreamOwned::new(connection, std::net::TcpStream::connect(addr).unwrap());
+    tls.flush().unwrap();
+    while tls.conn.is_handshaking() {
+        tls.conn.complete_io(&mut tls.sock).unwrap();
+    }
+    tls.conn.peer_certificates().unwrap()[0].to_vec()
+}
+
+fn step_rotation_under_load_loses_no_request(kubectl: &Kubectl, certs_dir: &Path, webhook: &str) {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let stop = stop.clone();
+        let kubeconfig = kubectl.kubeconfig.clone();
+        std::thread::spawn(move || {
+            let kubectl = Kubectl { kubeconfig };
+            let mut sent = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) || sent < 5 {
+                let (ok, result, stderr) =
+                    kubectl.dry_run(&bare_pod("shop", &format!("load-{sent}")));
+                assert!(ok, "step 7: request {sent} failed: {stderr}");
+                assert!(
+                    result["metadata"]["annotations"]["probegate.io/injected"].is_string(),
+                    "step 7: request {sent} was not mutated: {stderr}"
+                );
+                sent += 1;
+            }
+            sent
+        })
+    };
+    // Renew under the same CA into a fresh folder, then move the files into place.
+    let renewed = certs_dir.join("renewed");
+    certs(&renewed, Some(certs_dir));
+    let before = std::fs::read(certs_dir.join("tls.crt")).unwrap();
+    for file in ["tls.key", "tls.crt"] {
+        std::fs::rename(renewed.join(file), certs_dir.join(file)).unwrap();
+    }
+    assert_ne!(before, std::fs::read(certs_dir.join("tls.crt")).unwrap());
+    // Requests keep flowing until new connections get the renewed certificate.
+    let renewed_leaf = leaf_der(&std::fs::read_to_string(certs_dir.join("tls.crt")).unwrap());
+    let ca_pem = std::fs::read_to_string(certs_dir.join("ca.crt")).unwrap();
+    eventually(
+        "step 7: renewed certificate served",
+        Duration::from_secs(30),
+        || served_leaf(webhook, &ca_pem) == renewed_leaf,
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let sent = load.join().expect("step 7: every request succeeded");
+    eprintln!("step 7: {sent} requests across the rotation, all mutated");
+}
+
+fn step_install_manifests_and_chart_are_accepted(kubectl: &Kubectl) {
+    // Dry runs do not create the namespace the other objects go into.
+    kubectl.ok(&["create", "namespace", "probegate"], None);
+    let manifests = root().join("manifests");
+    let out = kubectl.run(
+        &[
+            "apply",
+            "--dry-run=server",
+            "-k",
+            manifests.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "step 8: manifests/: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let helm = std::env::var_os("PROBEGATE_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/probegate")
+        })
+        .join("bin/helm");
+    assert!(
+        helm.is_file(),
+        "step 8: helm missing: run .ci/install-tools.sh helm"
+    );
+    for source in ["generate", "certManager"] {
+        let rendered = Command::new(&helm)
+            .current_dir(root())
+            .args([
+                "template",
+                "probegate",
+                "charts/probegate",
+                "--namespace",
+                "probegate",
+                "--set",
+            ])
+            .arg(format!("certificates.source={source}"))
+            .output()
+            .unwrap();
+        assert!(rendered.status.success());
+        let mut text = String::from_utf8(rendered.stdout).unwrap();
+        if source == "certManager" {
+            // cert-manager's CRDs are not installed here; the Kubernetes objects are checked.
+            text = text
+                .split("\n---")
+                .filter(|doc| !doc.contains("apiVersion: cert-manager.io/"))
+                .collect::<Vec<_>>()
+                .join("\n---");
+        }
+        let out = kubectl.run(&["apply", "--dry-run=server", "-f", "-"], Some(&text));
+        assert!(
+            out.status.success(),
+            "step 8: helm template ({source}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
