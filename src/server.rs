@@ -147,63 +147,29 @@ impl Server {
         });
 
         let router = webhook_router(admission, &limits);
-        let address = |listener: Option<&TcpListener>| {
-            listener
-                .and_then(|l| l.local_addr().ok())
-                .map_or_else(|| "off".to_owned(), |a| a.to_string())
-        };
+        let webhook_address = webhook_listener
+            .local_addr()
+            .map_or_else(|_| "?".to_owned(), |a| a.to_string());
         tracing::info!(
-            webhook = %address(Some(&webhook_listener)),
+            webhook = %webhook_address,
             health = %health_address,
             metrics = %metrics_address,
             "listening"
         );
         health.set_tls_ready();
 
-        let graceful = GracefulShutdown::new();
-        let connections = Arc::new(Semaphore::new(limits.max_connections));
-        let mut shutdown = std::pin::pin!(shutdown);
-        loop {
-            let accepted = tokio::select! {
-                _ = &mut shutdown => break,
-                accepted = accept(&webhook_listener, &connections) => accepted,
-            };
-            let Some((stream, permit)) = accepted else {
-                continue;
-            };
-            let acceptor = acceptor.clone();
-            let service = TowerToHyperService::new(router.clone());
-            let watcher = graceful.watcher();
-            let limits = limits.clone();
-            tokio::spawn(async move {
-                let _permit = permit;
-                let tls =
-                    match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(stream))
-                        .await
-                    {
-                        Ok(Ok(tls)) => tls,
-                        Ok(Err(error)) => return tracing::debug!(%error, "TLS handshake failed"),
-                        Err(_) => return tracing::debug!("TLS handshake timed out"),
-                    };
-                let connection = hyper::server::conn::http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(limits.header_timeout)
-                    .serve_connection(TokioIo::new(tls), service);
-                if let Err(error) = watcher.watch(connection).await {
-                    tracing::debug!(%error, "connection ended with an error");
-                }
-            });
-        }
-
-        health.set_shutting_down();
-        drop(webhook_listener);
-        tracing::info!(grace = ?limits.grace, "shutting down: draining requests in flight");
-        if tokio::time::timeout(limits.grace, graceful.shutdown())
-            .await
-            .is_err()
-        {
-            tracing::warn!("grace period over; closing connections still open");
-        }
+        let health_on_shutdown = health.clone();
+        serve_tls(
+            webhook_listener,
+            acceptor,
+            router,
+            &limits,
+            shutdown,
+            move || {
+                health_on_shutdown.set_shutting_down();
+            },
+        )
+        .await;
         reload.abort();
         if let Some(task) = cache_readiness {
             task.abort();
@@ -213,6 +179,61 @@ impl Server {
             let _ = task.await;
         }
         Ok(())
+    }
+}
+
+/// Accepts TLS connections and serves `router` over HTTP/1.1 until `shutdown` resolves;
+/// then calls `on_shutdown`, stops accepting, and drains requests in flight within the
+/// grace period. The webhook and the benchmark's null server both run on this.
+pub async fn serve_tls(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    router: Router,
+    limits: &Limits,
+    shutdown: impl Future<Output = ()>,
+    on_shutdown: impl FnOnce(),
+) {
+    let graceful = GracefulShutdown::new();
+    let connections = Arc::new(Semaphore::new(limits.max_connections));
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = accept(&listener, &connections) => accepted,
+        };
+        let Some((stream, permit)) = accepted else {
+            continue;
+        };
+        let acceptor = acceptor.clone();
+        let service = TowerToHyperService::new(router.clone());
+        let watcher = graceful.watcher();
+        let limits = limits.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let tls = match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(stream))
+                .await
+            {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(error)) => return tracing::debug!(%error, "TLS handshake failed"),
+                Err(_) => return tracing::debug!("TLS handshake timed out"),
+            };
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_timeout)
+                .serve_connection(TokioIo::new(tls), service);
+            if let Err(error) = watcher.watch(connection).await {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+        });
+    }
+    on_shutdown();
+    drop(listener);
+    tracing::info!(grace = ?limits.grace, "shutting down: draining requests in flight");
+    if tokio::time::timeout(limits.grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("grace period over; closing connections still open");
     }
 }
 
