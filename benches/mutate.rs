@@ -16,6 +16,21 @@ fn decode(text: &str) -> Workload {
         .expect("Deployment is handled")
 }
 
+fn review_body(object: &str) -> Vec<u8> {
+    let object: serde_json::Value = serde_json::from_str(object).expect("fixture is JSON");
+    serde_json::to_vec(&serde_json::json!({
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {
+            "uid": "9f0e1d2c-3b4a-5968-7766-554433221100",
+            "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
+            "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
+            "namespace": "shop", "operation": "CREATE", "userInfo": {"username": "admin"},
+            "object": object, "oldObject": null, "dryRun": false
+        }
+    }))
+    .expect("review")
+}
+
 fn benches(c: &mut Criterion) {
     let namespace: BTreeMap<String, String> = [(
         "probegate.io/metrics-coupling".to_string(),
@@ -40,6 +55,25 @@ fn benches(c: &mut Criterion) {
     });
     c.bench_function("decode+mutate/deployment-10k", |b| {
         b.iter(|| engine::mutate(&decode(black_box(DEPLOYMENT)), &context))
+    });
+
+    // The whole review path, bytes in and bytes out, without the network.
+    let review = review_body(DEPLOYMENT);
+    let admission = probegate::admission::Admission::new(
+        probegate::namespace_cache::Directory::standalone(None).expect("standalone"),
+        BTreeMap::new(),
+        std::sync::Arc::new(probegate::metrics::Metrics::default()),
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    c.bench_function("review/deployment-10k", |b| {
+        b.iter(|| {
+            let answer = runtime
+                .block_on(admission.review(black_box(&review)))
+                .expect("answered");
+            probegate::admission::to_wire(&answer).expect("serialized")
+        })
     });
 }
 

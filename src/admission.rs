@@ -7,8 +7,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
+use kube::core::{DynamicObject, GroupVersionKind, Resource};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 use crate::engine::{self, Context, Mutation, Rule};
 use crate::metrics::{Metrics, Outcome};
@@ -85,14 +87,14 @@ impl Admission {
     /// Answers one AdmissionReview body.
     pub async fn review(&self, body: &[u8]) -> Result<AdmissionReview<DynamicObject>, ReviewError> {
         let started = Instant::now();
-        let request = match parse(body) {
+        let mut request = match parse(body) {
             Ok(request) => request,
             Err(error) => {
                 self.metrics.bad_request(error.reason());
                 return Err(error);
             }
         };
-        let decision = self.decide(&request).await;
+        let decision = self.decide(&mut request).await;
         let kind = kind_label(&request);
         let operation = operation_label(&request.operation);
         let (response, outcome) = self.respond(&request, decision);
@@ -110,24 +112,16 @@ impl Admission {
         Ok(response.into_review())
     }
 
-    async fn decide(&self, request: &AdmissionRequest<DynamicObject>) -> Decision {
+    async fn decide(&self, request: &mut Incoming) -> Decision {
         // Pod specs are immutable after creation, and a changed template would roll a
         // workload: only new objects are mutated.
         if request.operation != Operation::Create {
             return Decision::Skip;
         }
-        let Some(object) = &request.object else {
-            return Decision::Skip;
-        };
-        let gvk = &request.kind;
-        let value = match serde_json::to_value(object) {
-            Ok(value) => value,
-            Err(error) => return Decision::Unreadable(error.to_string()),
-        };
-        let workload = match Workload::decode(&gvk.group, &gvk.version, &gvk.kind, value) {
-            Ok(Some(workload)) => workload,
-            Ok(None) => return Decision::Skip,
-            Err(error) => return Decision::Unreadable(error.to_string()),
+        let workload = match request.object.take() {
+            Some(Ok(workload)) => workload,
+            Some(Err(reason)) => return Decision::Unreadable(reason),
+            None => return Decision::Skip,
         };
         let namespace = request.namespace.as_deref().unwrap_or("default");
         let view = self.directory.lookup(namespace).await;
@@ -154,12 +148,8 @@ impl Admission {
     }
 
     /// Every way a review ends, in one place.
-    fn respond(
-        &self,
-        request: &AdmissionRequest<DynamicObject>,
-        decision: Decision,
-    ) -> (AdmissionResponse, Outcome) {
-        let allowed = AdmissionResponse::from(request);
+    fn respond(&self, request: &Incoming, decision: Decision) -> (AdmissionResponse, Outcome) {
+        let allowed = request.response.clone();
         match decision {
             Decision::Skip => (allowed, Outcome::Skipped),
             Decision::Unreadable(reason) => {
@@ -219,21 +209,103 @@ pub fn to_wire(review: &AdmissionReview<DynamicObject>) -> Result<Vec<u8>, serde
     serde_json::to_vec(&value)
 }
 
-fn parse(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, ReviewError> {
-    let review: AdmissionReview<DynamicObject> = match serde_json::from_slice(body) {
-        Ok(review) => review,
-        Err(error) => {
-            // Only on the error path: find out what kind of wrong it is.
-            let value: serde_json::Value =
-                serde_json::from_slice(body).map_err(ReviewError::NotJson)?;
-            check_type(
-                value["apiVersion"].as_str().unwrap_or_default(),
-                value["kind"].as_str().unwrap_or_default(),
-            )?;
-            return Err(ReviewError::Malformed(error));
+/// A review, read once: what the response needs, and the object as a typed workload.
+struct Incoming {
+    /// An allowed response carrying the request's uid.
+    response: AdmissionResponse,
+    uid: String,
+    kind: GroupVersionKind,
+    namespace: Option<String>,
+    operation: Operation,
+    /// `None`: no object, or a kind probegate does not handle; `Err`: it does not decode.
+    object: Option<Result<Workload, String>>,
+}
+
+impl Incoming {
+    fn new<K: Resource>(
+        request: AdmissionRequest<K>,
+        object: Option<Result<Workload, String>>,
+    ) -> Incoming {
+        Incoming {
+            response: AdmissionResponse::from(&request),
+            uid: request.uid,
+            kind: request.kind,
+            namespace: request.namespace,
+            operation: request.operation,
+            object,
         }
+    }
+}
+
+/// Just enough of a review to know what it is, read without building the object.
+#[derive(Deserialize)]
+struct Envelope {
+    #[serde(default, rename = "apiVersion")]
+    api_version: String,
+    #[serde(default)]
+    kind: String,
+    request: Option<EnvelopeRequest>,
+}
+
+#[derive(Deserialize)]
+struct EnvelopeRequest {
+    kind: GroupVersionKind,
+}
+
+fn parse(body: &[u8]) -> Result<Incoming, ReviewError> {
+    let envelope: Envelope = serde_json::from_slice(body).map_err(|error| {
+        match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+            Err(not_json) => ReviewError::NotJson(not_json),
+            Ok(_) => ReviewError::Malformed(error),
+        }
+    })?;
+    check_type(&envelope.api_version, &envelope.kind)?;
+    let gvk = envelope.request.ok_or(ReviewError::NoRequest)?.kind;
+    // The object is decoded once, straight into its k8s-openapi type.
+    let typed = match (gvk.group.as_str(), gvk.version.as_str(), gvk.kind.as_str()) {
+        ("", "v1", "Pod") => typed(body, Workload::Pod),
+        ("apps", "v1", "Deployment") => typed(body, Workload::Deployment),
+        ("apps", "v1", "StatefulSet") => typed(body, Workload::StatefulSet),
+        ("apps", "v1", "DaemonSet") => typed(body, Workload::DaemonSet),
+        ("apps", "v1", "ReplicaSet") => typed(body, Workload::ReplicaSet),
+        ("batch", "v1", "Job") => typed(body, Workload::Job),
+        ("batch", "v1", "CronJob") => typed(body, Workload::CronJob),
+        _ => None,
     };
-    check_type(&review.types.api_version, &review.types.kind)?;
+    match typed {
+        Some(Ok(incoming)) => Ok(incoming),
+        // A handled kind that does not decode: read the envelope generically so the
+        // answer still carries the uid, and say why the object was not touched.
+        Some(Err(reason)) => generic(body).map(|request| Incoming::new(request, Some(Err(reason)))),
+        None => generic(body).map(|request| Incoming::new(request, None)),
+    }
+}
+
+fn typed<K>(body: &[u8], wrap: fn(K) -> Workload) -> Option<Result<Incoming, String>>
+where
+    K: Resource + DeserializeOwned,
+{
+    Some(match serde_json::from_slice::<AdmissionReview<K>>(body) {
+        Ok(review) => match TryInto::<AdmissionRequest<K>>::try_into(review) {
+            Ok(mut request) => {
+                let object = request.object.take().map(|o| Ok(wrap(o)));
+                Ok(Incoming::new(request, object))
+            }
+            Err(_) => Err("the AdmissionReview has no request".to_owned()),
+        },
+        Err(error) => Err(format!(
+            "the object does not fit {}: {error}",
+            std::any::type_name::<K>()
+                .rsplit("::")
+                .next()
+                .unwrap_or("its kind")
+        )),
+    })
+}
+
+fn generic(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, ReviewError> {
+    let review: AdmissionReview<DynamicObject> =
+        serde_json::from_slice(body).map_err(ReviewError::Malformed)?;
     review.try_into().map_err(|_| ReviewError::NoRequest)
 }
 
@@ -251,7 +323,7 @@ fn check_type(api_version: &str, kind: &str) -> Result<(), ReviewError> {
 }
 
 /// A bounded label: the kinds probegate handles, or `other`.
-fn kind_label(request: &AdmissionRequest<DynamicObject>) -> &'static str {
+fn kind_label(request: &Incoming) -> &'static str {
     const KINDS: [&str; 7] = [
         "Pod",
         "Deployment",

@@ -52,7 +52,7 @@ impl MetricsFacts {
             }
         }
         for (name, value) in command_line::env(container) {
-            if is_metrics_address_name(&name.to_ascii_lowercase(), '_')
+            if is_metrics_address_name(name, '_')
                 && let Some(port) = command_line::listen_port(value)
             {
                 add(port.into(), format!("{name}={value}"));
@@ -103,13 +103,26 @@ impl MetricsFacts {
     }
 }
 
-/// `metrics-port`, `metrics-addr`, `metrics-bind-address`, `METRICS_PORT`, ...
+/// `metrics-port`, `metrics-addr`, `metrics-bind-address`, `METRICS_PORT`, ... in any case.
 fn is_metrics_address_name(name: &str, separator: char) -> bool {
-    name.contains("metrics")
-        && name
-            .rsplit(separator)
-            .next()
-            .is_some_and(|last| matches!(last, "port" | "addr" | "address"))
+    contains_ignore_case(name, "metrics")
+        && name.rsplit(separator).next().is_some_and(|last| {
+            ["port", "addr", "address"]
+                .iter()
+                .any(|word| last.eq_ignore_ascii_case(word))
+        })
+}
+
+fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
+    haystack
+        .as_bytes()
+        .windows(needle.len())
+        .any(|window| window.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
+fn ends_with_ignore_case(name: &str, suffix: &str) -> bool {
+    name.len() >= suffix.len()
+        && name.as_bytes()[name.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
 }
 
 /// The flag or variable that turns metrics off; a later flag overrides an earlier one,
@@ -117,10 +130,10 @@ fn is_metrics_address_name(name: &str, separator: char) -> bool {
 fn switched_off(container: &Container, flags: &[Flag<'_>]) -> Option<String> {
     let mut off = None;
     for (name, value) in command_line::env(container) {
-        let upper = name.to_ascii_uppercase();
-        let says_off = if upper.ends_with("ENABLE_METRICS") || upper.ends_with("METRICS_ENABLED") {
+        let ends = |suffix| ends_with_ignore_case(name, suffix);
+        let says_off = if ends("ENABLE_METRICS") || ends("METRICS_ENABLED") {
             parse_bool(value).map(|on| !on)
-        } else if upper.ends_with("DISABLE_METRICS") || upper.ends_with("METRICS_DISABLED") {
+        } else if ends("DISABLE_METRICS") || ends("METRICS_DISABLED") {
             parse_bool(value)
         } else {
             None
