@@ -40,7 +40,14 @@ fn main() {
             connect: Duration::from_secs(3),
         }
     };
-    let two_cores = std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2;
+    let taskset = Command::new("taskset")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let two_cores = taskset && std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2;
+    if !two_cores {
+        eprintln!("warning: not pinning (needs two cores and taskset); numbers will be noisier");
+    }
     if two_cores {
         // Pin the generator before the runtime starts its threads; servers go to core 0.
         pin(std::process::id(), "1");

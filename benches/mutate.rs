@@ -57,8 +57,21 @@ fn benches(c: &mut Criterion) {
         b.iter(|| engine::mutate(&decode(black_box(DEPLOYMENT)), &context))
     });
 
-    // The whole review path, bytes in and bytes out, without the network.
+    // The whole review path, bytes in and bytes out, without the network, and its parts.
     let review = review_body(DEPLOYMENT);
+    c.bench_function("parse/skip-whole-review", |b| {
+        b.iter(|| {
+            serde_json::from_slice::<serde::de::IgnoredAny>(black_box(&review)).expect("JSON")
+        })
+    });
+    c.bench_function("parse/typed-review", |b| {
+        b.iter(|| {
+            serde_json::from_slice::<
+                kube::core::admission::AdmissionReview<k8s_openapi::api::apps::v1::Deployment>,
+            >(black_box(&review))
+            .expect("review")
+        })
+    });
     let admission = probegate::admission::Admission::new(
         probegate::namespace_cache::Directory::standalone(None).expect("standalone"),
         BTreeMap::new(),
