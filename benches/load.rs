@@ -75,7 +75,11 @@ fn main() {
     let mut results = BTreeMap::new();
     for server in [ServerKind::Probegate, ServerKind::Null] {
         let mut child = server.spawn(dir.path(), two_cores);
-        let result = runtime.block_on(measure(&mut child, &bundle.ca_pem, &bodies, &plan));
+        let local = tokio::task::LocalSet::new();
+        let result = local.block_on(
+            &runtime,
+            measure(&mut child, &bundle.ca_pem, &bodies, &plan),
+        );
         child.stop();
         results.insert(server.name(), result);
     }
@@ -379,39 +383,57 @@ impl Client {
     }
 }
 
-async fn saturate(client: &Arc<Client>, body: &[u8], duration: Duration) -> (u64, u64) {
+/// Runs `work` on `CONNECTIONS` workers until `duration` is over; sums their
+/// (completed, failed) counts.
+async fn workers<F, Fut>(
+    client: &Arc<Client>,
+    body: &[u8],
+    duration: Duration,
+    work: F,
+) -> (u64, u64)
+where
+    F: Fn(Arc<Client>, Vec<u8>, Instant) -> Fut,
+    Fut: std::future::Future<Output = (u64, u64)> + 'static,
+{
     let deadline = Instant::now() + duration;
-    let workers: Vec<_> = (0..CONNECTIONS)
-        .map(|_| {
-            let client = client.clone();
-            let body = body.to_vec();
-            tokio::spawn(async move {
-                let (mut done, mut errors) = (0u64, 0u64);
-                let Some(mut sender) = client.connect().await else {
-                    return (0, 1);
-                };
-                while Instant::now() < deadline {
-                    if Client::send(&mut sender, &body, false).await {
-                        done += 1;
-                    } else {
-                        errors += 1;
-                        match client.connect().await {
-                            Some(s) => sender = s,
-                            None => return (done, errors),
-                        }
-                    }
-                }
-                (done, errors)
-            })
-        })
+    let tasks: Vec<_> = (0..CONNECTIONS)
+        .map(|_| tokio::task::spawn_local(work(client.clone(), body.to_vec(), deadline)))
         .collect();
     let mut totals = (0, 0);
-    for worker in workers {
-        let (done, errors) = worker.await.unwrap();
+    for task in tasks {
+        let (done, errors) = task.await.unwrap();
         totals.0 += done;
         totals.1 += errors;
     }
     totals
+}
+
+/// Every connection kept busy: requests per second the server can take.
+async fn saturate(client: &Arc<Client>, body: &[u8], duration: Duration) -> (u64, u64) {
+    workers(
+        client,
+        body,
+        duration,
+        |client, body, deadline| async move {
+            let (mut done, mut errors) = (0u64, 0u64);
+            let Some(mut sender) = client.connect().await else {
+                return (0, 1);
+            };
+            while Instant::now() < deadline {
+                if Client::send(&mut sender, &body, false).await {
+                    done += 1;
+                } else {
+                    errors += 1;
+                    match client.connect().await {
+                        Some(s) => sender = s,
+                        None => return (done, errors),
+                    }
+                }
+            }
+            (done, errors)
+        },
+    )
+    .await
 }
 
 /// Open loop at `FIXED_RATE`: latency runs from when a request was due, so waiting for a
@@ -477,35 +499,27 @@ async fn fixed_rate(client: &Arc<Client>, body: &[u8], duration: Duration) -> ([
 
 /// New TLS connections per second: one request each, with `Connection: close`.
 async fn connect_rate(client: &Arc<Client>, body: &[u8], duration: Duration) -> (u64, u64) {
-    let deadline = Instant::now() + duration;
-    let workers: Vec<_> = (0..CONNECTIONS)
-        .map(|_| {
-            let client = client.clone();
-            let body = body.to_vec();
-            tokio::spawn(async move {
-                let (mut done, mut errors) = (0u64, 0u64);
-                while Instant::now() < deadline {
-                    let answered = match client.connect().await {
-                        Some(mut sender) => Client::send(&mut sender, &body, true).await,
-                        None => false,
-                    };
-                    if answered {
-                        done += 1;
-                    } else {
-                        errors += 1;
-                    }
+    workers(
+        client,
+        body,
+        duration,
+        |client, body, deadline| async move {
+            let (mut done, mut errors) = (0u64, 0u64);
+            while Instant::now() < deadline {
+                let answered = match client.connect().await {
+                    Some(mut sender) => Client::send(&mut sender, &body, true).await,
+                    None => false,
+                };
+                if answered {
+                    done += 1;
+                } else {
+                    errors += 1;
                 }
-                (done, errors)
-            })
-        })
-        .collect();
-    let mut totals = (0, 0);
-    for worker in workers {
-        let (done, errors) = worker.await.unwrap();
-        totals.0 += done;
-        totals.1 += errors;
-    }
-    totals
+            }
+            (done, errors)
+        },
+    )
+    .await
 }
 
 /// User and system CPU seconds of a process, all threads.

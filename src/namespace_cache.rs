@@ -185,6 +185,27 @@ fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Feeds every event of a watch on `api` to `apply`, retrying with backoff on errors.
+fn watch<K>(api: Api<K>, apply: impl Fn(Event<K>) + Send + 'static) -> tokio::task::JoinHandle<()>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    tokio::spawn(async move {
+        let kind = std::any::type_name::<K>()
+            .rsplit("::")
+            .next()
+            .unwrap_or("object");
+        let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
+        let mut stream = pin!(stream);
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(event) => apply(event),
+                Err(error) => tracing::warn!(%error, kind, "watch failed; retrying"),
+            }
+        }
+    })
+}
+
 fn map_event<K, T>(event: Event<K>, mut f: impl FnMut(K) -> T) -> Event<T> {
     match event {
         Event::Apply(k) => Event::Apply(f(k)),
@@ -244,37 +265,21 @@ impl ClusterCache {
         });
         let namespaces = {
             let cache = cache.clone();
-            let api: Api<Namespace> = Api::all(client.clone());
-            tokio::spawn(async move {
-                let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
-                let mut stream = pin!(stream);
-                while let Some(event) = stream.next().await {
-                    match event {
-                        Ok(event) => cache.namespaces.apply(map_event(event, |ns: Namespace| {
-                            let name = ns.metadata.name.clone().unwrap_or_default();
-                            (name.clone(), name, policy_annotations(&ns.metadata))
-                        })),
-                        Err(error) => tracing::warn!(%error, "namespace watch failed; retrying"),
-                    }
-                }
+            watch(Api::<Namespace>::all(client.clone()), move |event| {
+                cache.namespaces.apply(map_event(event, |ns: Namespace| {
+                    let name = ns.metadata.name.clone().unwrap_or_default();
+                    (name.clone(), name, policy_annotations(&ns.metadata))
+                }));
             })
         };
         let services = {
             let cache = cache.clone();
-            let api: Api<Service> = Api::all(client);
-            tokio::spawn(async move {
-                let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
-                let mut stream = pin!(stream);
-                while let Some(event) = stream.next().await {
-                    match event {
-                        Ok(event) => cache.services.apply(map_event(event, |svc: Service| {
-                            let ns = svc.metadata.namespace.clone().unwrap_or_default();
-                            let name = svc.metadata.name.clone().unwrap_or_default();
-                            (ns, name, Arc::new(slim_service(svc)))
-                        })),
-                        Err(error) => tracing::warn!(%error, "service watch failed; retrying"),
-                    }
-                }
+            watch(Api::<Service>::all(client), move |event| {
+                cache.services.apply(map_event(event, |svc: Service| {
+                    let ns = svc.metadata.namespace.clone().unwrap_or_default();
+                    let name = svc.metadata.name.clone().unwrap_or_default();
+                    (ns, name, Arc::new(slim_service(svc)))
+                }));
             })
         };
         (cache, vec![namespaces, services])

@@ -184,28 +184,7 @@ impl TlsClient {
     }
 
     pub async fn request(&self, method: &str, path: &str, body: Vec<u8>) -> Reply {
-        let tls = self.connect().await;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-            .await
-            .unwrap();
-        tokio::spawn(connection);
-        let request = hyper::Request::builder()
-            .method(method)
-            .uri(path)
-            .header("host", "localhost")
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body)))
-            .unwrap();
-        let response = sender.send_request(request).await.unwrap();
-        let status = response.status().as_u16();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .unwrap()
-            .to_bytes()
-            .to_vec();
-        Reply { status, body }
+        exchange(self.connect().await, method, path, body).await
     }
 
     pub async fn review(&self, review: &serde_json::Value) -> Reply {
@@ -216,14 +195,30 @@ impl TlsClient {
 
 /// Plain HTTP GET, for health and metrics.
 pub async fn get(addr: SocketAddr, path: &str) -> Reply {
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+    exchange(
+        tokio::net::TcpStream::connect(addr).await.unwrap(),
+        "GET",
+        path,
+        Vec::new(),
+    )
+    .await
+}
+
+/// One HTTP/1.1 request over `io`, and its whole answer.
+async fn exchange<IO>(io: IO, method: &str, path: &str, body: Vec<u8>) -> Reply
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
         .await
         .unwrap();
     tokio::spawn(connection);
-    let request = hyper::Request::get(path)
+    let request = hyper::Request::builder()
+        .method(method)
+        .uri(path)
         .header("host", "localhost")
-        .body(Full::new(Bytes::new()))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body)))
         .unwrap();
     let response = sender.send_request(request).await.unwrap();
     let status = response.status().as_u16();
