@@ -13,3 +13,4 @@ pub mod policy;
 pub mod server;
 pub mod tls;
 pub mod workload;
+pub mod yaml;

@@ -4,7 +4,6 @@ use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
 use serde_json::Value;
 
 /// One document of the input, with where it came from.
@@ -147,18 +146,12 @@ fn parse(source: &str, text: &str, format: Format) -> Result<Vec<Document>, Mani
             })?;
             vec![value]
         }
-        Format::Yaml => {
-            let mut values = Vec::new();
-            for (index, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
-                let value = Value::deserialize(document).map_err(|e| ManifestError::Syntax {
-                    origin: origin(index + 1),
-                    format: "YAML",
-                    message: e.to_string(),
-                })?;
-                values.push(value);
-            }
-            values
-        }
+        // As kubectl reads it: YAML 1.1 scalars (`0644` is octal, `yes` is true), merge keys.
+        Format::Yaml => crate::yaml::load_all(text).map_err(|e| ManifestError::Syntax {
+            origin: origin(e.document),
+            format: "YAML",
+            message: e.message,
+        })?,
     };
     let mut documents = Vec::new();
     for (index, value) in values.into_iter().enumerate() {

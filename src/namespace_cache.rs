@@ -62,11 +62,20 @@ impl Directory {
             path: path.display().to_string(),
             source,
         })?;
-        let map: BTreeMap<String, BTreeMap<String, String>> = serde_yaml_ng::from_str(&text)
-            .map_err(|e| DirectoryError::Parse {
-                path: path.display().to_string(),
-                reason: e.to_string(),
-            })?;
+        let parse_error = |reason: String| DirectoryError::Parse {
+            path: path.display().to_string(),
+            reason,
+        };
+        let document = crate::yaml::load_all(&text)
+            .map_err(|e| parse_error(e.message))?
+            .into_iter()
+            .next()
+            .unwrap_or(serde_json::Value::Null);
+        let map: BTreeMap<String, BTreeMap<String, String>> = if document.is_null() {
+            BTreeMap::new()
+        } else {
+            serde_json::from_value(document).map_err(|e| parse_error(e.to_string()))?
+        };
         Ok(Directory::Standalone(Arc::new(
             map.into_iter().map(|(ns, a)| (ns, Arc::new(a))).collect(),
         )))

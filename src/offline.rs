@@ -158,7 +158,7 @@ pub fn run(mut documents: Vec<Document>, options: &Options) -> Result<Report, Of
                 if index > 0 {
                     out.push_str("---\n");
                 }
-                out.push_str(&serde_yaml_ng::to_string(value).map_err(|e| output(&e))?);
+                out.push_str(&crate::yaml::to_string(value));
             }
             out
         }

@@ -311,6 +311,7 @@ fn end_to_end_against_a_real_kube_apiserver() {
     step_namespace_changes_reach_the_next_review(&kubectl);
     step_rotation_under_load_loses_no_request(&kubectl, &certs_dir, &probegate.webhook);
     step_install_manifests_and_chart_are_accepted(&kubectl);
+    step_offline_output_reads_the_same_in_kubectl(&kubectl);
 
     // Last: with probegate gone, pods are still created (failurePolicy: Ignore), promptly.
     probegate.stop();
@@ -572,6 +573,59 @@ fn step_rotation_under_load_loses_no_request(kubectl: &Kubectl, certs_dir: &Path
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let sent = load.join().expect("step 7: every request succeeded");
     eprintln!("step 7: {sent} requests across the rotation, all mutated");
+}
+
+/// `probegate mutate` writes YAML that kubectl reads back to the same values (YAML 1.1:
+/// a quoted "on" must stay a string, 0644 is octal).
+fn step_offline_output_reads_the_same_in_kubectl(kubectl: &Kubectl) {
+    let fixture = root().join("tests/golden/yaml-as-kubectl-reads-it/input.yaml");
+    let out = Command::new(env!("CARGO_BIN_EXE_probegate"))
+        .args(["mutate", "-o", "yaml", "-f"])
+        .arg(&fixture)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let as_json = Command::new(env!("CARGO_BIN_EXE_probegate"))
+        .args(["mutate", "-o", "json", "-f"])
+        .arg(&fixture)
+        .output()
+        .unwrap();
+    let ours: Value = serde_json::from_slice(&as_json.stdout).unwrap();
+    let yaml = String::from_utf8(out.stdout).unwrap();
+    let result = kubectl.run(
+        &["apply", "--dry-run=server", "-o", "json", "-f", "-"],
+        Some(&yaml),
+    );
+    assert!(
+        result.status.success(),
+        "step 9: {}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let theirs: Value = serde_json::from_slice(&result.stdout).unwrap();
+    let template = |v: &Value| v["spec"]["template"].clone();
+    let (ours, theirs) = (template(&ours), template(&theirs));
+    assert_eq!(
+        theirs["spec"]["volumes"][0]["configMap"]["defaultMode"], 420,
+        "step 9"
+    );
+    assert_eq!(
+        theirs["spec"]["automountServiceAccountToken"], false,
+        "step 9"
+    );
+    for i in 0..2 {
+        assert_eq!(
+            theirs["spec"]["containers"][i]["env"], ours["spec"]["containers"][i]["env"],
+            "step 9: env of container {i}"
+        );
+        assert_eq!(
+            theirs["spec"]["containers"][i]["livenessProbe"]["exec"],
+            ours["spec"]["containers"][i]["livenessProbe"]["exec"]
+        );
+    }
+    assert_eq!(
+        theirs["metadata"]["annotations"]["example.com/flag"], "yes",
+        "step 9"
+    );
 }
 
 fn step_install_manifests_and_chart_are_accepted(kubectl: &Kubectl) {

@@ -68,7 +68,7 @@ impl TestServer {
         let config = dir.path().join("namespaces.yaml");
         std::fs::write(
             &config,
-            serde_yaml_ng::to_string(&options.namespaces).unwrap(),
+            probegate::yaml::to_string(&serde_json::to_value(&options.namespaces).unwrap()),
         )
         .unwrap();
         let directory = Directory::standalone(Some(&config)).unwrap();
