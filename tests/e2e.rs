@@ -5,6 +5,8 @@
 //! One scenario, in order, because the control plane is shared; each step names itself in
 //! its failure messages.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -647,16 +649,7 @@ fn step_install_manifests_and_chart_are_accepted(kubectl: &Kubectl) {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let helm = std::env::var_os("PROBEGATE_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/probegate")
-        })
-        .join("bin/helm");
-    assert!(
-        helm.is_file(),
-        "step 8: helm missing: run .ci/install-tools.sh helm"
-    );
+    let helm = common::helm();
     for source in ["generate", "certManager"] {
         let rendered = Command::new(&helm)
             .current_dir(root())

@@ -3,9 +3,12 @@
 //! Every object must decode into its k8s-openapi type with no field left over (a misspelt
 //! field is silently dropped by a lenient decoder, and by the API server too).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::helm;
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use serde_json::Value;
 
@@ -297,24 +300,6 @@ fn manifests_deployment_probes_its_health_port_and_runs_locked_down() {
         pod["terminationGracePeriodSeconds"].as_u64().unwrap() > grace,
         "termination grace must exceed the drain"
     );
-}
-
-/// helm, installed by `.ci/install-tools.sh helm` into the cache, or on PATH.
-fn helm() -> PathBuf {
-    let cache = std::env::var_os("PROBEGATE_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(&std::env::var_os("HOME").unwrap()).join(".cache/probegate"));
-    let cached = cache.join("bin/helm");
-    if cached.is_file() {
-        return cached;
-    }
-    let on_path = Command::new("helm").arg("version").output();
-    assert!(
-        on_path.is_ok_and(|o| o.status.success()),
-        "helm not found: run .ci/install-tools.sh helm (it installs into {})",
-        cache.join("bin").display()
-    );
-    PathBuf::from("helm")
 }
 
 fn helm_template(args: &[&str]) -> String {

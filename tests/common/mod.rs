@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -268,4 +268,22 @@ pub fn apply_response(object: &serde_json::Value, reply: &serde_json::Value) -> 
         json_patch::patch(&mut patched, &patch).unwrap();
     }
     patched
+}
+
+/// helm, installed by `.ci/install-tools.sh helm` into the cache, or on PATH.
+pub fn helm() -> PathBuf {
+    let cache = std::env::var_os("PROBEGATE_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(&std::env::var_os("HOME").unwrap()).join(".cache/probegate"));
+    let cached = cache.join("bin/helm");
+    if cached.is_file() {
+        return cached;
+    }
+    let on_path = std::process::Command::new("helm").arg("version").output();
+    assert!(
+        on_path.is_ok_and(|o| o.status.success()),
+        "helm not found: run .ci/install-tools.sh helm (it installs into {})",
+        cache.join("bin").display()
+    );
+    PathBuf::from("helm")
 }
