@@ -18,11 +18,12 @@
 //!   lets a later `<<` overwrite earlier keys; v3 and the YAML merge spec do not). Among
 //!   merged mappings, earlier ones win.
 //! - Duplicate keys: the later value wins, as in go-yaml v2's non-strict mode.
-//! - Non-string keys become strings (`1` -> "1", `true` -> "true"); a null key is an error,
-//!   as in sigs.k8s.io/yaml; a mapping or sequence key is an error.
+//! - Non-string keys become strings as sigs.k8s.io/yaml makes them (`1` -> "1", `true` ->
+//!   "true", `1e6` -> "1e+06", `.inf` -> ".inf"); null, uint64, mapping and sequence keys
+//!   are errors, as there.
 //! - Tags `!!str`, `!!int`, `!!float`, `!!bool`, `!!null` are honoured (a mismatch is an
 //!   error, as in go-yaml); any other tag on a scalar keeps its text as a string, as in
-//!   go-yaml v2; tags on collections are ignored.
+//!   go-yaml v2, except that `!!binary` is not base64-decoded; tags on collections are ignored.
 
 use saphyr_parser::{Event, Parser, ScalarStyle};
 use serde_json::{Map, Number, Value};
@@ -109,7 +110,9 @@ impl Loader {
                     None => style == ScalarStyle::Plain && text == "<<",
                     Some(t) => t == "tag:yaml.org,2002:merge",
                 };
-                let value = scalar(&text, style, tag.as_deref())?;
+                let is_key =
+                    matches!(self.stack.last(), Some(Open { map: Some(f), .. }) if f.key.is_none());
+                let value = scalar(&text, style, tag.as_deref(), is_key)?;
                 if anchor > 0 {
                     self.anchors.insert(anchor, (value.clone(), 1, 0));
                 }
@@ -151,7 +154,7 @@ impl Loader {
         self.nodes = self.nodes.saturating_add(nodes);
         if self.nodes > MAX_NODES {
             return Err(format!(
-                "document expands to more than {MAX_NODES} nodes (aliases?)"
+                "document has more than {MAX_NODES} nodes once aliases are expanded"
             ));
         }
         Ok(())
@@ -233,6 +236,9 @@ fn key_string(key: Value) -> Result<String, String> {
     match key {
         Value::String(s) => Ok(s),
         Value::Bool(b) => Ok(b.to_string()),
+        Value::Number(n) if n.is_u64() && !n.is_i64() => {
+            Err(format!("unsupported mapping key {n} (uint64)"))
+        }
         Value::Number(n) => Ok(n.to_string()),
         Value::Null => Err("unsupported mapping key null".into()),
         _ => Err("a mapping or sequence cannot be a mapping key".into()),
@@ -249,7 +255,7 @@ enum Resolved {
     Str,
 }
 
-fn scalar(text: &str, style: ScalarStyle, tag: Option<&str>) -> Result<Value, String> {
+fn scalar(text: &str, style: ScalarStyle, tag: Option<&str>, key: bool) -> Result<Value, String> {
     let resolved = match tag.and_then(|t| t.strip_prefix("tag:yaml.org,2002:")) {
         None if tag.is_none() && style == ScalarStyle::Plain => resolve(text),
         Some(want @ ("int" | "float" | "bool" | "null")) => match (want, resolve(text)) {
@@ -265,6 +271,7 @@ fn scalar(text: &str, style: ScalarStyle, tag: Option<&str>) -> Result<Value, St
         Resolved::Bool(b) => Value::Bool(b),
         Resolved::Int(n) => Value::Number(n),
         Resolved::Str => Value::String(text.to_owned()),
+        Resolved::Float(f) if key => Value::String(float_key(f)),
         Resolved::Float(f) if !f.is_finite() => {
             return Err(format!(
                 "{text:?} (infinity or NaN) cannot be represented in JSON"
@@ -293,7 +300,14 @@ fn resolve(s: &str) -> Resolved {
         _ => {}
     }
     let plain = match s.as_bytes()[0] {
-        b'.' => s.to_owned(),
+        // Go's ParseFloat takes `_` between digits (`.5_0`); the other forms drop every `_`.
+        b'.' if s
+            .match_indices('_')
+            .all(|(i, _)| digit_at(s, i - 1) && digit_at(s, i + 1)) =>
+        {
+            s.replace('_', "")
+        }
+        b'.' => return Resolved::Str,
         b'0'..=b'9' | b'+' | b'-' => s.replace('_', ""),
         _ => return Resolved::Str,
     };
@@ -303,6 +317,37 @@ fn resolve(s: &str) -> Resolved {
     match plain.parse::<f64>() {
         Ok(f) if float_syntax(&plain) && f.is_finite() => Resolved::Float(f),
         _ => Resolved::Str,
+    }
+}
+
+fn digit_at(s: &str, i: usize) -> bool {
+    s.as_bytes().get(i).is_some_and(u8::is_ascii_digit)
+}
+
+/// A float key as sigs.k8s.io/yaml writes it: Go's `FormatFloat(f, 'g', -1, 32)`.
+fn float_key(f: f64) -> String {
+    let short = f as f32;
+    if short.is_nan() || short.is_infinite() {
+        let name = if short.is_nan() {
+            ".nan"
+        } else if f > 0.0 {
+            ".inf"
+        } else {
+            "-.inf"
+        };
+        return name.into();
+    }
+    let sci = format!("{short:e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    match exp.parse::<i32>() {
+        Ok(exp) if !(-4..6).contains(&exp) => {
+            format!(
+                "{mantissa}e{}{:02}",
+                if exp < 0 { '-' } else { '+' },
+                exp.abs()
+            )
+        }
+        _ => short.to_string(),
     }
 }
 
@@ -498,7 +543,7 @@ mod tests {
         18446744073709551615 => 18446744073709551615 ; 99999999999999999999 => 1e20
         -9223372036854775808 => -9223372036854775808 ; 0xFFFFFFFFFFFFFFFFFF => "0xFFFFFFFFFFFFFFFFFF"
         1.5 => 1.5 ; .5 => 0.5 ; -.5e1 => -5 ; 1e3 => 1000 ; 1. => 1 ; 1e400 => "1e400"
-        1.2.3 => "1.2.3" ; 100m => "100m" ; 1:20 => "1:20" ; 0x => "0x" ; - x => ["x"]
+        .3_0 => 0.3 ; ._5 => "._5" ; 1.2.3 => "1.2.3" ; 100m => "100m" ; 1:20 => "1:20" ; 0x => "0x" ; - x => ["x"]
         yes => true ; "yes" => "yes" ; y => true ; Y => true ; On => true ; ON => true
         NO => false ; n => false ; off => false ; True => true ; FALSE => false ; yEs => "yEs"
         ~ => null ; Null => null ; 'null' => "null" ; "" => "" ; '~' => "~"
@@ -528,9 +573,11 @@ mod tests {
 
     #[test]
     fn non_string_keys_become_strings() {
-        let v = one("1: a\ntrue: b\non: c\n0x10: d\n1.5: e\n'y': f\n1e3: g\n");
-        let want = json!({"1": "a", "true": "c", "16": "d", "1.5": "e", "y": "f", "1000": "g"});
+        let v = one("1: a\ntrue: b\non: c\n0x10: d\n1.5: e\n'y': f\n1e3: g\n1e6: h\n.inf: i\n");
+        let want = json!({"1": "a", "true": "c", "16": "d", "1.5": "e", "y": "f", "1000": "g",
+            "1e+06": "h", ".inf": "i"});
         assert_eq!(v, want);
+        assert!(err("18446744073709551615: x").message.contains("uint64"));
         assert!(err("~: x").message.contains("null"));
         assert!(
             err("? [a]\n: x")
