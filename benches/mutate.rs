@@ -85,7 +85,7 @@ fn benches(c: &mut Criterion) {
             let answer = runtime
                 .block_on(admission.review(black_box(&review)))
                 .expect("answered");
-            probegate::admission::to_wire(&answer).expect("serialized")
+            probegate::admission::to_wire(answer).expect("serialized")
         })
     });
 }

@@ -14,7 +14,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -30,10 +30,13 @@ use crate::tls::{CertStore, TlsError};
 /// Bounds that keep one bad client or a burst from hurting everyone else.
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// The API server caps request bodies at 3 MiB; an UPDATE review carries the object
-    /// twice. Above this, 413.
+    /// The API server caps request bodies at 3 MiB, and only CREATE is registered, so a
+    /// review carries one object. Above this, 413.
     pub max_body_bytes: usize,
-    /// Shorter than the API server's 10 s webhook timeout ceiling.
+    /// Bytes of request bodies being handled at once; beyond it, requests wait (within the
+    /// request timeout), so a burst of large reviews cannot exhaust memory.
+    pub body_budget_bytes: usize,
+    /// Shorter than the API server's default webhook timeout (10 s; 30 s at most).
     pub request_timeout: Duration,
     pub header_timeout: Duration,
     pub handshake_timeout: Duration,
@@ -48,7 +51,8 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_body_bytes: 8 * 1024 * 1024,
+            max_body_bytes: 4 * 1024 * 1024,
+            body_budget_bytes: 16 * 1024 * 1024,
             request_timeout: Duration::from_secs(8),
             header_timeout: Duration::from_secs(5),
             handshake_timeout: Duration::from_secs(5),
@@ -118,19 +122,26 @@ impl Server {
             .as_ref()
             .and_then(|l| l.local_addr().ok())
             .map_or_else(|| "off".to_owned(), |a| a.to_string());
-        let stop_side = Arc::new(Notify::new());
+        let (stop_side, side_stopped) = watch::channel(false);
+        // Health and metrics answer at once: a short drain is plenty.
+        let side_limits = Limits {
+            grace: Duration::from_secs(2),
+            ..limits.clone()
+        };
         let mut side_tasks = Vec::new();
         side_tasks.push(tokio::spawn(serve_plain(
             health_listener,
             health::router(health.clone()),
-            stop_side.clone(),
+            side_limits.clone(),
+            side_stopped.clone(),
         )));
         if let Some(listener) = metrics_listener {
             let router = metrics_router(metrics.clone(), cluster.clone());
             side_tasks.push(tokio::spawn(serve_plain(
                 listener,
                 router,
-                stop_side.clone(),
+                side_limits,
+                side_stopped,
             )));
         }
         let reload = tokio::spawn(certs.clone().watch(metrics.clone(), limits.cert_poll));
@@ -159,6 +170,7 @@ impl Server {
         health.set_tls_ready();
 
         let health_on_shutdown = health.clone();
+        let limits_grace = limits.grace;
         serve_tls(
             webhook_listener,
             acceptor,
@@ -167,6 +179,7 @@ impl Server {
             shutdown,
             move || {
                 health_on_shutdown.set_shutting_down();
+                tracing::info!(grace = ?limits_grace, "shutting down: draining requests in flight");
             },
         )
         .await;
@@ -174,9 +187,10 @@ impl Server {
         if let Some(task) = cache_readiness {
             task.abort();
         }
-        stop_side.notify_waiters();
+        stop_side.send_replace(true);
         for task in side_tasks {
-            let _ = task.await;
+            // Each drains within its own grace; this bound only guards against a bug.
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
         }
         Ok(())
     }
@@ -188,6 +202,27 @@ impl Server {
 pub async fn serve_tls(
     listener: TcpListener,
     acceptor: TlsAcceptor,
+    router: Router,
+    limits: &Limits,
+    shutdown: impl Future<Output = ()>,
+    on_shutdown: impl FnOnce(),
+) {
+    serve(
+        listener,
+        Some(acceptor),
+        router,
+        limits,
+        shutdown,
+        on_shutdown,
+    )
+    .await;
+}
+
+/// The accept loop behind every listener, with TLS or without: a connection cap, handshake
+/// and header timeouts, and a bounded drain, so no client can hold a listener or shutdown.
+async fn serve(
+    listener: TcpListener,
+    acceptor: Option<TlsAcceptor>,
     router: Router,
     limits: &Limits,
     shutdown: impl Future<Output = ()>,
@@ -210,30 +245,40 @@ pub async fn serve_tls(
         let limits = limits.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let tls = match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(stream))
-                .await
-            {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(error)) => return tracing::debug!(%error, "TLS handshake failed"),
-                Err(_) => return tracing::debug!("TLS handshake timed out"),
+            let Some(acceptor) = acceptor else {
+                return serve_connection(stream, service, &limits, watcher).await;
             };
-            let connection = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_timeout)
-                .serve_connection(TokioIo::new(tls), service);
-            if let Err(error) = watcher.watch(connection).await {
-                tracing::debug!(%error, "connection ended with an error");
+            match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => serve_connection(tls, service, &limits, watcher).await,
+                Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
+                Err(_) => tracing::debug!("TLS handshake timed out"),
             }
         });
     }
     on_shutdown();
     drop(listener);
-    tracing::info!(grace = ?limits.grace, "shutting down: draining requests in flight");
     if tokio::time::timeout(limits.grace, graceful.shutdown())
         .await
         .is_err()
     {
         tracing::warn!("grace period over; closing connections still open");
+    }
+}
+
+async fn serve_connection<IO>(
+    io: IO,
+    service: TowerToHyperService<Router>,
+    limits: &Limits,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .serve_connection(TokioIo::new(io), service);
+    if let Err(error) = watcher.watch(connection).await {
+        tracing::debug!(%error, "connection ended with an error");
     }
 }
 
@@ -258,14 +303,17 @@ async fn accept(
     }
 }
 
-async fn serve_plain(listener: TcpListener, router: Router, stop: Arc<Notify>) {
-    let stopped = async move { stop.notified().await };
-    if let Err(error) = axum::serve(listener, router)
-        .with_graceful_shutdown(stopped)
-        .await
-    {
-        tracing::error!(%error, "plain HTTP listener failed");
-    }
+async fn serve_plain(
+    listener: TcpListener,
+    router: Router,
+    limits: Limits,
+    mut stop: watch::Receiver<bool>,
+) {
+    let stopped = async move {
+        // A send before this task first runs is not lost: the value stays set.
+        let _ = stop.wait_for(|stopped| *stopped).await;
+    };
+    serve(listener, None, router, &limits, stopped, || {}).await;
 }
 
 /// The webhook routes behind the guards every request goes through.
@@ -281,8 +329,15 @@ pub fn webhook_router(admission: Arc<Admission>, limits: &Limits) -> Router {
 /// Body limit (413), request timeout (408), a bound on requests in flight, and a panic in
 /// a handler becoming a 500 for that request instead of a dead process.
 pub fn guarded(router: Router, limits: &Limits) -> Router {
+    let total_kib = (limits.body_budget_bytes / 1024).clamp(1, Semaphore::MAX_PERMITS);
+    let budget = BodyBudget {
+        kib: Arc::new(Semaphore::new(total_kib)),
+        total_kib: u32::try_from(total_kib).unwrap_or(u32::MAX),
+        max_body_bytes: limits.max_body_bytes,
+    };
     router
         .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn_with_state(budget, within_budget))
         .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
         .layer(GlobalConcurrencyLimitLayer::new(limits.max_in_flight))
         .layer(TimeoutLayer::with_status_code(
@@ -295,9 +350,39 @@ pub fn guarded(router: Router, limits: &Limits) -> Router {
         }))
 }
 
+#[derive(Clone)]
+struct BodyBudget {
+    /// Permits in KiB, so a 4 MiB body fits a u32 count.
+    kib: Arc<Semaphore>,
+    total_kib: u32,
+    max_body_bytes: usize,
+}
+
+/// Holds budget for the request's declared size (the limit, when undeclared) while it runs.
+async fn within_budget(
+    State(budget): State<BodyBudget>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(budget.max_body_bytes)
+        .min(budget.max_body_bytes);
+    // Never ask for more than there is: that would wait forever.
+    let kib = u32::try_from(declared / 1024 + 1)
+        .unwrap_or(u32::MAX)
+        .min(budget.total_kib);
+    // The semaphore is never closed, so acquiring only waits.
+    let _permit = budget.kib.acquire_many(kib).await;
+    next.run(request).await
+}
+
 async fn mutate(State(admission): State<Arc<Admission>>, body: Bytes) -> Response {
     match admission.review(&body).await {
-        Ok(review) => match crate::admission::to_wire(&review) {
+        Ok(review) => match crate::admission::to_wire(review) {
             Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
             Err(error) => error_response(StatusCode::INTERNAL_SERVER_ERROR, &error.to_string()),
         },

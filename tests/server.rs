@@ -263,6 +263,41 @@ async fn an_object_that_does_not_fit_its_kind_is_allowed_unchanged_with_a_warnin
 }
 
 #[tokio::test]
+async fn large_reviews_are_answered() {
+    let server = TestServer::start(Options::default()).await;
+    let client = server.client();
+    // 5,000 containers: the patch has 10,001 operations and goes out as base64.
+    let containers: Vec<Value> = (0..5000)
+        .map(|i| json!({"name": format!("c{i}"), "image": "x", "ports": [{"containerPort": 8080}]}))
+        .collect();
+    let big_pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "big"}, "spec": {"containers": containers}});
+    let reply = client.review(&review(big_pod.clone(), false)).await;
+    assert_eq!(reply.status, 200);
+    let body = reply.json();
+    assert!(body["response"]["patch"].is_string());
+    let patched = apply_response(&big_pod, &body);
+    assert_eq!(
+        patched["spec"]["containers"][4999]["livenessProbe"]["tcpSocket"]["port"],
+        8080
+    );
+    // A kind probegate does not read: about 3 MiB, passed over without being built.
+    let data: serde_json::Map<String, Value> = (0..30_000)
+        .map(|i| (format!("key{i}"), json!("v".repeat(90))))
+        .collect();
+    let config_map =
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "big"}, "data": data});
+    let reply = client.review(&review(config_map, false)).await;
+    assert_eq!(reply.status, 200);
+    let body = reply.json();
+    assert_eq!(body["response"]["allowed"], true);
+    assert_eq!(
+        body["response"]["uid"],
+        "b4e6c6f5-4a2f-4a0e-9d59-3a1c0e7c2f11"
+    );
+    assert!(body["response"]["patch"].is_null());
+}
+
+#[tokio::test]
 async fn other_kinds_and_operations_pass_through() {
     let server = TestServer::start(Options::default()).await;
     let client = server.client();
@@ -273,8 +308,13 @@ async fn other_kinds_and_operations_pass_through() {
     for body in [review(config_map, false), update] {
         let reply = client.review(&body).await.json();
         assert_eq!(reply["response"]["allowed"], true);
+        assert_eq!(reply["response"]["uid"], body["request"]["uid"]);
         assert!(reply["response"]["patch"].is_null());
     }
+    let metrics =
+        String::from_utf8(get(server.metrics_addr.unwrap(), "/metrics").await.body).unwrap();
+    assert!(metrics.contains(r#"probegate_admission_reviews_total{kind="other",operation="CREATE",outcome="skipped"} 1"#), "{metrics}");
+    assert!(metrics.contains(r#"probegate_admission_reviews_total{kind="Pod",operation="UPDATE",outcome="skipped"} 1"#), "{metrics}");
 }
 
 #[tokio::test]
@@ -582,6 +622,35 @@ async fn shutdown_turns_unready_and_drains_a_request_in_flight() {
         .await
         .expect("server stopped")
         .unwrap();
+}
+
+#[tokio::test]
+async fn a_half_sent_health_request_does_not_hold_shutdown() {
+    let mut server = TestServer::start(Options {
+        limits: Limits {
+            header_timeout: Duration::from_millis(300),
+            ..Limits::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let mut stuck = tokio::net::TcpStream::connect(server.health_addr)
+        .await
+        .unwrap();
+    stuck
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n")
+        .await
+        .unwrap();
+    let mut stuck_metrics = tokio::net::TcpStream::connect(server.metrics_addr.unwrap())
+        .await
+        .unwrap();
+    stuck_metrics.write_all(b"GET /metr").await.unwrap();
+    let task = server.stop();
+    tokio::time::timeout(Duration::from_secs(20), task)
+        .await
+        .expect("shutdown finished while clients held half-sent requests")
+        .unwrap();
+    drop((stuck, stuck_metrics));
 }
 
 #[tokio::test]
