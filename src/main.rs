@@ -267,6 +267,9 @@ async fn directory(
     }
     match kube::Config::infer().await {
         Ok(config) => {
+            if args.namespace_config.is_some() {
+                tracing::warn!("--namespace-config is for standalone mode; a cluster was found, so its namespaces are used");
+            }
             let client =
                 kube::Client::try_from(config).context("cannot build a Kubernetes client")?;
             let (cache, watchers) = ClusterCache::start(client);
@@ -276,6 +279,10 @@ async fn directory(
         Err(error) if std::env::var_os("KUBECONFIG").is_some() => {
             Err(anyhow::Error::new(error).context("KUBECONFIG is set but unusable"))
         }
+        // In a pod, defaults in place of the namespaces' own settings would be wrong answers
+        // (opt-outs and deny ignored) behind a ready probe: refuse to start instead.
+        Err(error) if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() => Err(anyhow::Error::new(error)
+            .context("running in a pod but the in-cluster configuration is unusable (is the service account token mounted?); pass --standalone to run without the cluster")),
         Err(error) => {
             tracing::info!(%error, "no cluster found: standalone mode");
             Ok((

@@ -22,6 +22,8 @@ use crate::policy::PREFIX;
 
 /// How long a review waits to read a namespace the cache has not seen.
 const DIRECT_READ_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a failed direct read is remembered before the namespace is tried again.
+const FAILED_READ_MEMORY: Duration = Duration::from_secs(10);
 
 /// What a review needs to know about its namespace.
 #[derive(Debug, Clone, Default)]
@@ -104,6 +106,8 @@ impl Directory {
 /// Watch-fed caches of namespace annotations and Services.
 pub struct ClusterCache {
     client: Client,
+    /// Namespaces whose direct read failed lately, with when and why.
+    failed_reads: Mutex<HashMap<String, (Instant, String)>>,
     namespaces: Store<Arc<BTreeMap<String, String>>>,
     services: Store<Arc<Service>>,
 }
@@ -269,6 +273,7 @@ impl ClusterCache {
     pub fn start(client: Client) -> (Arc<ClusterCache>, Vec<tokio::task::JoinHandle<()>>) {
         let cache = Arc::new(ClusterCache {
             client: client.clone(),
+            failed_reads: Mutex::default(),
             namespaces: Store::new("namespaces"),
             services: Store::new("services"),
         });
@@ -322,31 +327,48 @@ impl ClusterCache {
                 warning: None,
             };
         }
-        let api: Api<Namespace> = Api::all(self.client.clone());
-        match tokio::time::timeout(DIRECT_READ_TIMEOUT, api.get(namespace)).await {
-            Ok(Ok(ns)) => NamespaceView {
-                annotations: policy_annotations(&ns.metadata),
-                services,
-                warning: None,
-            },
-            Ok(Err(error)) => self.defaults(namespace, services, &error.to_string()),
-            Err(_) => self.defaults(namespace, services, "timed out"),
+        // A namespace that could not be read recently is not read again on every review.
+        if let Some(why) = self.recent_failure(namespace) {
+            return defaults_view(namespace, services, &why);
         }
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        let why = match tokio::time::timeout(DIRECT_READ_TIMEOUT, api.get(namespace)).await {
+            Ok(Ok(ns)) => {
+                let annotations = policy_annotations(&ns.metadata);
+                // Kept until the watch brings its own copy.
+                self.namespaces.apply(Event::Apply((
+                    namespace.to_owned(),
+                    namespace.to_owned(),
+                    annotations.clone(),
+                )));
+                return NamespaceView {
+                    annotations,
+                    services,
+                    warning: None,
+                };
+            }
+            Ok(Err(error)) => error.to_string(),
+            Err(_) => "timed out".to_owned(),
+        };
+        tracing::warn!(namespace, reason = %why, "namespace unknown to the cache and unreadable");
+        lock(&self.failed_reads).insert(namespace.to_owned(), (Instant::now(), why.clone()));
+        defaults_view(namespace, services, &why)
     }
 
-    fn defaults(&self, namespace: &str, services: Vec<Arc<Service>>, why: &str) -> NamespaceView {
-        tracing::warn!(
-            namespace,
-            reason = why,
-            "namespace unknown to the cache and unreadable"
-        );
-        NamespaceView {
-            annotations: Arc::default(),
-            services,
-            warning: Some(format!(
-                "probegate could not read namespace {namespace:?} ({why}); its annotations were not applied, defaults were"
-            )),
-        }
+    fn recent_failure(&self, namespace: &str) -> Option<String> {
+        let mut failed = lock(&self.failed_reads);
+        failed.retain(|_, (at, _)| at.elapsed() < FAILED_READ_MEMORY);
+        failed.get(namespace).map(|(_, why)| why.clone())
+    }
+}
+
+fn defaults_view(namespace: &str, services: Vec<Arc<Service>>, why: &str) -> NamespaceView {
+    NamespaceView {
+        annotations: Arc::default(),
+        services,
+        warning: Some(format!(
+            "probegate could not read namespace {namespace:?} ({why}); its annotations were not applied, defaults were"
+        )),
     }
 }
 
@@ -427,6 +449,29 @@ mod tests {
         assert_eq!(spec.selector.unwrap()["app"], "x");
         assert_eq!(spec.ports.unwrap()[0].port, 9090);
         assert_eq!(slim.metadata.labels, None);
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_namespace_gets_defaults_with_a_warning_and_is_not_reread_at_once() {
+        // A port nothing listens on: every read fails at once.
+        let unused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", unused.local_addr().unwrap());
+        drop(unused);
+        let config = kube::Config::new(url.parse().unwrap());
+        let client = Client::try_from(config).unwrap();
+        let (cache, watchers) = ClusterCache::start(client);
+        assert!(!cache.synced());
+        let view = cache.lookup("shop").await;
+        assert!(view.annotations.is_empty());
+        let warning = view.warning.unwrap();
+        assert!(warning.starts_with("probegate could not read namespace \"shop\""), "{warning}");
+        // The failure is remembered: the next review is answered without another read.
+        assert!(cache.recent_failure("shop").is_some());
+        assert_eq!(cache.lookup("shop").await.warning.unwrap(), warning);
+        assert!(cache.recent_failure("elsewhere").is_none());
+        for watcher in watchers {
+            watcher.abort();
+        }
     }
 
     #[tokio::test]

@@ -47,6 +47,8 @@ pub enum TlsError {
 
 /// Quiet time after a file event before the pair is read.
 const SETTLE: Duration = Duration::from_millis(250);
+/// The longest a stream of events may put a reload off.
+const MAX_SETTLE: Duration = Duration::from_secs(2);
 
 /// Reads and checks a certificate chain and its key.
 pub fn load_pair(cert_path: &Path, key_path: &Path) -> Result<CertifiedKey, TlsError> {
@@ -176,46 +178,29 @@ impl CertStore {
 
     /// Reloads on file events in the files' folders, and polls as a backstop for
     /// filesystems that send no events. Runs until the task is dropped.
-    pub async fn watch(
-        self: Arc<Self>,
-        metrics: Arc<Metrics>,
-        poll: Duration,
-    ) -> Result<(), TlsError> {
+    pub async fn watch(self: Arc<Self>, metrics: Arc<Metrics>, poll: Duration) {
         let (events, mut changed) = mpsc::channel::<()>(1);
-        let mut watcher = notify::recommended_watcher(move |_event| {
-            // A full channel already holds a wake-up; dropping this one loses nothing.
-            let _ = events.try_send(());
-        })
-        .map_err(|source| TlsError::Watch {
-            path: self.cert_path.display().to_string(),
-            source,
-        })?;
-        let mut folders: Vec<&Path> = [&self.cert_path, &self.key_path]
-            .iter()
-            .map(|p| {
-                p.parent()
-                    .filter(|d| !d.as_os_str().is_empty())
-                    .unwrap_or(Path::new("."))
-            })
-            .collect();
-        folders.dedup();
-        for folder in folders {
-            use notify::Watcher;
-            watcher
-                .watch(folder, notify::RecursiveMode::NonRecursive)
-                .map_err(|source| TlsError::Watch {
-                    path: folder.display().to_string(),
-                    source,
-                })?;
-        }
+        // Without file events (inotify limits, odd filesystems) the poll still runs.
+        let _watcher = match self.watch_folders(events) {
+            Ok(watcher) => Some(watcher),
+            Err(error) => {
+                metrics.certificate_reload(false);
+                tracing::warn!(%error, poll = ?poll, "cannot watch the certificate files; polling only");
+                None
+            }
+        };
         let mut ticker = tokio::time::interval(poll);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = changed.recv() => {
+                Some(()) = changed.recv() => {
                     // Writers that replace the key and the certificate one at a time pass
-                    // through a mismatched pair: let the folder settle first.
-                    while tokio::time::timeout(SETTLE, changed.recv()).await.is_ok_and(|e| e.is_some()) {}
+                    // through a mismatched pair: let the folder settle, within reason.
+                    let settle_until = tokio::time::Instant::now() + MAX_SETTLE;
+                    while tokio::time::timeout_at(settle_until.min(tokio::time::Instant::now() + SETTLE), changed.recv())
+                        .await
+                        .is_ok_and(|event| event.is_some())
+                    {}
                 }
                 _ = ticker.tick() => {}
             }
@@ -231,6 +216,46 @@ impl CertStore {
                 }
             }
         }
+    }
+
+    /// Watches the folders holding the files; a Secret volume swaps its `..data` link there.
+    fn watch_folders(
+        &self,
+        events: mpsc::Sender<()>,
+    ) -> Result<notify::RecommendedWatcher, TlsError> {
+        use notify::Watcher;
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                // Reading the files is an event too: only changes wake the reloader.
+                let is_change =
+                    event.is_ok_and(|e| !matches!(e.kind, notify::EventKind::Access(_)));
+                if is_change {
+                    // A full channel already holds a wake-up; dropping this one loses nothing.
+                    let _ = events.try_send(());
+                }
+            })
+            .map_err(|source| TlsError::Watch {
+                path: self.cert_path.display().to_string(),
+                source,
+            })?;
+        let mut folders: Vec<&Path> = [&self.cert_path, &self.key_path]
+            .iter()
+            .map(|p| {
+                p.parent()
+                    .filter(|d| !d.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."))
+            })
+            .collect();
+        folders.dedup();
+        for folder in folders {
+            watcher
+                .watch(folder, notify::RecursiveMode::NonRecursive)
+                .map_err(|source| TlsError::Watch {
+                    path: folder.display().to_string(),
+                    source,
+                })?;
+        }
+        Ok(watcher)
     }
 }
 

@@ -419,7 +419,7 @@ async fn certificate_rotation_reaches_new_connections_and_bad_pairs_are_refused(
     };
     swap_secret(dir.path(), 3, &broken);
     let deadline = Instant::now() + Duration::from_secs(30);
-    let refused = r#"probegate_certificate_reloads_total{result="failure"}"#;
+    let refused = r#"probegate_certificate_reloads_total{result="failure"} 1"#;
     loop {
         let text = String::from_utf8(get(server.1, "/metrics").await.body).unwrap();
         if text.contains(refused) {
@@ -435,6 +435,7 @@ async fn certificate_rotation_reaches_new_connections_and_bad_pairs_are_refused(
 }
 
 /// A server on `dir/tls.crt` and `dir/tls.key`; returns (webhook, metrics) addresses.
+/// The backstop poll is a minute apart, so reloads within a test come from file events.
 async fn start_with_cert_dir(
     dir: &std::path::Path,
 ) -> (
@@ -470,7 +471,7 @@ async fn start_with_cert_dir(
         health: health.clone(),
         cluster: None,
         limits: Limits {
-            cert_poll: Duration::from_millis(200),
+            cert_poll: Duration::from_secs(60),
             ..Limits::default()
         },
     };
@@ -690,4 +691,53 @@ async fn a_panicking_handler_becomes_a_500() {
         .unwrap();
     let response = router.oneshot(request).await.unwrap();
     assert_eq!(response.status(), 500);
+}
+
+#[test]
+fn serve_in_a_pod_without_a_usable_cluster_config_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_probegate"))
+        .args([
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--health-addr",
+            "127.0.0.1:0",
+            "--no-metrics",
+        ])
+        .env_remove("KUBECONFIG")
+        .env("HOME", dir.path())
+        .env("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+        .env("KUBERNETES_SERVICE_PORT", "443")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("running in a pod but the in-cluster configuration is unusable"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn serve_with_a_broken_kubeconfig_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("config");
+    std::fs::write(&kubeconfig, "this: is: not: a kubeconfig").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_probegate"))
+        .args([
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--health-addr",
+            "127.0.0.1:0",
+            "--no-metrics",
+        ])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("HOME", dir.path())
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("KUBECONFIG is set but unusable"));
 }
