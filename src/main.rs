@@ -79,6 +79,10 @@ struct ServeArgs {
     /// How long requests in flight may take to finish after SIGTERM.
     #[arg(long, default_value_t = 15)]
     shutdown_grace_seconds: u64,
+    /// After SIGTERM, how long to keep serving while unready before closing the listener,
+    /// so endpoints stop sending here first (5 in the shipped manifests).
+    #[arg(long, default_value_t = 0)]
+    shutdown_delay_seconds: u64,
 }
 
 #[derive(Clone, Copy, ValueEnum)]

@@ -464,7 +464,10 @@ mod tests {
         let view = cache.lookup("shop").await;
         assert!(view.annotations.is_empty());
         let warning = view.warning.unwrap();
-        assert!(warning.starts_with("probegate could not read namespace \"shop\""), "{warning}");
+        assert!(
+            warning.starts_with("probegate could not read namespace \"shop\""),
+            "{warning}"
+        );
         // The failure is remembered: the next review is answered without another read.
         assert!(cache.recent_failure("shop").is_some());
         assert_eq!(cache.lookup("shop").await.warning.unwrap(), warning);

@@ -44,6 +44,9 @@ pub struct Limits {
     pub max_connections: usize,
     /// How long requests in flight may take to finish at shutdown.
     pub grace: Duration,
+    /// How long to keep serving after shutdown is asked for, unready, before the listener
+    /// closes: endpoints and the API server take a moment to stop sending here.
+    pub shutdown_delay: Duration,
     /// Backstop poll of the certificate files, for filesystems without events.
     pub cert_poll: Duration,
 }
@@ -59,6 +62,7 @@ impl Default for Limits {
             max_in_flight: 512,
             max_connections: 1024,
             grace: Duration::from_secs(15),
+            shutdown_delay: Duration::ZERO,
             cert_poll: Duration::from_secs(10),
         }
     }
@@ -169,6 +173,17 @@ impl Server {
         );
         health.set_tls_ready();
 
+        // Unready at once; keep serving through the delay, then close and drain.
+        let health_at_signal = health.clone();
+        let delay = limits.shutdown_delay;
+        let shutdown = async move {
+            shutdown.await;
+            health_at_signal.set_shutting_down();
+            if !delay.is_zero() {
+                tracing::info!(delay = ?delay, "shutting down: unready, still serving");
+                tokio::time::sleep(delay).await;
+            }
+        };
         let health_on_shutdown = health.clone();
         let limits_grace = limits.grace;
         serve_tls(

@@ -288,17 +288,22 @@ fn manifests_deployment_probes_its_health_port_and_runs_locked_down() {
         .iter()
         .map(|a| a.as_str().unwrap())
         .collect();
-    let grace: u64 = args
-        .iter()
-        .find_map(|a| {
-            a.strip_prefix("--shutdown-grace-seconds=")
-                .or_else(|| a.strip_prefix("--shutdown-grace-seconds "))
-        })
-        .map(|v| v.parse().unwrap())
-        .unwrap_or(15);
+    let seconds = |flag: &str, default: u64| -> u64 {
+        args.iter()
+            .find_map(|a| a.strip_prefix(flag).and_then(|rest| rest.strip_prefix('=')))
+            .map_or(default, |v| v.parse().unwrap())
+    };
+    let (delay, grace) = (
+        seconds("--shutdown-delay-seconds", 0),
+        seconds("--shutdown-grace-seconds", 15),
+    );
     assert!(
-        pod["terminationGracePeriodSeconds"].as_u64().unwrap() > grace,
-        "termination grace must exceed the drain"
+        delay > 0,
+        "endpoints need a moment to stop sending before the listener closes"
+    );
+    assert!(
+        pod["terminationGracePeriodSeconds"].as_u64().unwrap() > delay + grace,
+        "termination grace must exceed the delay and the drain"
     );
 }
 

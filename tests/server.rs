@@ -626,6 +626,28 @@ async fn shutdown_turns_unready_and_drains_a_request_in_flight() {
 }
 
 #[tokio::test]
+async fn during_the_shutdown_delay_it_is_unready_but_still_serves() {
+    let mut server = TestServer::start(Options {
+        limits: Limits {
+            shutdown_delay: Duration::from_secs(60),
+            ..Limits::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let _task = server.stop();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get(server.health_addr, "/readyz").await.status != 503 {
+        assert!(Instant::now() < deadline, "readyz never turned 503");
+        tokio::task::yield_now().await;
+    }
+    // Endpoints have not caught up yet: a new connection must still be answered.
+    let reply = server.client().review(&review(pod(), false)).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.json()["response"]["allowed"], true);
+}
+
+#[tokio::test]
 async fn a_half_sent_health_request_does_not_hold_shutdown() {
     let mut server = TestServer::start(Options {
         limits: Limits {
