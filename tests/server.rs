@@ -648,6 +648,29 @@ async fn during_the_shutdown_delay_it_is_unready_but_still_serves() {
 }
 
 #[tokio::test]
+async fn a_request_whose_body_stalls_gets_408() {
+    let server = TestServer::start(Options {
+        limits: Limits {
+            request_timeout: Duration::from_millis(300),
+            ..Limits::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let mut tls = server.client().connect().await;
+    tls.write_all(b"POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{\"apiVersion\"")
+        .await
+        .unwrap();
+    tls.flush().await.unwrap();
+    let mut response = vec![0u8; 512];
+    let read = tokio::time::timeout(Duration::from_secs(10), tls.read(&mut response))
+        .await
+        .expect("answered");
+    let text = String::from_utf8_lossy(&response[..read.unwrap()]).into_owned();
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+}
+
+#[tokio::test]
 async fn a_half_sent_health_request_does_not_hold_shutdown() {
     let mut server = TestServer::start(Options {
         limits: Limits {
