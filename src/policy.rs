@@ -250,6 +250,25 @@ impl Settings {
     }
 }
 
+/// Whether `value` is valid for the policy annotation `key` (unknown keys are not).
+pub fn is_valid(key: &str, value: &str) -> bool {
+    let value = value.trim();
+    match key {
+        INJECT => parse_inject(value).is_ok(),
+        PROBES => parse_probes(value).is_ok(),
+        PROBE_HANDLER => parse_handler(value).is_ok(),
+        LIVENESS_PATH | READINESS_PATH | STARTUP_PATH => parse_path(value).is_ok(),
+        PORT => parse_port(value).is_ok(),
+        SCHEME => parse_scheme(value).is_ok(),
+        INITIAL_DELAY_SECONDS => parse_seconds(value, 0).is_ok(),
+        PERIOD_SECONDS | TIMEOUT_SECONDS | FAILURE_THRESHOLD => parse_seconds(value, 1).is_ok(),
+        READINESS_GATES => parse_list(value).is_ok(),
+        METRICS_COUPLING => parse_coupling(value).is_ok(),
+        METRICS_PORTS => parse_port_list(value).is_ok(),
+        _ => false,
+    }
+}
+
 struct Resolver<'a, 'w> {
     layers: &'a [&'a BTreeMap<String, String>],
     warnings: &'w mut Vec<String>,
@@ -504,6 +523,22 @@ mod tests {
             DEFAULT_FAILURE_THRESHOLD
         );
         assert_eq!(warnings.len(), 1);
+    }
+
+    #[test]
+    fn validity_matches_resolution() {
+        for (key, value, valid) in [
+            (PERIOD_SECONDS, "15", true),
+            (PERIOD_SECONDS, "-5", false),
+            (PROBE_HANDLER, "exec", false),
+            (INJECT, "disabled", true),
+            ("probegate.io/timeout", "3", false),
+        ] {
+            assert_eq!(is_valid(key, value), valid, "{key}={value}");
+            let layer = layer(&[(key, value)]);
+            let (_, warnings) = Settings::resolve(&[&layer]);
+            assert_eq!(warnings.is_empty(), valid, "{key}={value}: {warnings:?}");
+        }
     }
 
     #[test]

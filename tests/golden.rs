@@ -106,6 +106,12 @@ fn mutate_is_idempotent_and_check_passes_clean_output() {
             "{name}: second run changed the output"
         );
         let warnings = read(&case.join("warnings.txt"));
+        // The same warnings, now about stdin: the output changed nothing they are about.
+        assert_eq!(
+            String::from_utf8(again.stderr).unwrap(),
+            warnings.replace("input.yaml: ", "-: "),
+            "{name}: second run's warnings"
+        );
         // Warnings about the manifest itself persist; with none, the output is clean.
         let expected_code = if warnings.is_empty() { 0 } else { 1 };
         assert_eq!(
@@ -144,6 +150,7 @@ fn patch_output_applies_to_the_input() {
         let expected =
             manifest::read_paths(&[case.join("expected.yaml")], &mut std::io::empty()).unwrap();
         let mut patches = patches.into_iter();
+        assert_eq!(inputs.len(), expected.len(), "{name}: documents in and out");
         for (mut input, expected) in inputs.into_iter().zip(expected) {
             if input.value != expected.value {
                 let patch = patches

@@ -247,7 +247,8 @@ fn inherited_settings<'a>(parts: &crate::workload::PodParts<'a>) -> Vec<(&'a str
     let template = parts.pod_meta.and_then(|m| m.annotations.as_ref());
     workload
         .iter()
-        .filter(|(key, _)| policy::KNOWN_KEYS.contains(&key.as_str()))
+        // Only values that took effect: a bad one was ignored here and would be there.
+        .filter(|(key, value)| policy::is_valid(key, value))
         .filter(|(key, _)| !template.is_some_and(|t| t.contains_key(*key)))
         .map(|(key, value)| (key.as_str(), value.as_str()))
         .collect()
