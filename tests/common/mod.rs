@@ -270,20 +270,29 @@ pub fn apply_response(object: &serde_json::Value, reply: &serde_json::Value) -> 
     patched
 }
 
-/// helm, installed by `.ci/install-tools.sh helm` into the cache, or on PATH.
+/// helm, from `.ci/install-tools.sh helm` (pinned, built once from its Go module and
+/// cached outside the repository). Installed here when missing, so `cargo test` works on a
+/// fresh machine, as the end-to-end suite builds its kube-apiserver.
 pub fn helm() -> PathBuf {
-    let cache = std::env::var_os("PROBEGATE_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(&std::env::var_os("HOME").unwrap()).join(".cache/probegate"));
-    let cached = cache.join("bin/helm");
-    if cached.is_file() {
-        return cached;
-    }
-    let on_path = std::process::Command::new("helm").arg("version").output();
-    assert!(
-        on_path.is_ok_and(|o| o.status.success()),
-        "helm not found: run .ci/install-tools.sh helm (it installs into {})",
-        cache.join("bin").display()
-    );
-    PathBuf::from("helm")
+    static HELM: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    HELM.get_or_init(|| {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".ci/install-tools.sh");
+        let out = std::process::Command::new(&script)
+            .arg("helm")
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .expect(".ci/install-tools.sh runs");
+        assert!(
+            out.status.success(),
+            "installing helm failed (it needs Go and the Go module proxy)"
+        );
+        // The script's last line is the folder it installed into.
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let bin = stdout
+            .lines()
+            .last()
+            .expect("install-tools.sh printed its bin folder");
+        Path::new(bin.trim()).join("helm")
+    })
+    .clone()
 }
