@@ -17,7 +17,7 @@ use probegate::health::Health;
 use probegate::metrics::Metrics;
 use probegate::namespace_cache::{ClusterCache, Directory};
 use probegate::offline::{self, OutputFormat};
-use probegate::server::{self, Limits, Listeners, Server};
+use probegate::server::{Limits, Listeners, Server};
 use probegate::tls::CertStore;
 
 #[derive(Parser)]
@@ -244,7 +244,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         admission,
         metrics,
         health: Health::new(directory.clone()),
-        cluster: server::cluster_of(&directory),
         limits: Limits {
             grace: Duration::from_secs(args.shutdown_grace_seconds),
             ..Limits::default()

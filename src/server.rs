@@ -91,7 +91,6 @@ pub struct Server {
     pub admission: Arc<Admission>,
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
-    pub cluster: Option<Arc<ClusterCache>>,
     pub limits: Limits,
 }
 
@@ -105,9 +104,9 @@ impl Server {
             admission,
             metrics,
             health,
-            cluster,
             limits,
         } = self;
+        let cluster = cluster_of(admission.directory());
         let tokio_listener = |listener: std::net::TcpListener| {
             listener
                 .set_nonblocking(true)
@@ -437,7 +436,7 @@ fn metrics_router(metrics: Arc<Metrics>, cluster: Option<Arc<ClusterCache>>) -> 
 }
 
 /// Where the directory is a cluster cache, its handle for metrics.
-pub fn cluster_of(directory: &Directory) -> Option<Arc<ClusterCache>> {
+fn cluster_of(directory: &Directory) -> Option<Arc<ClusterCache>> {
     match directory {
         Directory::Cluster(cache) => Some(cache.clone()),
         Directory::Standalone(_) => None,

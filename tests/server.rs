@@ -469,7 +469,6 @@ async fn start_with_cert_dir(
         admission: Arc::new(Admission::new(directory, BTreeMap::new(), metrics.clone())),
         metrics,
         health: health.clone(),
-        cluster: None,
         limits: Limits {
             cert_poll: Duration::from_secs(60),
             ..Limits::default()

@@ -90,7 +90,6 @@ impl TestServer {
             admission: Arc::new(Admission::new(directory, BTreeMap::new(), metrics.clone())),
             metrics,
             health: health.clone(),
-            cluster: None,
             limits: options.limits,
         };
         let (shutdown, stop) = oneshot::channel::<()>();
