@@ -102,7 +102,7 @@ impl Admission {
         self.metrics
             .review(kind, operation, outcome, elapsed.as_secs_f64());
         tracing::debug!(
-            uid = %request.uid,
+            uid = %request.response.uid,
             kind,
             namespace = request.namespace.as_deref().unwrap_or(""),
             outcome = outcome.as_str(),
@@ -153,7 +153,7 @@ impl Admission {
         match decision {
             Decision::Skip => (allowed, Outcome::Skipped),
             Decision::Unreadable(reason) => {
-                tracing::error!(uid = %request.uid, kind = %request.kind.kind, %reason, "object does not fit its kind; allowed unchanged");
+                tracing::error!(uid = %request.response.uid, kind = %request.kind.kind, %reason, "object does not fit its kind; allowed unchanged");
                 let mut response = allowed;
                 response.warnings = Some(vec![format!(
                     "probegate could not read this {}; it was admitted unchanged: {reason}",
@@ -187,7 +187,7 @@ impl Admission {
                 match allowed.clone().with_patch(mutation.patch) {
                     Ok(response) => (with_warnings(response), Outcome::Mutated),
                     Err(error) => {
-                        tracing::error!(uid = %request.uid, %error, "patch could not be serialized; allowed unchanged");
+                        tracing::error!(uid = %request.response.uid, %error, "patch could not be serialized; allowed unchanged");
                         (with_warnings(allowed), Outcome::Error)
                     }
                 }
@@ -215,7 +215,6 @@ pub fn to_wire(mut review: AdmissionReview<DynamicObject>) -> Result<Vec<u8>, se
 struct Incoming {
     /// An allowed response carrying the request's uid.
     response: AdmissionResponse,
-    uid: String,
     kind: GroupVersionKind,
     namespace: Option<String>,
     operation: Operation,
@@ -230,7 +229,6 @@ impl Incoming {
     ) -> Incoming {
         Incoming {
             response: AdmissionResponse::from(&request),
-            uid: request.uid,
             kind: request.kind,
             namespace: request.namespace,
             operation: request.operation,
@@ -365,16 +363,7 @@ fn check_type(api_version: &str, kind: &str) -> Result<(), ReviewError> {
 
 /// A bounded label: the kinds probegate handles, or `other`.
 fn kind_label(request: &Incoming) -> &'static str {
-    const KINDS: [&str; 7] = [
-        "Pod",
-        "Deployment",
-        "StatefulSet",
-        "DaemonSet",
-        "ReplicaSet",
-        "Job",
-        "CronJob",
-    ];
-    KINDS
+    Workload::KINDS
         .into_iter()
         .find(|k| *k == request.kind.kind)
         .unwrap_or("other")

@@ -46,6 +46,17 @@ const TEMPLATE_BASE: &[&str] = &["spec", "template"];
 const CRONJOB_TEMPLATE_BASE: &[&str] = &["spec", "jobTemplate", "spec", "template"];
 
 impl Workload {
+    /// Every kind probegate handles, as `kind()` names them.
+    pub const KINDS: [&'static str; 7] = [
+        "Pod",
+        "Deployment",
+        "StatefulSet",
+        "DaemonSet",
+        "ReplicaSet",
+        "Job",
+        "CronJob",
+    ];
+
     /// Decodes `object` if `group/version/kind` is one probegate handles; `Ok(None)` otherwise.
     pub fn decode(
         group: &str,
@@ -194,12 +205,14 @@ mod tests {
                 CRONJOB_TEMPLATE_BASE,
             ),
         ];
+        assert_eq!(cases.len(), Workload::KINDS.len(), "every kind has a case");
         for (api_version, kind, object, base) in cases {
             let (group, version) = Workload::split_api_version(api_version);
             let workload = Workload::decode(group, version, kind, object)
                 .unwrap()
                 .unwrap_or_else(|| panic!("{kind} not handled"));
             assert_eq!(workload.kind(), kind);
+            assert!(Workload::KINDS.contains(&kind), "{kind} missing from KINDS");
             assert_eq!(container_names(&workload), ["app"], "{kind}");
             let parts = workload.pod_parts().unwrap();
             assert_eq!(parts.base, base, "{kind}");
