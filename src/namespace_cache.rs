@@ -106,6 +106,8 @@ impl Directory {
 /// Watch-fed caches of namespace annotations and Services.
 pub struct ClusterCache {
     client: Client,
+    /// Bumped whenever a watcher finishes a full list, for those waiting on `synced`.
+    lists_done: tokio::sync::watch::Sender<()>,
     /// Namespaces whose direct read failed lately, with when and why.
     failed_reads: Mutex<HashMap<String, (Instant, String)>>,
     namespaces: Store<Arc<BTreeMap<String, String>>>,
@@ -274,29 +276,49 @@ impl ClusterCache {
         let cache = Arc::new(ClusterCache {
             client: client.clone(),
             failed_reads: Mutex::default(),
+            lists_done: tokio::sync::watch::channel(()).0,
             namespaces: Store::new("namespaces"),
             services: Store::new("services"),
         });
         let namespaces = {
             let cache = cache.clone();
             watch(Api::<Namespace>::all(client.clone()), move |event| {
+                let list_done = matches!(event, Event::InitDone);
                 cache.namespaces.apply(map_event(event, |ns: Namespace| {
                     let name = ns.metadata.name.clone().unwrap_or_default();
                     (name.clone(), name, policy_annotations(&ns.metadata))
                 }));
+                if list_done {
+                    cache.lists_done.send_replace(());
+                }
             })
         };
         let services = {
             let cache = cache.clone();
             watch(Api::<Service>::all(client), move |event| {
+                let list_done = matches!(event, Event::InitDone);
                 cache.services.apply(map_event(event, |svc: Service| {
                     let ns = svc.metadata.namespace.clone().unwrap_or_default();
                     let name = svc.metadata.name.clone().unwrap_or_default();
                     (ns, name, Arc::new(slim_service(svc)))
                 }));
+                if list_done {
+                    cache.lists_done.send_replace(());
+                }
             })
         };
         (cache, vec![namespaces, services])
+    }
+
+    /// Resolves once both watchers have listed everything.
+    pub async fn wait_synced(&self) {
+        let mut lists_done = self.lists_done.subscribe();
+        // Subscribed before looking, so a list finishing in between is not missed.
+        while !self.synced() {
+            if lists_done.changed().await.is_err() {
+                return;
+            }
+        }
     }
 
     pub fn synced(&self) -> bool {
@@ -472,6 +494,25 @@ mod tests {
         assert!(cache.recent_failure("shop").is_some());
         assert_eq!(cache.lookup("shop").await.warning.unwrap(), warning);
         assert!(cache.recent_failure("elsewhere").is_none());
+
+        // Those waiting on the sync wake once both lists are done, not before.
+        let waiting = tokio::spawn({
+            let cache = cache.clone();
+            async move { cache.wait_synced().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        cache.namespaces.apply(Event::InitDone);
+        cache.lists_done.send_replace(());
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "services have not listed yet");
+        cache.services.apply(Event::InitDone);
+        cache.lists_done.send_replace(());
+        tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(cache.synced());
         for watcher in watchers {
             watcher.abort();
         }

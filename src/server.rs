@@ -148,15 +148,12 @@ impl Server {
             )));
         }
         let reload = tokio::spawn(certs.clone().watch(metrics.clone(), limits.cert_poll));
-        let cache_readiness = cluster.as_ref().map(|_| {
+        // Readiness waits on the caches: wake those waiting on it once they have synced.
+        let cache_readiness = cluster.clone().map(|cache| {
             let health = health.clone();
             tokio::spawn(async move {
-                // Readiness waits on the caches; wake those waiting once they sync.
-                let mut tick = tokio::time::interval(Duration::from_millis(200));
-                loop {
-                    tick.tick().await;
-                    health.notify();
-                }
+                cache.wait_synced().await;
+                health.notify();
             })
         });
 
