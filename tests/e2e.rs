@@ -649,23 +649,8 @@ fn step_install_manifests_and_chart_are_accepted(kubectl: &Kubectl) {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let helm = common::helm();
     for source in ["generate", "certManager"] {
-        let rendered = Command::new(&helm)
-            .current_dir(root())
-            .args([
-                "template",
-                "probegate",
-                "charts/probegate",
-                "--namespace",
-                "probegate",
-                "--set",
-            ])
-            .arg(format!("certificates.source={source}"))
-            .output()
-            .unwrap();
-        assert!(rendered.status.success());
-        let mut text = String::from_utf8(rendered.stdout).unwrap();
+        let mut text = common::helm_template(&["--set", &format!("certificates.source={source}")]);
         if source == "certManager" {
             // cert-manager's CRDs are not installed here; the Kubernetes objects are checked.
             text = text

@@ -8,7 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::helm;
+use common::{helm, helm_template};
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use serde_json::Value;
 
@@ -305,27 +305,6 @@ fn manifests_deployment_probes_its_health_port_and_runs_locked_down() {
         pod["terminationGracePeriodSeconds"].as_u64().unwrap() > delay + grace,
         "termination grace must exceed the delay and the drain"
     );
-}
-
-fn helm_template(args: &[&str]) -> String {
-    let out = Command::new(helm())
-        .current_dir(root())
-        .args([
-            "template",
-            "probegate",
-            "charts/probegate",
-            "--namespace",
-            "probegate",
-        ])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "helm template {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 const CERT_SOURCES: [&[&str]; 3] = [

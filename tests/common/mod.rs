@@ -295,3 +295,25 @@ pub fn helm() -> PathBuf {
     })
     .clone()
 }
+
+/// `helm template` of the chart as release `probegate` in namespace `probegate`.
+pub fn helm_template(args: &[&str]) -> String {
+    let out = std::process::Command::new(helm())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "template",
+            "probegate",
+            "charts/probegate",
+            "--namespace",
+            "probegate",
+        ])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "helm template {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
