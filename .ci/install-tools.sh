@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Install the pinned helm and kube-linter binaries used to check manifests/
-# and charts/probegate/.
+# Install the pinned helm, kube-score and kube-linter binaries used to check
+# manifests/, charts/probegate/ and probegate's own output.
 #
-# Usage: .ci/install-tools.sh [helm] [kube-linter]
+# Usage: .ci/install-tools.sh [helm] [kube-score] [kube-linter]
 #   With no arguments every tool is installed. The binaries go to
 #   ${PROBEGATE_CACHE:-$HOME/.cache/probegate}/bin (outside the repo); that
 #   directory is printed on the last line of stdout, so callers can do
@@ -23,6 +23,10 @@ set -euo pipefail
 HELM_MODULE="helm.sh/helm/v3"
 HELM_PKG="helm.sh/helm/v3/cmd/helm"
 HELM_VERSION="v3.22.0"
+
+KUBE_SCORE_MODULE="github.com/zegl/kube-score"
+KUBE_SCORE_PKG="github.com/zegl/kube-score/cmd/kube-score"
+KUBE_SCORE_VERSION="v1.20.0"
 
 KUBE_LINTER_MODULE="golang.stackrox.io/kube-linter"
 KUBE_LINTER_PKG="golang.stackrox.io/kube-linter/cmd/kube-linter"
@@ -115,6 +119,14 @@ install_helm() {
   install_tool helm "$HELM_MODULE" "$HELM_PKG" "$HELM_VERSION" "$ldflags"
 }
 
+install_kube_score() {
+  local ldflags="-s -w"
+  if [[ "$(build_info "${BIN_DIR}/kube-score" "$KUBE_SCORE_MODULE")" != "${KUBE_SCORE_VERSION} ${ldflags}" ]]; then
+    check_proxy "$KUBE_SCORE_MODULE" "$KUBE_SCORE_VERSION" || return 1
+  fi
+  install_tool kube-score "$KUBE_SCORE_MODULE" "$KUBE_SCORE_PKG" "$KUBE_SCORE_VERSION" "$ldflags"
+}
+
 install_kube_linter() {
   local ldflags="-s -w -X golang.stackrox.io/kube-linter/internal/version.version=${KUBE_LINTER_VERSION#v}"
   local have
@@ -132,8 +144,9 @@ failed=()
 for t in "${tools[@]}"; do
   case "$t" in
     helm)        install_helm || failed+=("$t") ;;
+    kube-score)  install_kube_score || failed+=("$t") ;;
     kube-linter) install_kube_linter || failed+=("$t") ;;
-    *)           die "unknown tool '$t' (known: helm kube-linter)" ;;
+    *)           die "unknown tool '$t' (known: helm kube-score kube-linter)" ;;
   esac
 done
 

@@ -88,7 +88,7 @@ pub fn run(mut documents: Vec<Document>, options: &Options) -> Result<Report, Of
 
     let mut report = Report::default();
     let mut patches = Vec::new();
-    let mut changed = false;
+    let mut findings = false;
     for item in &mut items {
         let api_version = item.value["apiVersion"]
             .as_str()
@@ -137,7 +137,7 @@ pub fn run(mut documents: Vec<Document>, options: &Options) -> Result<Report, Of
             report.stderr.push(format!("Denied: {subject}: {reason}"));
             report.exit_code = 1;
         }
-        changed |= !mutation.is_empty();
+        findings |= mutation.is_finding();
         if !mutation.patch.0.is_empty() {
             json_patch::patch(item.value, &mutation.patch).map_err(|source| {
                 OfflineError::Patch {
@@ -180,7 +180,7 @@ pub fn run(mut documents: Vec<Document>, options: &Options) -> Result<Report, Of
             out
         }
     };
-    if options.check && changed {
+    if options.check && findings {
         report.exit_code = 1;
     }
     Ok(report)

@@ -30,6 +30,8 @@ pub const FAILURE_THRESHOLD: &str = "probegate.io/failure-threshold";
 pub const READINESS_GATES: &str = "probegate.io/readiness-gates";
 pub const METRICS_COUPLING: &str = "probegate.io/metrics-coupling";
 pub const METRICS_PORTS: &str = "probegate.io/metrics-ports";
+pub const IDENTICAL_LIVENESS: &str = "probegate.io/identical-liveness";
+pub const STARTUP_SECONDS: &str = "probegate.io/startup-seconds";
 
 /// Every key probegate understands; anything else under the prefix is reported as unknown.
 pub const KNOWN_KEYS: &[&str] = &[
@@ -48,6 +50,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     READINESS_GATES,
     METRICS_COUPLING,
     METRICS_PORTS,
+    IDENTICAL_LIVENESS,
+    STARTUP_SECONDS,
 ];
 
 /// Built-in timing defaults, documented in the README.
@@ -55,6 +59,9 @@ pub const DEFAULT_INITIAL_DELAY_SECONDS: i32 = 5;
 pub const DEFAULT_PERIOD_SECONDS: i32 = 10;
 pub const DEFAULT_TIMEOUT_SECONDS: i32 = 3;
 pub const DEFAULT_FAILURE_THRESHOLD: i32 = 3;
+/// How long an injected startup probe lets a container take to start before liveness
+/// applies: five minutes covers JVM warm-ups, migrations and cache loads.
+pub const DEFAULT_STARTUP_SECONDS: i32 = 300;
 
 /// The three probe kinds of a container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -159,6 +166,12 @@ pub struct Settings {
     pub readiness_gates: Vec<String>,
     pub metrics_coupling: CouplingMode,
     pub metrics_ports: Vec<IntOrString>,
+    /// Add a liveness probe even where it can only repeat the readiness check.
+    pub identical_liveness: bool,
+    /// The start-up time an injected startup probe covers.
+    pub startup_seconds: i32,
+    /// For each key that an annotation set, the index of the layer it came from.
+    pub set_at: BTreeMap<&'static str, usize>,
 }
 
 impl Default for Settings {
@@ -181,6 +194,9 @@ impl Default for Settings {
             readiness_gates: Vec::new(),
             metrics_coupling: CouplingMode::Warn,
             metrics_ports: Vec::new(),
+            identical_liveness: false,
+            startup_seconds: DEFAULT_STARTUP_SECONDS,
+            set_at: BTreeMap::new(),
         }
     }
 }
@@ -194,6 +210,12 @@ impl Settings {
         }
     }
 
+    /// Whether `key` was set by layer `first` or a more specific one: with the object's own
+    /// layers last, whether the object itself asked for it.
+    pub fn set_at_or_above(&self, key: &str, first: usize) -> bool {
+        self.set_at.get(key).is_some_and(|index| *index >= first)
+    }
+
     /// Resolves settings from annotation layers, least specific first.
     ///
     /// Returns the settings and one warning per value that did not parse or key that is unknown.
@@ -202,11 +224,12 @@ impl Settings {
         let mut resolver = Resolver {
             layers,
             warnings: &mut warnings,
+            set_at: BTreeMap::new(),
         };
         let defaults = Settings::default();
         let settings = Settings {
             inject: resolver
-                .key(INJECT, parse_inject)
+                .key(INJECT, parse_enabled)
                 .unwrap_or(defaults.inject),
             probes: resolver
                 .key(PROBES, parse_probes)
@@ -244,8 +267,19 @@ impl Settings {
             metrics_ports: resolver
                 .key(METRICS_PORTS, parse_port_list)
                 .unwrap_or(defaults.metrics_ports),
+            identical_liveness: resolver
+                .key(IDENTICAL_LIVENESS, parse_enabled)
+                .unwrap_or(defaults.identical_liveness),
+            startup_seconds: resolver
+                .key(STARTUP_SECONDS, |v| parse_seconds(v, 1))
+                .unwrap_or(defaults.startup_seconds),
+            set_at: BTreeMap::new(),
         };
         resolver.unknown_keys();
+        let settings = Settings {
+            set_at: resolver.set_at,
+            ..settings
+        };
         (settings, warnings)
     }
 }
@@ -254,14 +288,16 @@ impl Settings {
 pub fn is_valid(key: &str, value: &str) -> bool {
     let value = value.trim();
     match key {
-        INJECT => parse_inject(value).is_ok(),
+        INJECT | IDENTICAL_LIVENESS => parse_enabled(value).is_ok(),
         PROBES => parse_probes(value).is_ok(),
         PROBE_HANDLER => parse_handler(value).is_ok(),
         LIVENESS_PATH | READINESS_PATH | STARTUP_PATH => parse_path(value).is_ok(),
         PORT => parse_port(value).is_ok(),
         SCHEME => parse_scheme(value).is_ok(),
         INITIAL_DELAY_SECONDS => parse_seconds(value, 0).is_ok(),
-        PERIOD_SECONDS | TIMEOUT_SECONDS | FAILURE_THRESHOLD => parse_seconds(value, 1).is_ok(),
+        PERIOD_SECONDS | TIMEOUT_SECONDS | FAILURE_THRESHOLD | STARTUP_SECONDS => {
+            parse_seconds(value, 1).is_ok()
+        }
         READINESS_GATES => parse_list(value).is_ok(),
         METRICS_COUPLING => parse_coupling(value).is_ok(),
         METRICS_PORTS => parse_port_list(value).is_ok(),
@@ -272,15 +308,23 @@ pub fn is_valid(key: &str, value: &str) -> bool {
 struct Resolver<'a, 'w> {
     layers: &'a [&'a BTreeMap<String, String>],
     warnings: &'w mut Vec<String>,
+    set_at: BTreeMap<&'static str, usize>,
 }
 
 impl Resolver<'_, '_> {
     /// The value of `key` from the most specific layer where it parses.
-    fn key<T>(&mut self, key: &str, parse: impl Fn(&str) -> Result<T, String>) -> Option<T> {
-        for layer in self.layers.iter().rev() {
+    fn key<T>(
+        &mut self,
+        key: &'static str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        for (index, layer) in self.layers.iter().enumerate().rev() {
             let Some(raw) = layer.get(key) else { continue };
             match parse(raw.trim()) {
-                Ok(value) => return Some(value),
+                Ok(value) => {
+                    self.set_at.insert(key, index);
+                    return Some(value);
+                }
                 Err(why) => self.warnings.push(format!(
                     "ignoring annotation {key}={raw:?}: {why}; using the value from the next level"
                 )),
@@ -304,7 +348,7 @@ impl Resolver<'_, '_> {
     }
 }
 
-fn parse_inject(value: &str) -> Result<bool, String> {
+fn parse_enabled(value: &str) -> Result<bool, String> {
     match value {
         "enabled" => Ok(true),
         "disabled" => Ok(false),
@@ -374,6 +418,9 @@ fn parse_seconds(value: &str, min: i32) -> Result<i32, String> {
 }
 
 fn parse_list(value: &str) -> Result<Vec<String>, String> {
+    if value == "none" {
+        return Ok(Vec::new());
+    }
     Ok(value
         .split(',')
         .map(str::trim)
@@ -500,6 +547,13 @@ mod tests {
                 "expected warn, deny or off",
             ),
             (METRICS_PORTS, "9090,-1", "9091", "\"-1\""),
+            (
+                IDENTICAL_LIVENESS,
+                "yes",
+                "enabled",
+                "expected enabled or disabled",
+            ),
+            (STARTUP_SECONDS, "0", "600", "at least 1"),
         ];
         for (key, bad, good, why) in cases {
             let base = layer(&[(key, good)]);
@@ -559,6 +613,8 @@ mod tests {
             (READINESS_GATES, " a.example.com/x , b ,"),
             (METRICS_COUPLING, "off"),
             (METRICS_PORTS, "9090, metrics"),
+            (IDENTICAL_LIVENESS, "enabled"),
+            (STARTUP_SECONDS, "900"),
         ]);
         let (s, warnings) = Settings::resolve(&[&all]);
         assert!(warnings.is_empty(), "{warnings:?}");
@@ -588,6 +644,41 @@ mod tests {
                 IntOrString::String("metrics".into())
             ]
         );
+        assert!(s.identical_liveness);
+        assert_eq!(s.startup_seconds, 900);
+        assert_eq!(
+            s.set_at.len(),
+            KNOWN_KEYS.len(),
+            "every key records its layer"
+        );
+    }
+
+    #[test]
+    fn each_key_records_the_layer_it_came_from() {
+        let namespace = layer(&[(PROBES, "readiness"), (READINESS_GATES, "a/b")]);
+        let workload = layer(&[(PROBES, "liveness"), (PERIOD_SECONDS, "oops")]);
+        let (s, _) = Settings::resolve(&[&namespace, &workload]);
+        // (key, set by layer 1 or above, set by layer 0 or above)
+        for (key, by_object, at_all) in [
+            (PROBES, true, true),
+            (READINESS_GATES, false, true),
+            (PERIOD_SECONDS, false, false),
+            (PORT, false, false),
+        ] {
+            assert_eq!(s.set_at_or_above(key, 1), by_object, "{key}");
+            assert_eq!(s.set_at_or_above(key, 0), at_all, "{key}");
+        }
+    }
+
+    #[test]
+    fn none_means_no_readiness_gates() {
+        for value in ["", "none", " none "] {
+            let l = layer(&[(READINESS_GATES, value)]);
+            let (s, warnings) = Settings::resolve(&[&l]);
+            assert!(s.readiness_gates.is_empty(), "{value:?}");
+            assert!(warnings.is_empty());
+            assert!(s.set_at_or_above(READINESS_GATES, 0), "{value:?}");
+        }
     }
 
     #[test]

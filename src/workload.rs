@@ -108,6 +108,27 @@ impl Workload {
         }
     }
 
+    /// Whether its pods run to completion: a Job or CronJob, a Pod a Job owns, or a pod spec
+    /// whose restartPolicy is not `Always`. Readiness means nothing for such pods, and a
+    /// liveness probe on a port the job never opens fails it.
+    pub fn is_batch(&self) -> bool {
+        let run_to_completion = self
+            .pod_parts()
+            .and_then(|parts| parts.spec.restart_policy.as_deref())
+            .is_some_and(|policy| policy != "Always");
+        let job_owned = matches!(self, Workload::Pod(_))
+            && self
+                .metadata()
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|owner| {
+                    owner.kind == "Job"
+                        && Workload::split_api_version(&owner.api_version).0 == "batch"
+                });
+        matches!(self, Workload::Job(_) | Workload::CronJob(_)) || job_owned || run_to_completion
+    }
+
     /// The pod spec and its metadata; `None` when the object has no pod spec yet.
     pub fn pod_parts(&self) -> Option<PodParts<'_>> {
         let (template, base): (Option<&PodTemplateSpec>, _) = match self {
@@ -241,6 +262,71 @@ mod tests {
             Workload::decode("", "v1", "Pod", json!({"spec": {"containers": "app"}})).unwrap_err();
         assert_eq!(err.kind, "Pod");
         assert!(err.to_string().contains("does not fit Pod"), "{err}");
+    }
+
+    #[test]
+    fn batch_pods_are_recognised() {
+        let spec = |restart: Option<&str>| {
+            let mut spec = json!({"containers": [{"name": "app"}]});
+            if let Some(restart) = restart {
+                spec["restartPolicy"] = json!(restart);
+            }
+            spec
+        };
+        let template = json!({"spec": spec(None)});
+        let owned_by = |api_version: &str, kind: &str| {
+            json!({"name": "p", "ownerReferences": [{"apiVersion": api_version, "kind": kind,
+                "name": "o", "uid": "1", "controller": true}]})
+        };
+        // (group, kind, object, batch)
+        let cases = [
+            (
+                "batch",
+                "Job",
+                json!({"spec": {"template": template}}),
+                true,
+            ),
+            (
+                "batch",
+                "CronJob",
+                json!({"spec": {"schedule": "@daily", "jobTemplate": {"spec": {"template": template}}}}),
+                true,
+            ),
+            (
+                "",
+                "Pod",
+                json!({"metadata": owned_by("batch/v1", "Job"), "spec": spec(None)}),
+                true,
+            ),
+            (
+                "",
+                "Pod",
+                json!({"metadata": owned_by("example.com/v1", "Job"), "spec": spec(None)}),
+                false,
+            ),
+            (
+                "",
+                "Pod",
+                json!({"metadata": owned_by("apps/v1", "ReplicaSet"), "spec": spec(None)}),
+                false,
+            ),
+            ("", "Pod", json!({"spec": spec(Some("Never"))}), true),
+            ("", "Pod", json!({"spec": spec(Some("OnFailure"))}), true),
+            ("", "Pod", json!({"spec": spec(Some("Always"))}), false),
+            ("", "Pod", json!({"spec": spec(None)}), false),
+            (
+                "apps",
+                "Deployment",
+                json!({"spec": {"selector": {}, "template": template}}),
+                false,
+            ),
+        ];
+        for (group, kind, object, batch) in cases {
+            let workload = Workload::decode(group, "v1", kind, object.clone())
+                .unwrap()
+                .unwrap();
+            assert_eq!(workload.is_batch(), batch, "{kind} {object}");
+        }
     }
 
     #[test]

@@ -132,6 +132,25 @@ fn check_flags_manifests_that_would_change() {
 }
 
 #[test]
+fn check_passes_opted_out_workloads() {
+    let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/workload-opt-out");
+    let out = probegate(&case, &["mutate", "-f", "input.yaml", "--check"], None);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The webhook still copies the opt-out down, so the pods are left alone as well.
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let vendor_app = stdout.split("---\n").nth(2).unwrap();
+    assert!(
+        vendor_app.contains("      annotations:\n        probegate.io/inject: disabled\n"),
+        "{vendor_app}"
+    );
+}
+
+#[test]
 fn patch_output_applies_to_the_input() {
     for case in cases() {
         let name = case.file_name().unwrap().to_string_lossy();
@@ -176,8 +195,9 @@ fn json_output_is_a_list_for_several_documents() {
     assert_eq!(list["kind"], "List");
     let container = &list["items"][1]["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/live");
-    // No startup-path is set, so the startup probe keeps the safe tcpSocket default.
-    assert_eq!(container["startupProbe"]["tcpSocket"]["port"], "http");
+    // No startup-path is set: the startup probe guards liveness, so it checks what liveness checks.
+    assert_eq!(container["startupProbe"]["httpGet"]["path"], "/live");
+    assert_eq!(container["startupProbe"]["httpGet"]["port"], "http");
 }
 
 #[test]
@@ -203,7 +223,7 @@ fn list_documents_are_mutated_item_by_item() {
         serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}})
     );
     assert_eq!(
-        value["items"][1]["spec"]["containers"][0]["livenessProbe"]["tcpSocket"]["port"],
+        value["items"][1]["spec"]["containers"][0]["readinessProbe"]["tcpSocket"]["port"],
         80
     );
 }

@@ -29,7 +29,7 @@ impl MetricsFacts {
         flags: &[Flag<'_>],
         pod_meta: Option<&ObjectMeta>,
         settings: &Settings,
-        services: &[&Service],
+        selecting: &[&Service],
     ) -> MetricsFacts {
         let mut facts = MetricsFacts {
             switched_off: switched_off(container, flags),
@@ -76,12 +76,8 @@ impl MetricsFacts {
                 );
             }
         }
-        let pod_labels = pod_meta.and_then(|m| m.labels.as_ref());
-        for service in services {
-            if !selects(service, pod_labels) {
-                continue;
-            }
-            let service_name = service.metadata.name.as_deref().unwrap_or("");
+        for service in selecting {
+            let service_name = super::services::name(service);
             for port in service.spec.iter().flat_map(|s| s.ports.iter().flatten()) {
                 let Some(name) = port.name.as_deref().filter(|n| n.contains("metrics")) else {
                     continue;
@@ -161,19 +157,6 @@ fn switched_off(container: &Container, flags: &[Flag<'_>]) -> Option<String> {
         }
     }
     off
-}
-
-fn selects(service: &Service, pod_labels: Option<&BTreeMap<String, String>>) -> bool {
-    let Some(selector) = service.spec.as_ref().and_then(|s| s.selector.as_ref()) else {
-        return false;
-    };
-    // An empty selector selects nothing for endpoints, so it is no evidence either.
-    !selector.is_empty()
-        && pod_labels.is_some_and(|labels| {
-            selector
-                .iter()
-                .all(|(key, value)| labels.get(key) == Some(value))
-        })
 }
 
 /// A port number, or a named port looked up in the container's ports.
@@ -426,7 +409,10 @@ mod tests {
                 IntOrString::Int(5000),
                 IntOrString::String("http".into()),
             ]),
-            &services.iter().collect::<Vec<_>>(),
+            &super::super::services::selecting(
+                &services.iter().collect::<Vec<_>>(),
+                pod.labels.as_ref(),
+            ),
         );
         let expected: BTreeMap<i32, String> = [
             (10661, "container port \"metrics\""),

@@ -7,6 +7,7 @@ pub mod command_line;
 pub mod metrics_coupling;
 pub mod probes;
 pub mod readiness_gates;
+pub mod services;
 
 use std::collections::BTreeMap;
 
@@ -27,7 +28,8 @@ pub struct Context<'a> {
     /// Annotation layers under the object's own, least specific first: cluster-wide
     /// defaults, then the namespace's annotations.
     pub layers: &'a [&'a BTreeMap<String, String>],
-    /// Services in the object's namespace: evidence of metrics ports.
+    /// Services in the object's namespace: which select the pods decides where readiness
+    /// gates go, and their ports are evidence of metrics ports.
     pub services: &'a [&'a Service],
 }
 
@@ -74,6 +76,16 @@ impl Mutation {
     pub fn is_empty(&self) -> bool {
         self.patch.0.is_empty() && self.warnings.is_empty() && self.denial.is_none()
     }
+
+    /// Whether there is anything for a lint to report: something injected, warned or
+    /// refused. Copying a workload's own settings into its pod template is bookkeeping
+    /// that keeps its pods judged alike, not a finding.
+    pub fn is_finding(&self) -> bool {
+        self.probes_added.iter().any(|n| *n > 0)
+            || self.gates_added > 0
+            || !self.warnings.is_empty()
+            || self.denial.is_some()
+    }
 }
 
 /// Computes the patch and warnings for one admission object.
@@ -109,6 +121,8 @@ pub fn mutate(workload: &Workload, context: &Context<'_>) -> Mutation {
     layers.extend(parts.workload_meta.and_then(|m| m.annotations.as_ref()));
     layers.extend(parts.pod_meta.and_then(|m| m.annotations.as_ref()));
     let (settings, policy_warnings) = Settings::resolve(&layers);
+    // Layers from here on are the object's own: what the user asked of this very object.
+    let own_layers = context.layers.len();
     let mut warn = |rule: Rule, message: String| mutation.warnings.push(Warning { rule, message });
     for message in policy_warnings {
         warn(Rule::Policy, message);
@@ -132,22 +146,31 @@ pub fn mutate(workload: &Workload, context: &Context<'_>) -> Mutation {
     let mut probes_added = [0; 3];
     let mut gates_added = 0;
     if settings.inject {
+        let batch = workload.is_batch();
+        // Batch pods get probes only where the object itself asks for them.
+        let requested: &[ProbeKind] =
+            if batch && !settings.set_at_or_above(policy::PROBES, own_layers) {
+                &[]
+            } else {
+                &settings.probes
+            };
+        let labels = parts.pod_meta.and_then(|m| m.labels.as_ref());
+        let selecting = services::selecting(context.services, labels);
         let port = port_setting_scope(&settings, parts.spec);
+        let mut liveness_held = Vec::new();
         for (index, container) in parts.spec.containers.iter().enumerate() {
             let flags = command_line::flags(container);
-            let facts = MetricsFacts::gather(
-                container,
-                &flags,
-                parts.pod_meta,
-                &settings,
-                context.services,
-            );
+            let facts =
+                MetricsFacts::gather(container, &flags, parts.pod_meta, &settings, &selecting);
             let port = port
                 .filter(|p| p.applies_to(index, container))
                 .map(|p| p.port);
-            let plan = probes::plan(container, &flags, &settings, port, &facts);
+            let plan = probes::plan(container, &flags, &settings, requested, port, &facts);
             for message in plan.warnings {
                 warn(Rule::Probes, message);
+            }
+            if plan.liveness_held {
+                liveness_held.push(container.name.as_str());
             }
             if settings.metrics_coupling != CouplingMode::Off {
                 let existing = ProbeKind::ALL
@@ -172,8 +195,24 @@ pub fn mutate(workload: &Workload, context: &Context<'_>) -> Mutation {
             }
             record.push(format!("{}={}", container.name, kinds.join(",")));
         }
+        if !liveness_held.is_empty() {
+            record.push(format!(
+                "liveness-held={}(same check as readiness)",
+                liveness_held.join(",")
+            ));
+        }
 
-        let gates = readiness_gates::plan(parts.spec, &settings);
+        let gates = readiness_gates::plan(
+            parts.spec,
+            &settings,
+            &readiness_gates::Evidence {
+                labels,
+                services: context.services,
+                selecting: &selecting,
+                set_by_object: settings.set_at_or_above(policy::READINESS_GATES, own_layers),
+                batch,
+            },
+        );
         for message in gates.warnings {
             warn(Rule::ReadinessGates, message);
         }
@@ -196,6 +235,12 @@ pub fn mutate(workload: &Workload, context: &Context<'_>) -> Mutation {
             gates_added = new_gates.len();
             record.push(format!("gates={}", new_gates.len()));
         }
+        if gates.held > 0 {
+            record.push(format!(
+                "gates-held={}(no Service selects the pods)",
+                gates.held
+            ));
+        }
     }
 
     if settings.metrics_coupling == CouplingMode::Deny && !coupling.is_empty() {
@@ -206,7 +251,26 @@ pub fn mutate(workload: &Workload, context: &Context<'_>) -> Mutation {
         warn(Rule::MetricsCoupling, message);
     }
 
-    let record = record.join(";");
+    // Only what was added is recorded: a record of what was held back alone would change
+    // an object that probegate otherwise leaves as it is.
+    let injected = probes_added.iter().any(|n| *n > 0) || gates_added > 0;
+    let record = if injected {
+        // A pod judged again after its template keeps the template's record too.
+        let earlier = parts
+            .pod_meta
+            .and_then(|m| m.annotations.as_ref())
+            .and_then(|a| a.get(INJECTED_ANNOTATION))
+            .map_or("", String::as_str);
+        let mut entries: Vec<&str> = earlier.split(';').filter(|e| !e.is_empty()).collect();
+        for entry in &record {
+            if !entries.contains(&entry.as_str()) {
+                entries.push(entry);
+            }
+        }
+        entries.join(";")
+    } else {
+        String::new()
+    };
     let mut annotations: Vec<(&str, &str)> = inherited;
     if !record.is_empty() {
         annotations.push((INJECTED_ANNOTATION, &record));

@@ -3,6 +3,11 @@
 //! The default handler is tcpSocket on purpose: a wrong httpGet path on a liveness probe
 //! restarts healthy containers forever, so HTTP probes come only from a configured path or
 //! from a health endpoint the container itself declares.
+//!
+//! Two guards keep an added liveness probe from killing a pod: it is held back where it
+//! would repeat the readiness check (a pod that is merely overloaded or waiting on a
+//! dependency would be restarted instead of taken out of rotation), and it comes with a
+//! startup probe, so it never runs before the container has started.
 
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, GRPCAction, HTTPGetAction, Probe, TCPSocketAction,
@@ -16,13 +21,13 @@ use crate::policy::{self, Handler, ProbeKind, Settings};
 /// controller-runtime's health probe flag; its server answers `/healthz` and `/readyz`.
 const HEALTH_PROBE_FLAG: &str = "health-probe-bind-address";
 const HEALTH_PORT_NAMES: [&str; 3] = ["health", "healthz", "probes"];
-/// Startup probes cover slow starts: five minutes at the default period.
-const STARTUP_FAILURE_THRESHOLD: i32 = 30;
 
 #[derive(Debug, Default, PartialEq)]
 pub struct ProbePlan {
     /// Probes to add, in `ProbeKind::ALL` order.
     pub added: Vec<(ProbeKind, Probe)>,
+    /// A requested liveness probe was not added: it would repeat the readiness check.
+    pub liveness_held: bool,
     pub warnings: Vec<String>,
 }
 
@@ -37,17 +42,18 @@ struct Target {
     controller_runtime: bool,
 }
 
-/// `port` is the `probegate.io/port` setting where it applies to this container.
+/// `requested` are the probe kinds to add where missing; `port` is the `probegate.io/port`
+/// setting where it applies to this container.
 pub fn plan(
     container: &Container,
     flags: &[Flag<'_>],
     settings: &Settings,
+    requested: &[ProbeKind],
     port: Option<&IntOrString>,
     metrics: &MetricsFacts,
 ) -> ProbePlan {
     let mut plan = ProbePlan::default();
-    let missing: Vec<ProbeKind> = settings
-        .probes
+    let missing: Vec<ProbeKind> = requested
         .iter()
         .copied()
         .filter(|kind| existing(container, *kind).is_none())
@@ -65,9 +71,31 @@ pub fn plan(
             return plan;
         }
     };
-    for kind in missing {
-        let probe = build(kind, &target, settings);
-        if settings.handler == Handler::Http && probe.tcp_socket.is_some() {
+    let mut added: Vec<(ProbeKind, Probe)> = missing
+        .into_iter()
+        .map(|kind| (kind, build(kind, &target, settings)))
+        .collect();
+    if let Some((index, liveness)) = injected(&added, ProbeKind::Liveness) {
+        let readiness = existing(container, ProbeKind::Readiness)
+            .or_else(|| injected(&added, ProbeKind::Readiness).map(|(_, probe)| probe));
+        if !settings.identical_liveness
+            && readiness.is_some_and(|readiness| same_check(container, readiness, liveness))
+        {
+            added.remove(index);
+            plan.liveness_held = true;
+        } else if existing(container, ProbeKind::Startup).is_none()
+            && injected(&added, ProbeKind::Startup).is_none()
+        {
+            added.push((
+                ProbeKind::Startup,
+                build(ProbeKind::Startup, &target, settings),
+            ));
+        }
+    }
+    for (kind, probe) in added {
+        // A startup probe added to guard liveness shares its handler and its warning.
+        let guard = kind == ProbeKind::Startup && !requested.contains(&kind);
+        if settings.handler == Handler::Http && probe.tcp_socket.is_some() && !guard {
             plan.warnings.push(format!(
                 "container {:?}: {}=http needs {} to know what to request; added a tcpSocket {kind} probe instead",
                 container.name,
@@ -78,6 +106,34 @@ pub fn plan(
         plan.added.push((kind, probe));
     }
     plan
+}
+
+fn injected(added: &[(ProbeKind, Probe)], kind: ProbeKind) -> Option<(usize, &Probe)> {
+    added
+        .iter()
+        .position(|(k, _)| *k == kind)
+        .map(|index| (index, &added[index].1))
+}
+
+/// Whether two probes check the same thing, so one failing means the other fails too: the
+/// same handler on the same port (named ports resolved), and for HTTP the same path. Probe
+/// linters rate a liveness probe identical to readiness as dangerous.
+pub fn same_check(container: &Container, a: &Probe, b: &Probe) -> bool {
+    let port =
+        |p: &IntOrString| resolve_port(container, p).map_or_else(|| p.clone(), IntOrString::Int);
+    if let (Some(a), Some(b)) = (&a.http_get, &b.http_get) {
+        return port(&a.port) == port(&b.port) && a.path == b.path;
+    }
+    if let (Some(a), Some(b)) = (&a.tcp_socket, &b.tcp_socket) {
+        return port(&a.port) == port(&b.port);
+    }
+    if let (Some(a), Some(b)) = (&a.grpc, &b.grpc) {
+        return a.port == b.port && a.service == b.service;
+    }
+    if let (Some(a), Some(b)) = (&a.exec, &b.exec) {
+        return a.command == b.command;
+    }
+    false
 }
 
 /// The container's own probe of `kind`.
@@ -191,6 +247,12 @@ fn port_text(port: &IntOrString) -> String {
     }
 }
 
+/// Enough attempts, one per period, to cover `startup-seconds`.
+fn startup_failure_threshold(settings: &Settings) -> i32 {
+    let period = settings.timings.period_seconds.max(1);
+    (settings.startup_seconds + period - 1) / period
+}
+
 fn build(kind: ProbeKind, target: &Target, settings: &Settings) -> Probe {
     let timings = settings.timings;
     let mut probe = Probe {
@@ -201,8 +263,10 @@ fn build(kind: ProbeKind, target: &Target, settings: &Settings) -> Probe {
         ..Probe::default()
     };
     if kind == ProbeKind::Startup {
+        // Liveness waits for the startup probe, so it needs no delay of its own here; its
+        // attempts cover the configured start-up time.
         probe.initial_delay_seconds = Some(0);
-        probe.failure_threshold = Some(STARTUP_FAILURE_THRESHOLD);
+        probe.failure_threshold = Some(startup_failure_threshold(settings));
     }
     let http = |path: &str, scheme: &str| HTTPGetAction {
         path: Some(path.to_owned()),
@@ -210,7 +274,14 @@ fn build(kind: ProbeKind, target: &Target, settings: &Settings) -> Probe {
         scheme: Some(scheme.to_owned()),
         ..HTTPGetAction::default()
     };
-    if let Some(path) = settings.path(kind) {
+    // A startup probe guards liveness, so it checks what liveness checks unless told otherwise.
+    let path = match kind {
+        ProbeKind::Startup => settings
+            .path(kind)
+            .or_else(|| settings.path(ProbeKind::Liveness)),
+        _ => settings.path(kind),
+    };
+    if let Some(path) = path {
         probe.http_get = Some(http(path, settings.scheme.as_str()));
     } else if target.controller_runtime {
         let path = if kind == ProbeKind::Readiness {
@@ -270,6 +341,7 @@ mod tests {
             c,
             &command_line::flags(c),
             settings,
+            &settings.probes,
             settings.port.as_ref(),
             &facts(c),
         )
@@ -454,11 +526,40 @@ mod tests {
         let p = plan_for(&c, &Settings::default());
         assert_eq!(p, ProbePlan::default());
 
-        let mut c = container(&[("http", 80, "")], &[]);
-        c.readiness_probe = Some(Probe::default());
-        let p = plan_for(&c, &Settings::default());
-        let kinds: Vec<ProbeKind> = p.added.iter().map(|(k, _)| *k).collect();
-        assert_eq!(kinds, [ProbeKind::Liveness]);
+        // Beside the container's own readiness probe: liveness only where it checks
+        // something else, and then with its startup guard.
+        let tcp_80 = Probe {
+            tcp_socket: Some(TCPSocketAction {
+                port: IntOrString::Int(80),
+                host: None,
+            }),
+            ..Probe::default()
+        };
+        let http_ready = Probe {
+            http_get: Some(HTTPGetAction {
+                path: Some("/ready".into()),
+                port: name("http"),
+                ..HTTPGetAction::default()
+            }),
+            ..Probe::default()
+        };
+        // (existing readiness, expected kinds added, liveness held)
+        let cases = [
+            (tcp_80, vec![], true),
+            (
+                http_ready,
+                vec![ProbeKind::Liveness, ProbeKind::Startup],
+                false,
+            ),
+        ];
+        for (readiness, kinds, held) in cases {
+            let mut c = container(&[("http", 80, "")], &[]);
+            c.readiness_probe = Some(readiness.clone());
+            let p = plan_for(&c, &Settings::default());
+            let added: Vec<ProbeKind> = p.added.iter().map(|(k, _)| *k).collect();
+            assert_eq!(added, kinds, "{readiness:?}");
+            assert_eq!(p.liveness_held, held, "{readiness:?}");
+        }
     }
 
     #[test]
@@ -497,38 +598,99 @@ mod tests {
             handler: Handler::Http,
             ..Settings::default()
         };
+        let readiness_path = Settings {
+            readiness_path: Some("/ready".into()),
+            ..Settings::default()
+        };
+        let same_paths = Settings {
+            liveness_path: Some("/health".into()),
+            readiness_path: Some("/health".into()),
+            ..Settings::default()
+        };
+        let identical_allowed = Settings {
+            identical_liveness: true,
+            ..Settings::default()
+        };
         let web = container(&[("web", 8080, "")], &[]);
         let operator = container(&[], &["--health-probe-bind-address=:8081"]);
-        // (container, settings, expected liveness, expected readiness), handlers only
+        use ProbeKind::{Liveness, Readiness, Startup};
+        // (container, settings, expected probes, handlers only; liveness held)
         let cases = [
+            // All that is known is a port: readiness only.
             (
                 &web,
                 Settings::default(),
-                tcp(name("web")),
-                tcp(name("web")),
+                vec![(Readiness, tcp(name("web")))],
+                true,
             ),
+            (&web, grpc_settings, vec![(Readiness, grpc(8080))], true),
+            (
+                &web,
+                http_without_path,
+                vec![(Readiness, tcp(name("web")))],
+                true,
+            ),
+            (
+                &web,
+                same_paths,
+                vec![(Readiness, http("/health", name("web"), "HTTP"))],
+                true,
+            ),
+            // Unless the user asked for it.
+            (
+                &web,
+                identical_allowed,
+                vec![
+                    (Liveness, tcp(name("web"))),
+                    (Readiness, tcp(name("web"))),
+                    (Startup, tcp(name("web"))),
+                ],
+                false,
+            ),
+            // Liveness that checks something else, always behind a startup probe on its
+            // handler.
             (
                 &web,
                 paths.clone(),
-                http("/live", name("web"), "HTTPS"),
-                http("/ready", name("web"), "HTTPS"),
+                vec![
+                    (Liveness, http("/live", name("web"), "HTTPS")),
+                    (Readiness, http("/ready", name("web"), "HTTPS")),
+                    (Startup, http("/live", name("web"), "HTTPS")),
+                ],
+                false,
             ),
-            (&web, grpc_settings, grpc(8080), grpc(8080)),
-            (&web, http_without_path, tcp(name("web")), tcp(name("web"))),
+            (
+                &web,
+                readiness_path,
+                vec![
+                    (Liveness, tcp(name("web"))),
+                    (Readiness, http("/ready", name("web"), "HTTP")),
+                    (Startup, tcp(name("web"))),
+                ],
+                false,
+            ),
             (
                 &operator,
                 Settings::default(),
-                http("/healthz", IntOrString::Int(8081), "HTTP"),
-                http("/readyz", IntOrString::Int(8081), "HTTP"),
+                vec![
+                    (Liveness, http("/healthz", IntOrString::Int(8081), "HTTP")),
+                    (Readiness, http("/readyz", IntOrString::Int(8081), "HTTP")),
+                    (Startup, http("/healthz", IntOrString::Int(8081), "HTTP")),
+                ],
+                false,
             ),
             (
                 &operator,
                 paths,
-                http("/live", IntOrString::Int(8081), "HTTPS"),
-                http("/ready", IntOrString::Int(8081), "HTTPS"),
+                vec![
+                    (Liveness, http("/live", IntOrString::Int(8081), "HTTPS")),
+                    (Readiness, http("/ready", IntOrString::Int(8081), "HTTPS")),
+                    (Startup, http("/live", IntOrString::Int(8081), "HTTPS")),
+                ],
+                false,
             ),
         ];
-        for (c, settings, liveness, readiness) in cases {
+        for (c, settings, expected, held) in cases {
             let p = plan_for(c, &settings);
             let handler_only = |probe: &Probe| Probe {
                 http_get: probe.http_get.clone(),
@@ -541,15 +703,93 @@ mod tests {
                 .iter()
                 .map(|(k, pr)| (*k, handler_only(pr)))
                 .collect();
-            assert_eq!(
-                got,
-                [
-                    (ProbeKind::Liveness, liveness),
-                    (ProbeKind::Readiness, readiness)
-                ],
-                "{settings:?}"
-            );
+            assert_eq!(got, expected, "{settings:?}");
+            assert_eq!(p.liveness_held, held, "{settings:?}");
         }
+    }
+
+    #[test]
+    fn same_check_resolves_named_ports() {
+        let c = container(&[("web", 8080, ""), ("admin", 9000, "")], &[]);
+        let tcp = |port: IntOrString| Probe {
+            tcp_socket: Some(TCPSocketAction { port, host: None }),
+            ..Probe::default()
+        };
+        let http = |path: &str, port: IntOrString| Probe {
+            http_get: Some(HTTPGetAction {
+                path: Some(path.into()),
+                port,
+                ..HTTPGetAction::default()
+            }),
+            ..Probe::default()
+        };
+        let exec = |command: &str| Probe {
+            exec: Some(k8s_openapi::api::core::v1::ExecAction {
+                command: Some(vec![command.into()]),
+            }),
+            ..Probe::default()
+        };
+        // (a, b, same)
+        let cases = [
+            (tcp(name("web")), tcp(IntOrString::Int(8080)), true),
+            (tcp(name("web")), tcp(name("admin")), false),
+            (tcp(name("nope")), tcp(name("nope")), true),
+            (
+                http("/a", name("web")),
+                http("/a", IntOrString::Int(8080)),
+                true,
+            ),
+            (http("/a", name("web")), http("/b", name("web")), false),
+            (http("/a", name("web")), tcp(name("web")), false),
+            (exec("check"), exec("check"), true),
+            (exec("check"), exec("other"), false),
+            (Probe::default(), Probe::default(), false),
+        ];
+        for (a, b, same) in cases {
+            assert_eq!(same_check(&c, &a, &b), same, "{a:?} {b:?}");
+            assert_eq!(same_check(&c, &b, &a), same, "{b:?} {a:?}");
+        }
+    }
+
+    #[test]
+    fn startup_guard_covers_the_configured_time() {
+        // (period, startup-seconds, expected failureThreshold)
+        for (period, seconds, threshold) in
+            [(10, 300, 30), (7, 300, 43), (1, 300, 300), (60, 30, 1)]
+        {
+            let settings = Settings {
+                liveness_path: Some("/live".into()),
+                timings: Timings {
+                    period_seconds: period,
+                    ..Settings::default().timings
+                },
+                startup_seconds: seconds,
+                ..Settings::default()
+            };
+            let c = container(&[("http", 80, "")], &[]);
+            let p = plan_for(&c, &settings);
+            let (kind, startup) = p.added.last().unwrap();
+            assert_eq!(*kind, ProbeKind::Startup);
+            assert_eq!(
+                startup.failure_threshold,
+                Some(threshold),
+                "{period} {seconds}"
+            );
+            assert!(threshold * period >= seconds);
+        }
+        // The container's own startup probe is enough.
+        let mut c = container(&[("http", 80, "")], &[]);
+        c.startup_probe = Some(Probe::default());
+        let settings = Settings {
+            liveness_path: Some("/live".into()),
+            ..Settings::default()
+        };
+        let kinds: Vec<ProbeKind> = plan_for(&c, &settings)
+            .added
+            .iter()
+            .map(|(k, _)| *k)
+            .collect();
+        assert_eq!(kinds, [ProbeKind::Liveness, ProbeKind::Readiness]);
     }
 
     #[test]
@@ -630,7 +870,7 @@ mod tests {
                 startup.timeout_seconds,
                 startup.failure_threshold
             ),
-            (Some(0), Some(7), Some(2), Some(STARTUP_FAILURE_THRESHOLD))
+            (Some(0), Some(7), Some(2), Some(43))
         );
         assert_eq!(
             startup.http_get.as_ref().unwrap().path.as_deref(),

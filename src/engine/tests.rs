@@ -16,17 +16,38 @@ fn decode(object: &Value) -> Workload {
 
 /// Runs the engine, applies its patch to the raw JSON and checks the result still decodes.
 fn run(object: &Value, layers: &[&BTreeMap<String, String>]) -> (Mutation, Value) {
+    run_among(object, layers, &[])
+}
+
+/// As `run`, with these Services in the namespace.
+fn run_among(
+    object: &Value,
+    layers: &[&BTreeMap<String, String>],
+    services: &[Value],
+) -> (Mutation, Value) {
+    let services: Vec<Service> = services
+        .iter()
+        .map(|s| serde_json::from_value(s.clone()).unwrap())
+        .collect();
+    let services: Vec<&Service> = services.iter().collect();
     let mutation = mutate(
         &decode(object),
         &Context {
             layers,
-            services: &[],
+            services: &services,
         },
     );
     let mut patched = object.clone();
     json_patch::patch(&mut patched, &mutation.patch).expect("patch applies to its input");
     decode(&patched);
     (mutation, patched)
+}
+
+/// A Service selecting `app=<app>`, with extra annotations.
+fn service(name: &str, app: &str, annotations: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": name, "annotations": annotations},
+        "spec": {"selector": {"app": app}, "ports": [{"port": 80}]}})
 }
 
 fn messages(m: &Mutation) -> Vec<&str> {
@@ -77,7 +98,6 @@ fn the_record_annotation_is_placed_wherever_metadata_stands() {
         (
             pod(json!({"name": "p", "annotations": {"a": "b"}})),
             vec![
-                "add /spec/containers/0/livenessProbe",
                 "add /spec/containers/0/readinessProbe",
                 "add /metadata/annotations/probegate.io~1injected",
             ],
@@ -85,23 +105,17 @@ fn the_record_annotation_is_placed_wherever_metadata_stands() {
         (
             pod(json!({"name": "p"})),
             vec![
-                "add /spec/containers/0/livenessProbe",
                 "add /spec/containers/0/readinessProbe",
                 "add /metadata/annotations",
             ],
         ),
         (
             json!({"apiVersion": "v1", "kind": "Pod", "spec": spec}),
-            vec![
-                "add /spec/containers/0/livenessProbe",
-                "add /spec/containers/0/readinessProbe",
-                "add /metadata",
-            ],
+            vec!["add /spec/containers/0/readinessProbe", "add /metadata"],
         ),
         (
             deployment(json!({"spec": spec})),
             vec![
-                "add /spec/template/spec/containers/0/livenessProbe",
                 "add /spec/template/spec/containers/0/readinessProbe",
                 "add /spec/template/metadata",
             ],
@@ -109,7 +123,6 @@ fn the_record_annotation_is_placed_wherever_metadata_stands() {
         (
             deployment(json!({"metadata": {"labels": {"app": "d"}}, "spec": spec})),
             vec![
-                "add /spec/template/spec/containers/0/livenessProbe",
                 "add /spec/template/spec/containers/0/readinessProbe",
                 "add /spec/template/metadata/annotations",
             ],
@@ -126,7 +139,7 @@ fn the_record_annotation_is_placed_wherever_metadata_stands() {
         let annotations = patched.pointer(pointer).unwrap();
         assert_eq!(
             annotations["probegate.io/injected"],
-            "web=liveness,readiness"
+            "web=readiness;liveness-held=web(same check as readiness)"
         );
         if object["kind"] == "Pod" && object["metadata"]["annotations"]["a"] == "b" {
             assert_eq!(annotations["a"], "b", "existing annotations stay");
@@ -134,18 +147,139 @@ fn the_record_annotation_is_placed_wherever_metadata_stands() {
     }
 }
 
+fn cronjob(annotations: Value) -> Value {
+    json!({
+        "apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "c", "annotations": annotations},
+        "spec": {"schedule": "0 * * * *", "jobTemplate": {"spec": {"template": {
+            "metadata": {"labels": {"app": "web"}},
+            "spec": {"restartPolicy": "Never", "containers": [{"name": "job", "ports": [{"containerPort": 9000}]}]}
+        }}}}
+    })
+}
+
 #[test]
-fn cronjob_template_is_reached() {
-    let cronjob = json!({
-        "apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "c"},
-        "spec": {"schedule": "0 * * * *", "jobTemplate": {"spec": {"template": {"spec": {
-            "restartPolicy": "Never", "containers": [{"name": "job", "ports": [{"containerPort": 9000}]}]
-        }}}}}
-    });
-    let (_, patched) = run(&cronjob, &[]);
+fn cronjob_template_is_reached_when_the_cronjob_asks() {
+    let asks = cronjob(json!({"probegate.io/probes": "readiness"}));
+    let (mutation, patched) = run(&asks, &[]);
+    assert_eq!(mutation.probes_added, [0, 1, 0]);
     let container = &patched["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0];
-    assert_eq!(container["livenessProbe"]["tcpSocket"]["port"], 9000);
     assert_eq!(container["readinessProbe"]["tcpSocket"]["port"], 9000);
+}
+
+#[test]
+fn batch_pods_are_left_alone() {
+    let job_template = json!({"metadata": {"labels": {"app": "web"}},
+        "spec": {"restartPolicy": "Never", "containers": [{"name": "job", "ports": [{"containerPort": 9000}]}]}});
+    let job = |annotations: Value| {
+        json!({"apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": "j", "annotations": annotations}, "spec": {"template": job_template}})
+    };
+    let mut job_pod = pod(
+        json!({"name": "j-x", "labels": {"app": "web"}, "ownerReferences": [
+        {"apiVersion": "batch/v1", "kind": "Job", "name": "j", "uid": "1", "controller": true}]}),
+    );
+    job_pod["spec"]["restartPolicy"] = json!("OnFailure");
+    // Everything the namespace asks for, and a Service that selects the pods.
+    let namespace = ns(&[
+        ("probegate.io/probes", "liveness,readiness,startup"),
+        ("probegate.io/readiness-gates", "example.com/lb"),
+        ("probegate.io/liveness-path", "/live"),
+    ]);
+    let services = [service(
+        "web",
+        "web",
+        json!({"probegate.io/readiness-gates": "example.com/svc"}),
+    )];
+    for object in [job(json!({})), cronjob(json!({})), job_pod] {
+        let (mutation, patched) = run_among(&object, &[&namespace], &services);
+        assert!(mutation.is_empty(), "{object}: {:?}", mutation);
+        assert_eq!(patched, object);
+    }
+    // What the Job asks for itself, it gets.
+    let asks = job(
+        json!({"probegate.io/probes": "readiness", "probegate.io/readiness-gates": "example.com/own"}),
+    );
+    let (mutation, patched) = run_among(&asks, &[&namespace], &services);
+    assert_eq!(
+        (mutation.probes_added, mutation.gates_added),
+        ([0, 1, 0], 1)
+    );
+    assert_eq!(
+        patched["spec"]["template"]["spec"]["readinessGates"],
+        json!([{"conditionType": "example.com/own"}])
+    );
+}
+
+#[test]
+fn namespace_gates_go_only_to_pods_a_service_selects() {
+    let gates = ns(&[("probegate.io/readiness-gates", "example.com/lb")]);
+    let deployment =
+        |app: &str| deployment_with(json!({"name": app}), json!({"labels": {"app": app}}));
+    let services = [service("web", "web", json!({}))];
+    let (web, patched) = run_among(&deployment("web"), &[&gates], &services);
+    assert_eq!(web.gates_added, 1);
+    assert!(web.warnings.is_empty(), "{:?}", messages(&web));
+    assert_eq!(
+        patched["spec"]["template"]["spec"]["readinessGates"],
+        json!([{"conditionType": "example.com/lb"}])
+    );
+    let (worker, patched) = run_among(&deployment("worker"), &[&gates], &services);
+    assert_eq!(worker.gates_added, 0);
+    assert!(
+        patched["spec"]["template"]["spec"]
+            .get("readinessGates")
+            .is_none()
+    );
+    assert_eq!(messages(&worker).len(), 1, "{:?}", messages(&worker));
+    assert!(
+        messages(&worker)[0]
+            .contains("no Service selects these pods (labels app=worker; Services here: web)"),
+        "{}",
+        messages(&worker)[0]
+    );
+    assert_eq!(
+        patched["spec"]["template"]["metadata"]["annotations"]["probegate.io/injected"],
+        "web=readiness;liveness-held=web(same check as readiness);gates-held=1(no Service selects the pods)"
+    );
+    // Accepted on the workload: no gate, no warning.
+    let accepted = deployment_with(
+        json!({"name": "worker", "annotations": {"probegate.io/readiness-gates": "none"}}),
+        json!({"labels": {"app": "worker"}}),
+    );
+    let (quiet, _) = run_among(&accepted, &[&gates], &services);
+    assert!(quiet.warnings.is_empty(), "{:?}", messages(&quiet));
+    assert_eq!(quiet.gates_added, 0);
+}
+
+#[test]
+fn a_pod_is_judged_again_whichever_comes_first() {
+    let gates = ns(&[("probegate.io/readiness-gates", "example.com/lb")]);
+    let deployment = deployment_with(json!({"name": "web"}), json!({"labels": {"app": "web"}}));
+    let web = [service("web", "web", json!({}))];
+    let pod_of = |patched: &Value| {
+        let template = &patched["spec"]["template"];
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": template["metadata"], "spec": template["spec"]})
+    };
+    // Deployment first: its template is held back, its pods get the gate once the Service
+    // exists, and keep the template's record beside their own.
+    let (_, template_first) = run_among(&deployment, &[&gates], &[]);
+    let (judged_again, pod) = run_among(&pod_of(&template_first), &[&gates], &web);
+    assert_eq!(judged_again.gates_added, 1);
+    assert_eq!(judged_again.probes_added, [0, 0, 0]);
+    assert_eq!(
+        pod["spec"]["readinessGates"],
+        json!([{"conditionType": "example.com/lb"}])
+    );
+    assert_eq!(
+        pod["metadata"]["annotations"]["probegate.io/injected"],
+        "web=readiness;liveness-held=web(same check as readiness);gates-held=1(no Service selects the pods);gates=1"
+    );
+    // Service first: the template has the gate, and its pods need nothing more.
+    let (_, service_first) = run_among(&deployment, &[&gates], &web);
+    let (again, _) = run_among(&pod_of(&service_first), &[&gates], &web);
+    assert!(again.is_empty(), "{again:?}");
+    // Either way the pods end with the same spec.
+    assert_eq!(pod["spec"], pod_of(&service_first)["spec"]);
 }
 
 #[test]
@@ -165,19 +299,22 @@ fn running_on_its_own_output_changes_nothing() {
     let gates = ns(&[
         ("probegate.io/readiness-gates", "example.com/lb-ready"),
         ("probegate.io/probes", "liveness,readiness,startup"),
+        ("probegate.io/liveness-path", "/live"),
     ]);
-    let (first, patched) = run(&pod(json!({"name": "p"})), &[&gates]);
+    let services = [service("web", "web", json!({}))];
+    let object = pod(json!({"name": "p", "labels": {"app": "web"}}));
+    let (first, patched) = run_among(&object, &[&gates], &services);
     assert!(!first.patch.0.is_empty());
     assert_eq!(first.probes_added, [1, 1, 1]);
     assert_eq!(first.gates_added, 1);
-    let (second, again) = run(&patched, &[&gates]);
+    let (second, again) = run_among(&patched, &[&gates], &services);
     assert!(second.patch.0.is_empty(), "{:?}", second.patch);
     assert_eq!(again, patched);
 }
 
 #[test]
 fn gates_append_to_an_existing_list() {
-    let mut object = pod(json!({"name": "p"}));
+    let mut object = pod(json!({"name": "p", "labels": {"app": "web"}}));
     object["spec"]["readinessGates"] = json!([{"conditionType": "example.com/first"}]);
     let gates = ns(&[
         (
@@ -186,7 +323,7 @@ fn gates_append_to_an_existing_list() {
         ),
         ("probegate.io/probes", "none"),
     ]);
-    let (mutation, patched) = run(&object, &[&gates]);
+    let (mutation, patched) = run_among(&object, &[&gates], &[service("web", "web", json!({}))]);
     assert_eq!(
         ops_paths(&mutation),
         ["add /spec/readinessGates/-", "add /metadata/annotations"]
@@ -312,6 +449,8 @@ fn opt_out_and_its_reach() {
                     "{object}"
                 );
                 assert_eq!(mutation.probes_added, [0, 0, 0]);
+                // Bookkeeping, not a finding: `mutate --check` passes an opted-out workload.
+                assert!(!mutation.is_finding(), "{object}");
             }
         }
     }
@@ -331,7 +470,7 @@ fn opt_out_and_its_reach() {
     let enabled_here = deployment_with(named(json!({"probegate.io/inject": "enabled"})), json!({}));
     let namespace = ns(&[("probegate.io/inject", "disabled")]);
     let (mutation, patched) = run(&enabled_here, &[&namespace]);
-    assert_eq!(mutation.probes_added, [1, 1, 0]);
+    assert_eq!(mutation.probes_added, [0, 1, 0]);
     assert_eq!(
         patched["spec"]["template"]["metadata"]["annotations"]["probegate.io/inject"],
         "enabled"
@@ -370,7 +509,7 @@ fn controller_owned_workloads_are_left_to_their_controller() {
     // Pods are mutated whoever owns them: the template may predate probegate.
     let mut owned_pod = pod(json!({"name": "web-5d9c-x"}));
     owned_pod["metadata"]["ownerReferences"] = owned["metadata"]["ownerReferences"].clone();
-    assert_eq!(run(&owned_pod, &[]).0.probes_added, [1, 1, 0]);
+    assert_eq!(run(&owned_pod, &[]).0.probes_added, [0, 1, 0]);
 }
 
 #[test]
@@ -387,21 +526,21 @@ fn port_setting_is_for_the_containers_that_declare_it() {
     // Declared by the app: the proxy keeps its own port.
     let (_, patched) = run(&two(json!([{"containerPort": 8080}])), &[]);
     assert_eq!(
-        patched["spec"]["containers"][0]["livenessProbe"]["tcpSocket"]["port"],
+        patched["spec"]["containers"][0]["readinessProbe"]["tcpSocket"]["port"],
         8080
     );
     assert_eq!(
-        patched["spec"]["containers"][1]["livenessProbe"]["tcpSocket"]["port"],
+        patched["spec"]["containers"][1]["readinessProbe"]["tcpSocket"]["port"],
         "admin"
     );
     // Declared by nobody: the first container gets it, the sidecar never does.
     let (_, patched) = run(&two(json!([])), &[]);
     assert_eq!(
-        patched["spec"]["containers"][0]["livenessProbe"]["tcpSocket"]["port"],
+        patched["spec"]["containers"][0]["readinessProbe"]["tcpSocket"]["port"],
         8080
     );
     assert_eq!(
-        patched["spec"]["containers"][1]["livenessProbe"]["tcpSocket"]["port"],
+        patched["spec"]["containers"][1]["readinessProbe"]["tcpSocket"]["port"],
         "admin"
     );
 }
@@ -438,7 +577,7 @@ fn layers_resolve_in_order_cluster_namespace_workload_template() {
         ("probegate.io/period-seconds", "20"),
     ]);
     let (_, patched) = run(&object, &[&cluster, &namespace]);
-    let probe = &patched["spec"]["template"]["spec"]["containers"][0]["livenessProbe"];
+    let probe = &patched["spec"]["template"]["spec"]["containers"][0]["readinessProbe"];
     assert_eq!(probe["failureThreshold"], 6);
     assert_eq!(probe["initialDelaySeconds"], 2);
     assert_eq!(probe["periodSeconds"], 30);

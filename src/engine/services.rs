@@ -1,0 +1,130 @@
+//! Service evidence: which Services of the namespace select a pod.
+//!
+//! A Service selects a pod when its selector is non-empty and the pod carries every label
+//! of it, as the endpoints controller decides. Several rules read this (readiness gates go
+//! only to load balancer targets, metrics ports named by a Service), so it is decided once.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Service;
+
+/// The Services that select a pod with `labels`, ordered by name so every replica gives
+/// the same answer whatever order its cache holds them in.
+pub fn selecting<'a>(
+    services: &[&'a Service],
+    labels: Option<&BTreeMap<String, String>>,
+) -> Vec<&'a Service> {
+    let mut selected: Vec<&Service> = services
+        .iter()
+        .copied()
+        .filter(|service| selects(service, labels))
+        .collect();
+    selected.sort_by(|a, b| name(a).cmp(name(b)));
+    selected
+}
+
+pub fn selects(service: &Service, labels: Option<&BTreeMap<String, String>>) -> bool {
+    let Some(selector) = service.spec.as_ref().and_then(|s| s.selector.as_ref()) else {
+        return false;
+    };
+    // An empty selector selects nothing for endpoints (its endpoints are managed by hand).
+    !selector.is_empty()
+        && labels.is_some_and(|labels| {
+            selector
+                .iter()
+                .all(|(key, value)| labels.get(key) == Some(value))
+        })
+}
+
+pub fn name(service: &Service) -> &str {
+    service.metadata.name.as_deref().unwrap_or("")
+}
+
+/// `a=1,b=2`, for messages.
+pub fn labels_text(labels: Option<&BTreeMap<String, String>>) -> String {
+    let pairs: Vec<String> = labels
+        .into_iter()
+        .flatten()
+        .map(|(key, value)| format!("{key}={value}"))
+        .collect();
+    if pairs.is_empty() {
+        "none".into()
+    } else {
+        pairs.join(",")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::ServiceSpec;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn service(name: &str, selector: Option<&[(&str, &str)]>) -> Service {
+        Service {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                ..ObjectMeta::default()
+            },
+            spec: Some(ServiceSpec {
+                selector: selector.map(map),
+                ..ServiceSpec::default()
+            }),
+            ..Service::default()
+        }
+    }
+
+    #[test]
+    fn selection_follows_the_endpoints_controller() {
+        let pod = map(&[("app", "web"), ("tier", "front")]);
+        // (selector, selects the pod)
+        type Selector<'a> = Option<&'a [(&'a str, &'a str)]>;
+        let cases: &[(Selector, bool)] = &[
+            (Some(&[("app", "web")]), true),
+            (Some(&[("app", "web"), ("tier", "front")]), true),
+            (Some(&[("app", "web"), ("tier", "back")]), false),
+            (Some(&[("app", "web"), ("zone", "a")]), false),
+            (Some(&[("app", "worker")]), false),
+            (Some(&[]), false),
+            (None, false),
+        ];
+        for (selector, expected) in cases {
+            let s = service("s", *selector);
+            assert_eq!(selects(&s, Some(&pod)), *expected, "{selector:?}");
+            assert!(!selects(&s, None), "a pod without labels: {selector:?}");
+        }
+        let no_spec = Service::default();
+        assert!(!selects(&no_spec, Some(&pod)));
+    }
+
+    #[test]
+    fn selecting_services_are_ordered_by_name() {
+        let pod = map(&[("app", "web")]);
+        let (b, a, other) = (
+            service("b", Some(&[("app", "web")])),
+            service("a", Some(&[("app", "web")])),
+            service("c", Some(&[("app", "db")])),
+        );
+        let names: Vec<&str> = selecting(&[&b, &other, &a], Some(&pod))
+            .into_iter()
+            .map(name)
+            .collect();
+        assert_eq!(names, ["a", "b"]);
+    }
+
+    #[test]
+    fn labels_are_written_in_key_order() {
+        assert_eq!(
+            labels_text(Some(&map(&[("z", "1"), ("a", "2")]))),
+            "a=2,z=1"
+        );
+        assert_eq!(labels_text(None), "none");
+    }
+}
