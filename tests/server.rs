@@ -62,17 +62,18 @@ async fn mutates_a_pod_and_keeps_the_uid() {
     assert_eq!(body["response"]["allowed"], true);
     let patched = apply_response(&pod(), &body);
     let container = &patched["spec"]["containers"][0];
-    assert_eq!(container["livenessProbe"]["tcpSocket"]["port"], "http");
     assert_eq!(container["readinessProbe"]["tcpSocket"]["port"], "http");
+    // All probegate knows is the port: a liveness probe there would only repeat readiness.
+    assert!(container["livenessProbe"].is_null());
     assert_eq!(
         patched["metadata"]["annotations"]["probegate.io/injected"],
-        "web=liveness,readiness"
+        "web=readiness;liveness-held=web(same check as readiness)"
     );
     serde_json::from_value::<k8s_openapi::api::core::v1::Pod>(patched).unwrap();
 }
 
 #[tokio::test]
-async fn deployment_gets_namespace_paths_and_gates_and_dry_run_answers_the_same() {
+async fn deployment_gets_namespace_paths_and_its_gates_and_dry_run_answers_the_same() {
     let gate = "target-health.elbv2.k8s.aws/k8s-shop-web-0a1b2c3d4e";
     let server = TestServer::start(Options {
         namespaces: namespaces(&[(
@@ -86,15 +87,35 @@ async fn deployment_gets_namespace_paths_and_gates_and_dry_run_answers_the_same(
         ..Options::default()
     })
     .await;
-    let deployment = json!({
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": "web", "namespace": "shop"},
-        "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {
-            "metadata": {"labels": {"app": "web"}},
-            "spec": {"containers": [{"name": "web", "image": "web:1", "ports": [{"name": "http", "containerPort": 8080}]}]}
-        }}
-    });
+    let deployment_with = |annotations: Value| {
+        json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "shop", "annotations": annotations},
+            "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "web", "image": "web:1", "ports": [{"name": "http", "containerPort": 8080}]}]}
+            }}
+        })
+    };
     let client = server.client();
+    // Standalone, no Service is known to select the pods: the namespace's gate is held
+    // back, and the answer says why.
+    let held = client
+        .review(&review(deployment_with(json!({})), false))
+        .await
+        .json();
+    let warnings = held["response"]["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0]
+            .as_str()
+            .unwrap()
+            .contains(&format!("readiness gate {gate:?} from the namespace's probegate.io/readiness-gates not added: no Service selects these pods")),
+        "{warnings:?}"
+    );
+    assert!(apply_response(&deployment_with(json!({})), &held)["spec"]["template"]["spec"]["readinessGates"].is_null());
+    // The workload asks for the gate itself: it gets it.
+    let deployment = deployment_with(json!({"probegate.io/readiness-gates": gate}));
     let real = client
         .review(&review(deployment.clone(), false))
         .await
@@ -119,8 +140,12 @@ async fn deployment_gets_namespace_paths_and_gates_and_dry_run_answers_the_same(
         json!([{"conditionType": gate}])
     );
     assert_eq!(
+        template["spec"]["containers"][0]["startupProbe"]["httpGet"]["path"],
+        "/live"
+    );
+    assert_eq!(
         template["metadata"]["annotations"]["probegate.io/injected"],
-        "web=liveness,readiness;gates=1"
+        "web=liveness,readiness,startup;gates=1"
     );
     assert!(real["response"]["warnings"].is_null());
 }
@@ -266,7 +291,7 @@ async fn an_object_that_does_not_fit_its_kind_is_allowed_unchanged_with_a_warnin
 async fn large_reviews_are_answered() {
     let server = TestServer::start(Options::default()).await;
     let client = server.client();
-    // 5,000 containers: the patch has 10,001 operations and goes out as base64.
+    // 5,000 containers: the patch has 5,001 operations and goes out as base64.
     let containers: Vec<Value> = (0..5000)
         .map(|i| json!({"name": format!("c{i}"), "image": "x", "ports": [{"containerPort": 8080}]}))
         .collect();
@@ -277,7 +302,7 @@ async fn large_reviews_are_answered() {
     assert!(body["response"]["patch"].is_string());
     let patched = apply_response(&big_pod, &body);
     assert_eq!(
-        patched["spec"]["containers"][4999]["livenessProbe"]["tcpSocket"]["port"],
+        patched["spec"]["containers"][4999]["readinessProbe"]["tcpSocket"]["port"],
         8080
     );
     // A kind probegate does not read: about 3 MiB, passed over without being built.
@@ -348,7 +373,7 @@ async fn metrics_count_reviews_injections_and_latency() {
     let text = String::from_utf8(reply.body).unwrap();
     for line in [
         r#"probegate_admission_reviews_total{kind="Pod",operation="CREATE",outcome="mutated"} 1"#,
-        r#"probegate_probes_injected_total{probe="liveness"} 1"#,
+        r#"probegate_probes_injected_total{probe="readiness"} 1"#,
         "probegate_admission_review_duration_seconds_count 1",
     ] {
         assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");

@@ -269,31 +269,45 @@ pub fn apply_response(object: &serde_json::Value, reply: &serde_json::Value) -> 
     patched
 }
 
-/// helm, from `.ci/install-tools.sh helm` (pinned, built once from its Go module and
-/// cached outside the repository). Installed here when missing, so `cargo test` works on a
-/// fresh machine, as the end-to-end suite builds its kube-apiserver.
+/// helm, from `.ci/install-tools.sh helm`.
 pub fn helm() -> PathBuf {
-    static HELM: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    HELM.get_or_init(|| {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".ci/install-tools.sh");
-        let out = std::process::Command::new(&script)
-            .arg("helm")
-            .stderr(std::process::Stdio::inherit())
-            .output()
-            .expect(".ci/install-tools.sh runs");
-        assert!(
-            out.status.success(),
-            "installing helm failed (it needs Go and the Go module proxy)"
-        );
-        // The script's last line is the folder it installed into.
-        let stdout = String::from_utf8(out.stdout).unwrap();
-        let bin = stdout
-            .lines()
-            .last()
-            .expect("install-tools.sh printed its bin folder");
-        Path::new(bin.trim()).join("helm")
-    })
-    .clone()
+    tool("helm")
+}
+
+/// kube-score, from `.ci/install-tools.sh kube-score`.
+pub fn kube_score() -> PathBuf {
+    tool("kube-score")
+}
+
+/// A tool from `.ci/install-tools.sh` (pinned, built once from its Go module and cached
+/// outside the repository). Installed here when missing, so `cargo test` works on a fresh
+/// machine, as the end-to-end suite builds its kube-apiserver.
+fn tool(name: &'static str) -> PathBuf {
+    static INSTALLED: std::sync::Mutex<BTreeMap<&str, PathBuf>> =
+        std::sync::Mutex::new(BTreeMap::new());
+    let mut installed = INSTALLED.lock().unwrap();
+    if let Some(path) = installed.get(name) {
+        return path.clone();
+    }
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".ci/install-tools.sh");
+    let out = std::process::Command::new(&script)
+        .arg(name)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect(".ci/install-tools.sh runs");
+    assert!(
+        out.status.success(),
+        "installing {name} failed (it needs Go and the Go module proxy)"
+    );
+    // The script's last line is the folder it installed into.
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let bin = stdout
+        .lines()
+        .last()
+        .expect("install-tools.sh printed its bin folder");
+    let path = Path::new(bin.trim()).join(name);
+    installed.insert(name, path.clone());
+    path
 }
 
 /// `helm template` of the chart as release `probegate` in namespace `probegate`.
