@@ -232,23 +232,24 @@ fn map_event<K, T>(event: Event<K>, mut f: impl FnMut(K) -> T) -> Event<T> {
 }
 
 /// Only `probegate.io/` annotations matter; the rest is not kept.
-fn policy_annotations(meta: &ObjectMeta) -> Arc<BTreeMap<String, String>> {
-    Arc::new(
-        meta.annotations
-            .iter()
-            .flatten()
-            .filter(|(k, _)| k.starts_with(PREFIX))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-    )
+fn policy_annotations(meta: &ObjectMeta) -> BTreeMap<String, String> {
+    meta.annotations
+        .iter()
+        .flatten()
+        .filter(|(k, _)| k.starts_with(PREFIX))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
-/// Only the selector and the ports are evidence; the rest is not kept.
+/// Only the selector, the ports and `probegate.io/` annotations (a Service's readiness
+/// gates) are evidence; the rest is not kept.
 fn slim_service(service: Service) -> Service {
+    let annotations = policy_annotations(&service.metadata);
     Service {
         metadata: ObjectMeta {
             name: service.metadata.name,
             namespace: service.metadata.namespace,
+            annotations: (!annotations.is_empty()).then_some(annotations),
             ..ObjectMeta::default()
         },
         spec: service.spec.map(|spec| ServiceSpec {
@@ -286,7 +287,11 @@ impl ClusterCache {
                 let list_done = matches!(event, Event::InitDone);
                 cache.namespaces.apply(map_event(event, |ns: Namespace| {
                     let name = ns.metadata.name.clone().unwrap_or_default();
-                    (name.clone(), name, policy_annotations(&ns.metadata))
+                    (
+                        name.clone(),
+                        name,
+                        Arc::new(policy_annotations(&ns.metadata)),
+                    )
                 }));
                 if list_done {
                     cache.lists_done.send_replace(());
@@ -356,7 +361,7 @@ impl ClusterCache {
         let api: Api<Namespace> = Api::all(self.client.clone());
         let why = match tokio::time::timeout(DIRECT_READ_TIMEOUT, api.get(namespace)).await {
             Ok(Ok(ns)) => {
-                let annotations = policy_annotations(&ns.metadata);
+                let annotations = Arc::new(policy_annotations(&ns.metadata));
                 // Kept until the watch brings its own copy.
                 self.namespaces.apply(Event::Apply((
                     namespace.to_owned(),
@@ -450,6 +455,14 @@ mod tests {
             metadata: ObjectMeta {
                 name: Some("s".into()),
                 labels: Some(BTreeMap::new()),
+                // A Service's own readiness gates are evidence too; the rest is not.
+                annotations: meta.annotations.clone().map(|mut a| {
+                    a.insert(
+                        "probegate.io/readiness-gates".into(),
+                        "example.com/lb".into(),
+                    );
+                    a
+                }),
                 ..ObjectMeta::default()
             },
             spec: Some(ServiceSpec {
@@ -471,6 +484,16 @@ mod tests {
         assert_eq!(spec.selector.unwrap()["app"], "x");
         assert_eq!(spec.ports.unwrap()[0].port, 9090);
         assert_eq!(slim.metadata.labels, None);
+        assert_eq!(
+            slim.metadata.annotations.unwrap(),
+            BTreeMap::from([
+                ("probegate.io/probes".to_string(), "liveness".to_string()),
+                (
+                    "probegate.io/readiness-gates".to_string(),
+                    "example.com/lb".to_string()
+                ),
+            ])
+        );
     }
 
     #[tokio::test]

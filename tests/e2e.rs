@@ -306,7 +306,7 @@ fn end_to_end_against_a_real_kube_apiserver() {
         pod["metadata"]["annotations"]["probegate.io/injected"].is_string()
     });
 
-    step_dry_run_injects_paths_and_gates(&kubectl);
+    step_gates_go_where_a_load_balancer_sets_them(&kubectl);
     step_metrics_coupling_warns_then_denies(&kubectl);
     step_bare_pod_is_stored_with_probes(&kubectl);
     step_opted_out_objects_come_back_unchanged(&kubectl);
@@ -336,12 +336,24 @@ fn end_to_end_against_a_real_kube_apiserver() {
     ))
     .unwrap();
     assert!(
-        stored["spec"]["containers"][0]["livenessProbe"].is_null(),
+        stored["spec"]["containers"][0]["readinessProbe"].is_null(),
         "nothing mutated it"
     );
 }
 
-fn step_dry_run_injects_paths_and_gates(kubectl: &Kubectl) {
+fn service(namespace: &str, name: &str, annotations: Value) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": name, "namespace": namespace, "annotations": annotations},
+        "spec": {"selector": {"app": name}, "ports": [{"port": 80, "targetPort": "http"}]}
+    })
+}
+
+fn gates_of(template: &Value) -> Value {
+    template["spec"]["readinessGates"].clone()
+}
+
+fn step_gates_go_where_a_load_balancer_sets_them(kubectl: &Kubectl) {
     let gate = "target-health.elbv2.k8s.aws/k8s-shop-web-0a1b2c3d4e";
     let annotations = json!({
         "probegate.io/liveness-path": "/live",
@@ -352,8 +364,19 @@ fn step_dry_run_injects_paths_and_gates(kubectl: &Kubectl) {
         &["apply", "-f", "-"],
         Some(&namespace("shop", true, annotations).to_string()),
     );
-    let (ok, result, stderr) = kubectl.dry_run(&deployment("shop", "web", json!({}), web("web")));
-    assert!(ok, "step 1: {stderr}");
+    kubectl.ok(
+        &["apply", "-f", "-"],
+        Some(&service("shop", "web", json!({})).to_string()),
+    );
+    // The Service reaches probegate through its watch: wait for the evidence to count.
+    let web_deployment = deployment("shop", "web", json!({}), web("web"));
+    let mut result = Value::Null;
+    eventually("step 1: the gate on web", Duration::from_secs(20), || {
+        let (ok, value, stderr) = kubectl.dry_run(&web_deployment);
+        assert!(ok, "step 1: {stderr}");
+        result = value;
+        gates_of(&result["spec"]["template"]) == json!([{"conditionType": gate}])
+    });
     let template = &result["spec"]["template"];
     let container = &template["spec"]["containers"][0];
     assert_eq!(
@@ -365,16 +388,114 @@ fn step_dry_run_injects_paths_and_gates(kubectl: &Kubectl) {
         "step 1"
     );
     assert_eq!(
-        template["spec"]["readinessGates"],
-        json!([{"conditionType": gate}]),
-        "step 1"
+        container["startupProbe"]["httpGet"]["path"], "/live",
+        "step 1: liveness comes with its startup guard"
     );
     assert_eq!(
         template["metadata"]["annotations"]["probegate.io/injected"],
-        "web=liveness,readiness;gates=1"
+        "web=liveness,readiness,startup;gates=1"
     );
     let stored = kubectl.run(&["get", "deployment", "-n", "shop", "web"], None);
     assert!(!stored.status.success(), "step 1: a dry run stores nothing");
+
+    // No Service selects the worker: its probes, but no gate, and a warning that says why.
+    let (ok, result, stderr) =
+        kubectl.dry_run(&deployment("shop", "worker", json!({}), web("worker")));
+    assert!(ok, "step 1: {stderr}");
+    assert!(
+        gates_of(&result["spec"]["template"]).is_null(),
+        "step 1: {result}"
+    );
+    assert_eq!(
+        result["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"]["path"],
+        "/ready"
+    );
+    assert!(
+        stderr.lines().any(|l| l.starts_with(&format!(
+            "Warning: readiness gate {gate:?} from the namespace's probegate.io/readiness-gates not added: no Service selects these pods (labels app=worker; Services here: web)"
+        ))),
+        "step 1: {stderr}"
+    );
+
+    // A Service that names its own gate: the pods it selects get it, after the namespace's.
+    let api_gate = "target-health.elbv2.k8s.aws/k8s-shop-api-9f8e7d6c5b";
+    kubectl.ok(
+        &["apply", "-f", "-"],
+        Some(
+            &service(
+                "shop",
+                "api",
+                json!({"probegate.io/readiness-gates": api_gate}),
+            )
+            .to_string(),
+        ),
+    );
+    let api = deployment("shop", "api", json!({}), web("api"));
+    eventually(
+        "step 1: the Service's gate",
+        Duration::from_secs(20),
+        || {
+            let (ok, result, stderr) = kubectl.dry_run(&api);
+            assert!(ok, "step 1: {stderr}");
+            gates_of(&result["spec"]["template"])
+                == json!([{"conditionType": gate}, {"conditionType": api_gate}])
+        },
+    );
+
+    // A Job, whose pods a Service selects: batch pods are left as they are.
+    let job = json!({
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": "reindex", "namespace": "shop"},
+        "spec": {"template": {"metadata": {"labels": {"app": "web"}},
+            "spec": {"restartPolicy": "Never", "containers": [web("reindex")]}}}
+    });
+    let (ok, result, stderr) = kubectl.dry_run(&job);
+    assert!(ok, "step 1: {stderr}");
+    let template = &result["spec"]["template"];
+    assert!(
+        template["spec"]["containers"][0]["readinessProbe"].is_null()
+            && template["spec"]["containers"][0]["livenessProbe"].is_null()
+            && gates_of(template).is_null()
+            && template["metadata"]["annotations"].is_null(),
+        "step 1: the Job came back changed: {result}"
+    );
+    assert!(!stderr.contains("Warning"), "step 1: {stderr}");
+
+    // The Deployment before its Service: the template is held back, but its pods are
+    // judged again when they are created, so they get the gate once the Service exists.
+    let (ok, late, stderr) = kubectl.dry_run(&deployment("shop", "late", json!({}), web("late")));
+    assert!(ok, "step 1: {stderr}");
+    assert!(
+        gates_of(&late["spec"]["template"]).is_null(),
+        "step 1: {late}"
+    );
+    kubectl.ok(
+        &["apply", "-f", "-"],
+        Some(&service("shop", "late", json!({})).to_string()),
+    );
+    let pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "late-1", "namespace": "shop",
+            "labels": late["spec"]["template"]["metadata"]["labels"],
+            "annotations": late["spec"]["template"]["metadata"]["annotations"]},
+        "spec": late["spec"]["template"]["spec"],
+    });
+    let mut result = Value::Null;
+    eventually(
+        "step 1: the late Service's gate on the pod",
+        Duration::from_secs(20),
+        || {
+            let (ok, value, stderr) = kubectl.dry_run(&pod);
+            assert!(ok, "step 1: {stderr}");
+            result = value;
+            gates_of(&result) == json!([{"conditionType": gate}])
+        },
+    );
+    assert_eq!(
+        result["metadata"]["annotations"]["probegate.io/injected"],
+        "late=liveness,readiness,startup;gates-held=1(no Service selects the pods);gates=1",
+        "step 1: the pod keeps its template's record"
+    );
 }
 
 fn step_metrics_coupling_warns_then_denies(kubectl: &Kubectl) {
@@ -440,9 +561,11 @@ fn step_bare_pod_is_stored_with_probes(kubectl: &Kubectl) {
         container["readinessProbe"]["httpGet"]["path"], "/ready",
         "step 3"
     );
+    // A bare pod no Service selects: the namespace's gate is held back.
+    assert!(pod["spec"]["readinessGates"].is_null(), "step 3: {pod}");
     assert_eq!(
         pod["metadata"]["annotations"]["probegate.io/injected"],
-        "web=liveness,readiness;gates=1"
+        "web=liveness,readiness,startup;gates-held=1(no Service selects the pods)"
     );
 }
 
@@ -454,7 +577,7 @@ fn step_opted_out_objects_come_back_unchanged(kubectl: &Kubectl) {
     let (ok, result, stderr) = kubectl.dry_run(&deployment("plain", "web", json!({}), web("web")));
     assert!(ok, "step 4: {stderr}");
     assert!(
-        result["spec"]["template"]["spec"]["containers"][0]["livenessProbe"].is_null(),
+        result["spec"]["template"]["spec"]["containers"][0]["readinessProbe"].is_null(),
         "step 4: unlabelled namespace"
     );
     assert!(
@@ -470,7 +593,7 @@ fn step_opted_out_objects_come_back_unchanged(kubectl: &Kubectl) {
     let (ok, result, stderr) = kubectl.dry_run(&labelled);
     assert!(ok, "step 4: {stderr}");
     assert!(
-        result["spec"]["template"]["spec"]["containers"][0]["livenessProbe"].is_null(),
+        result["spec"]["template"]["spec"]["containers"][0]["readinessProbe"].is_null(),
         "step 4: opted-out workload"
     );
     assert!(result["spec"]["template"]["spec"]["readinessGates"].is_null());
