@@ -3,13 +3,14 @@
 //! The failure this catches: the kube-ovn controller probed port 10660, which listens only
 //! with `--enable-metrics=true`; with `false` the pod never became ready.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::core::v1::{Container, Probe, Service};
+use k8s_openapi::api::core::v1::{Container, Probe};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::command_line::{self, Flag, parse_bool};
+use super::services;
 use crate::policy::{ProbeKind, Settings};
 
 const PROMETHEUS_PORT_ANNOTATION: &str = "prometheus.io/port";
@@ -29,7 +30,7 @@ impl MetricsFacts {
         flags: &[Flag<'_>],
         pod_meta: Option<&ObjectMeta>,
         settings: &Settings,
-        selecting: &[&Service],
+        service_targets: &[services::Target<'_>],
     ) -> MetricsFacts {
         let mut facts = MetricsFacts {
             switched_off: switched_off(container, flags),
@@ -68,29 +69,32 @@ impl MetricsFacts {
                 format!("annotation {PROMETHEUS_PORT_ANNOTATION}={value}"),
             );
         }
+        let mut named_by_user = BTreeSet::new();
         for port in &settings.metrics_ports {
             if let Some(number) = resolve_port(container, port) {
                 add(
                     number,
                     format!("annotation {}", crate::policy::METRICS_PORTS),
                 );
+                named_by_user.insert(number);
             }
         }
-        for service in selecting {
-            let service_name = super::services::name(service);
-            for port in service.spec.iter().flat_map(|s| s.ports.iter().flatten()) {
-                let Some(name) = port.name.as_deref().filter(|n| n.contains("metrics")) else {
-                    continue;
-                };
-                let target = port
-                    .target_port
-                    .clone()
-                    .unwrap_or(IntOrString::Int(port.port));
-                if let Some(number) = resolve_port(container, &target) {
-                    add(number, format!("Service {service_name:?} port {name:?}"));
+        let mut app_ports = BTreeSet::new();
+        for target in service_targets {
+            if let Some(number) = resolve_port(container, &target.port) {
+                if target.is_metrics() {
+                    add(number, target.describe());
+                } else {
+                    app_ports.insert(number);
                 }
             }
         }
+        // A Service sending the application's traffic to a port proves it listens whatever
+        // the metrics switch says (apps often serve /metrics on their main port); only the
+        // user's own metrics-ports setting outweighs that.
+        facts
+            .ports
+            .retain(|port, _| !app_ports.contains(port) || named_by_user.contains(port));
         facts
     }
 
@@ -212,7 +216,8 @@ pub fn check<'a>(
 mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::{
-        ContainerPort, EnvVar, GRPCAction, HTTPGetAction, ServicePort, ServiceSpec, TCPSocketAction,
+        ContainerPort, EnvVar, GRPCAction, HTTPGetAction, Service, ServicePort, ServiceSpec,
+        TCPSocketAction,
     };
 
     fn container(args: &[&str], env: &[(&str, &str)], ports: &[(&str, i32)]) -> Container {
@@ -409,10 +414,10 @@ mod tests {
                 IntOrString::Int(5000),
                 IntOrString::String("http".into()),
             ]),
-            &super::super::services::selecting(
+            &services::targets(&services::selecting(
                 &services.iter().collect::<Vec<_>>(),
                 pod.labels.as_ref(),
-            ),
+            )),
         );
         let expected: BTreeMap<i32, String> = [
             (10661, "container port \"metrics\""),
@@ -470,6 +475,47 @@ mod tests {
                 warnings.len(),
                 usize::from(warns),
                 "{probe:?}: {warnings:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_port_a_service_sends_app_traffic_to_is_not_metrics_only() {
+        let c = container(&[], &[], &[("http", 9080), ("metrics", 9090)]);
+        let scrape = meta(&[("app", "web")], &[("prometheus.io/port", "9080")]);
+        let user_says = Settings {
+            metrics_ports: vec![IntOrString::Int(9080)],
+            ..Settings::default()
+        };
+        // (Service port name, its target, settings, port, still metrics only)
+        let cases = [
+            (None, 9080, Settings::default(), 9080, true),
+            (Some("http"), 9080, Settings::default(), 9080, false),
+            (Some("http-metrics"), 9080, Settings::default(), 9080, true),
+            (Some("web"), 9090, Settings::default(), 9090, false),
+            (Some("http"), 9080, user_says, 9080, true),
+        ];
+        for (name, target, settings, port, metrics_only) in cases {
+            let targets: Vec<services::Target> = name
+                .map(|name| services::Target {
+                    service: "web",
+                    name: Some(name),
+                    number: 1,
+                    port: IntOrString::Int(target),
+                })
+                .into_iter()
+                .collect();
+            let facts = MetricsFacts::gather(
+                &c,
+                &command_line::flags(&c),
+                Some(&scrape),
+                &settings,
+                &targets,
+            );
+            assert_eq!(
+                facts.is_metrics_port(port),
+                metrics_only,
+                "{name:?} -> {target}"
             );
         }
     }

@@ -156,21 +156,43 @@ pub fn mutate(workload: &Workload, context: &Context<'_>) -> Mutation {
             };
         let labels = parts.pod_meta.and_then(|m| m.labels.as_ref());
         let selecting = services::selecting(context.services, labels);
+        let service_targets = services::targets(&selecting);
         let port = port_setting_scope(&settings, parts.spec);
         let mut liveness_held = Vec::new();
+        let mut port_from_service = Vec::new();
         for (index, container) in parts.spec.containers.iter().enumerate() {
             let flags = command_line::flags(container);
-            let facts =
-                MetricsFacts::gather(container, &flags, parts.pod_meta, &settings, &selecting);
+            let facts = MetricsFacts::gather(
+                container,
+                &flags,
+                parts.pod_meta,
+                &settings,
+                &service_targets,
+            );
             let port = port
                 .filter(|p| p.applies_to(index, container))
                 .map(|p| p.port);
-            let plan = probes::plan(container, &flags, &settings, requested, port, &facts);
+            let plan = probes::plan(
+                container,
+                &flags,
+                &settings,
+                requested,
+                probes::Evidence {
+                    port,
+                    service_targets: &service_targets,
+                    metrics: &facts,
+                },
+            );
             for message in plan.warnings {
                 warn(Rule::Probes, message);
             }
             if plan.liveness_held {
                 liveness_held.push(container.name.as_str());
+            }
+            if let Some(service) = &plan.port_from_service
+                && !plan.added.is_empty()
+            {
+                port_from_service.push(format!("{}({service})", container.name));
             }
             if settings.metrics_coupling != CouplingMode::Off {
                 let existing = ProbeKind::ALL
@@ -194,6 +216,9 @@ pub fn mutate(workload: &Workload, context: &Context<'_>) -> Mutation {
                 ops.push(add(child(&container_path, kind.field()), probe));
             }
             record.push(format!("{}={}", container.name, kinds.join(",")));
+        }
+        if !port_from_service.is_empty() {
+            record.push(format!("port={}", port_from_service.join(",")));
         }
         if !liveness_held.is_empty() {
             record.push(format!(

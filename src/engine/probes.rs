@@ -16,6 +16,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::command_line::{self, Flag};
 use super::metrics_coupling::{MetricsFacts, resolve_port};
+use super::services;
 use crate::policy::{self, Handler, ProbeKind, Settings};
 
 /// controller-runtime's health probe flag; its server answers `/healthz` and `/readyz`.
@@ -28,6 +29,8 @@ pub struct ProbePlan {
     pub added: Vec<(ProbeKind, Probe)>,
     /// A requested liveness probe was not added: it would repeat the readiness check.
     pub liveness_held: bool,
+    /// The Service port that decided where the probes connect, if one did.
+    pub port_from_service: Option<String>,
     pub warnings: Vec<String>,
 }
 
@@ -40,17 +43,27 @@ struct Target {
     number: i32,
     /// A controller-runtime health server, which answers `/healthz` and `/readyz`.
     controller_runtime: bool,
+    /// The Service port that sends traffic here, when that decided.
+    from_service: Option<String>,
 }
 
-/// `requested` are the probe kinds to add where missing; `port` is the `probegate.io/port`
-/// setting where it applies to this container.
+/// What the rule reads besides the container and settings.
+#[derive(Clone, Copy)]
+pub struct Evidence<'a> {
+    /// The `probegate.io/port` setting, where it applies to this container.
+    pub port: Option<&'a IntOrString>,
+    /// The ports the Services selecting the pod send traffic to, in decision order.
+    pub service_targets: &'a [services::Target<'a>],
+    pub metrics: &'a MetricsFacts,
+}
+
+/// `requested` are the probe kinds to add where missing.
 pub fn plan(
     container: &Container,
     flags: &[Flag<'_>],
     settings: &Settings,
     requested: &[ProbeKind],
-    port: Option<&IntOrString>,
-    metrics: &MetricsFacts,
+    evidence: Evidence<'_>,
 ) -> ProbePlan {
     let mut plan = ProbePlan::default();
     let missing: Vec<ProbeKind> = requested
@@ -61,7 +74,7 @@ pub fn plan(
     if missing.is_empty() {
         return plan;
     }
-    let target = match find_target(container, flags, port, metrics, &mut plan.warnings) {
+    let target = match find_target(container, flags, evidence, &mut plan.warnings) {
         Ok(target) => target,
         Err(why) => {
             plan.warnings.push(format!(
@@ -71,6 +84,7 @@ pub fn plan(
             return plan;
         }
     };
+    plan.port_from_service = target.from_service.clone();
     let mut added: Vec<(ProbeKind, Probe)> = missing
         .into_iter()
         .map(|kind| (kind, build(kind, &target, settings)))
@@ -148,17 +162,17 @@ pub fn existing(container: &Container, kind: ProbeKind) -> Option<&Probe> {
 fn find_target(
     container: &Container,
     flags: &[Flag<'_>],
-    port: Option<&IntOrString>,
-    metrics: &MetricsFacts,
+    evidence: Evidence<'_>,
     warnings: &mut Vec<String>,
 ) -> Result<Target, String> {
-    if let Some(port) = port {
+    if let Some(port) = evidence.port {
         match resolve_port(container, port) {
             Some(number) => {
                 return Ok(Target {
                     port: port.clone(),
                     number,
                     controller_runtime: false,
+                    from_service: None,
                 });
             }
             None => warnings.push(format!(
@@ -179,6 +193,7 @@ fn find_target(
                 port: IntOrString::Int(number.into()),
                 number: number.into(),
                 controller_runtime: true,
+                from_service: None,
             });
         }
         warnings.push(format!(
@@ -193,6 +208,20 @@ fn find_target(
         .flatten()
         .filter(|p| p.protocol.as_deref().is_none_or(|proto| proto == "TCP"))
         .collect();
+    // The port a Service sends traffic to is the one whose readiness matters: a broker's
+    // AMQP port, not its management UI declared before it.
+    for service_target in evidence.service_targets.iter().filter(|t| !t.is_metrics()) {
+        let declared = tcp_ports.iter().find(|p| match &service_target.port {
+            IntOrString::Int(n) => p.container_port == *n,
+            IntOrString::String(name) => p.name.as_deref() == Some(name.as_str()),
+        });
+        if let Some(port) = declared {
+            return Ok(Target {
+                from_service: Some(service_target.describe()),
+                ..target_of(port)
+            });
+        }
+    }
     let named = |names: &[&str]| {
         names.iter().find_map(|name| {
             tcp_ports
@@ -207,7 +236,7 @@ fn find_target(
     // A probe on the metrics listener is the coupling this product warns about: never pick one.
     if let Some(port) = tcp_ports
         .iter()
-        .find(|p| !metrics.is_metrics_port(p.container_port))
+        .find(|p| !evidence.metrics.is_metrics_port(p.container_port))
     {
         return Ok(target_of(port));
     }
@@ -237,6 +266,7 @@ fn target_of(port: &ContainerPort) -> Target {
             .map_or(IntOrString::Int(port.container_port), IntOrString::String),
         number: port.container_port,
         controller_runtime: false,
+        from_service: None,
     }
 }
 
@@ -342,8 +372,11 @@ mod tests {
             &command_line::flags(c),
             settings,
             &settings.probes,
-            settings.port.as_ref(),
-            &facts(c),
+            Evidence {
+                port: settings.port.as_ref(),
+                service_targets: &[],
+                metrics: &facts(c),
+            },
         )
     }
 
@@ -355,8 +388,11 @@ mod tests {
         find_target(
             c,
             &command_line::flags(c),
-            settings.port.as_ref(),
-            &facts(c),
+            Evidence {
+                port: settings.port.as_ref(),
+                service_targets: &[],
+                metrics: &facts(c),
+            },
             warnings,
         )
     }
@@ -454,6 +490,106 @@ mod tests {
                 "{ports:?} {args:?}"
             );
             assert!(warnings.is_empty(), "{warnings:?}");
+        }
+    }
+
+    #[test]
+    fn services_decide_the_port_after_explicit_settings() {
+        let broker = vec![("management", 15672, ""), ("amqp", 5672, "")];
+        let target =
+            |service: &'static str, name: &'static str, port: IntOrString| services::Target {
+                service,
+                name: Some(name),
+                number: 1,
+                port,
+            };
+        let amqp_by_number = target("rabbitmq", "amqp", IntOrString::Int(5672));
+        let amqp_by_name = target("rabbitmq", "amqp", name("amqp"));
+        let ui = target("admin", "http", IntOrString::Int(15672));
+        let scrape = target("rabbitmq", "metrics", IntOrString::Int(5672));
+        let undeclared = target("rabbitmq", "web", IntOrString::Int(8080));
+        let with_port = Settings {
+            port: Some(IntOrString::Int(15672)),
+            ..Settings::default()
+        };
+        // (args, settings, Service targets in order, expected port, deciding Service)
+        type Case<'a> = (
+            Vec<&'a str>,
+            Settings,
+            Vec<services::Target<'a>>,
+            IntOrString,
+            Option<&'a str>,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                vec![],
+                Settings::default(),
+                vec![],
+                name("management"),
+                None,
+            ),
+            (
+                vec![],
+                Settings::default(),
+                vec![amqp_by_number.clone()],
+                name("amqp"),
+                Some("Service \"rabbitmq\" port \"amqp\""),
+            ),
+            (
+                vec![],
+                Settings::default(),
+                vec![amqp_by_name.clone()],
+                name("amqp"),
+                Some("Service \"rabbitmq\" port \"amqp\""),
+            ),
+            // Several: the first Service by name, then its first port.
+            (
+                vec![],
+                Settings::default(),
+                vec![ui.clone(), amqp_by_number.clone()],
+                name("management"),
+                Some("Service \"admin\" port \"http\""),
+            ),
+            // A scrape port or a port the container does not declare decides nothing.
+            (
+                vec![],
+                Settings::default(),
+                vec![scrape, undeclared, amqp_by_name.clone()],
+                name("amqp"),
+                Some("Service \"rabbitmq\" port \"amqp\""),
+            ),
+            // Explicit settings and a controller-runtime health server win.
+            (
+                vec![],
+                with_port,
+                vec![amqp_by_number.clone()],
+                IntOrString::Int(15672),
+                None,
+            ),
+            (
+                vec!["--health-probe-bind-address=:8081"],
+                Settings::default(),
+                vec![amqp_by_number],
+                IntOrString::Int(8081),
+                None,
+            ),
+        ];
+        for (args, settings, targets, port, service) in cases {
+            let c = container(&broker, &args);
+            let mut warnings = Vec::new();
+            let found = find_target(
+                &c,
+                &command_line::flags(&c),
+                Evidence {
+                    port: settings.port.as_ref(),
+                    service_targets: &targets,
+                    metrics: &facts(&c),
+                },
+                &mut warnings,
+            )
+            .unwrap();
+            assert_eq!(found.port, port, "{targets:?}");
+            assert_eq!(found.from_service.as_deref(), service, "{targets:?}");
         }
     }
 

@@ -7,6 +7,57 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+/// A TCP port a selecting Service sends traffic to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target<'a> {
+    pub service: &'a str,
+    /// The Service port's name, if it has one, and number.
+    pub name: Option<&'a str>,
+    pub number: i32,
+    /// The pod's port: `targetPort`, which defaults to the Service's `port`.
+    pub port: IntOrString,
+}
+
+impl Target<'_> {
+    /// A Service port named for metrics carries scrapes, not the application's traffic.
+    pub fn is_metrics(&self) -> bool {
+        self.name.is_some_and(|name| name.contains("metrics"))
+    }
+
+    /// `Service "web" port "http"`, for messages.
+    pub fn describe(&self) -> String {
+        match self.name {
+            Some(name) => format!("Service {:?} port {name:?}", self.service),
+            None => format!("Service {:?} port {}", self.service, self.number),
+        }
+    }
+}
+
+/// The TCP ports the `selecting` Services target, Service by Service (by name), each in the
+/// order the Service lists them: the order every choice among them follows.
+pub fn targets<'a>(selecting: &[&'a Service]) -> Vec<Target<'a>> {
+    selecting
+        .iter()
+        .flat_map(|service| {
+            service
+                .spec
+                .iter()
+                .flat_map(|spec| spec.ports.iter().flatten())
+                .filter(|port| port.protocol.as_deref().is_none_or(|p| p == "TCP"))
+                .map(|port| Target {
+                    service: name(service),
+                    name: port.name.as_deref(),
+                    number: port.port,
+                    port: port
+                        .target_port
+                        .clone()
+                        .unwrap_or(IntOrString::Int(port.port)),
+                })
+        })
+        .collect()
+}
 
 /// The Services that select a pod with `labels`, ordered by name so every replica gives
 /// the same answer whatever order its cache holds them in.
@@ -117,6 +168,60 @@ mod tests {
             .map(name)
             .collect();
         assert_eq!(names, ["a", "b"]);
+    }
+
+    #[test]
+    fn targets_follow_service_then_port_order() {
+        use k8s_openapi::api::core::v1::ServicePort;
+        let with_ports = |name: &str, ports: Vec<ServicePort>| {
+            let mut s = service(name, Some(&[("app", "web")]));
+            s.spec.as_mut().unwrap().ports = Some(ports);
+            s
+        };
+        let port =
+            |name: Option<&str>, port: i32, target: Option<IntOrString>, protocol| ServicePort {
+                name: name.map(str::to_owned),
+                port,
+                target_port: target,
+                protocol,
+                ..ServicePort::default()
+            };
+        let a = with_ports(
+            "a",
+            vec![
+                port(Some("amqp"), 5672, None, None),
+                port(Some("dns"), 53, None, Some("UDP".to_owned())),
+                port(
+                    Some("metrics"),
+                    9419,
+                    Some(IntOrString::String("prom".into())),
+                    Some("TCP".to_owned()),
+                ),
+            ],
+        );
+        let b = with_ports(
+            "b",
+            vec![port(None, 80, Some(IntOrString::Int(8080)), None)],
+        );
+        let found = targets(&[&a, &b]);
+        let summary: Vec<(String, bool)> = found
+            .iter()
+            .map(|t| (t.describe(), t.is_metrics()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("Service \"a\" port \"amqp\"".to_owned(), false),
+                ("Service \"a\" port \"metrics\"".to_owned(), true),
+                ("Service \"b\" port 80".to_owned(), false),
+            ]
+        );
+        assert_eq!(
+            found[0].port,
+            IntOrString::Int(5672),
+            "targetPort defaults to port"
+        );
+        assert_eq!(found[1].port, IntOrString::String("prom".into()));
     }
 
     #[test]
