@@ -259,7 +259,7 @@ impl Settings {
                     .unwrap_or(defaults.timings.failure_threshold),
             },
             readiness_gates: resolver
-                .key(READINESS_GATES, parse_list)
+                .key(READINESS_GATES, parse_gates)
                 .unwrap_or(defaults.readiness_gates),
             metrics_coupling: resolver
                 .key(METRICS_COUPLING, parse_coupling)
@@ -298,7 +298,7 @@ pub fn is_valid(key: &str, value: &str) -> bool {
         PERIOD_SECONDS | TIMEOUT_SECONDS | FAILURE_THRESHOLD | STARTUP_SECONDS => {
             parse_seconds(value, 1).is_ok()
         }
-        READINESS_GATES => parse_list(value).is_ok(),
+        READINESS_GATES => parse_gates(value).is_ok(),
         METRICS_COUPLING => parse_coupling(value).is_ok(),
         METRICS_PORTS => parse_port_list(value).is_ok(),
         _ => false,
@@ -417,16 +417,22 @@ fn parse_seconds(value: &str, min: i32) -> Result<i32, String> {
     }
 }
 
-fn parse_list(value: &str) -> Result<Vec<String>, String> {
-    if value == "none" {
-        return Ok(Vec::new());
-    }
-    Ok(value
+/// A comma-separated list of readiness gate condition types; `none` alone for none. Each
+/// type is checked where it is used, so one bad entry does not discard the others.
+pub fn parse_gates(value: &str) -> Result<Vec<String>, String> {
+    let gates: Vec<String> = value
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
-        .collect())
+        .collect();
+    match gates.as_slice() {
+        [only] if only == "none" => Ok(Vec::new()),
+        _ if gates.iter().any(|g| g == "none") => {
+            Err("none means no gates and cannot be listed with others".into())
+        }
+        _ => Ok(gates),
+    }
 }
 
 /// A port number (1-65535) or an IANA service name as Kubernetes accepts in container ports.
@@ -554,6 +560,12 @@ mod tests {
                 "expected enabled or disabled",
             ),
             (STARTUP_SECONDS, "0", "600", "at least 1"),
+            (
+                READINESS_GATES,
+                "example.com/a, none",
+                "example.com/b",
+                "cannot be listed with others",
+            ),
         ];
         for (key, bad, good, why) in cases {
             let base = layer(&[(key, good)]);

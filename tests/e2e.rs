@@ -393,7 +393,7 @@ fn step_gates_go_where_a_load_balancer_sets_them(kubectl: &Kubectl) {
     );
     assert_eq!(
         template["metadata"]["annotations"]["probegate.io/injected"],
-        "web=liveness,readiness,startup;gates=1"
+        "web=liveness,readiness,startup;port=web(Service \"web\" port 80);gates=1"
     );
     let stored = kubectl.run(&["get", "deployment", "-n", "shop", "web"], None);
     assert!(!stored.status.success(), "step 1: a dry run stores nothing");
@@ -493,7 +493,7 @@ fn step_gates_go_where_a_load_balancer_sets_them(kubectl: &Kubectl) {
     );
     assert_eq!(
         result["metadata"]["annotations"]["probegate.io/injected"],
-        "late=liveness,readiness,startup;gates-held=1(no Service selects the pods);gates=1",
+        "late=liveness,readiness,startup;gates=1",
         "step 1: the pod keeps its template's record"
     );
 }

@@ -416,6 +416,7 @@ mod tests {
             ]),
             &services::targets(&services::selecting(
                 &services.iter().collect::<Vec<_>>(),
+                None,
                 pod.labels.as_ref(),
             )),
         );

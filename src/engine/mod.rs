@@ -155,10 +155,14 @@ pub fn mutate(workload: &Workload, context: &Context<'_>) -> Mutation {
                 &settings.probes
             };
         let labels = parts.pod_meta.and_then(|m| m.labels.as_ref());
-        let selecting = services::selecting(context.services, labels);
+        let selecting = services::selecting(
+            context.services,
+            workload.metadata().namespace.as_deref(),
+            labels,
+        );
         let service_targets = services::targets(&selecting);
         let port = port_setting_scope(&settings, parts.spec);
-        let mut liveness_held = Vec::new();
+        let mut held: [Vec<&str>; 2] = [Vec::new(), Vec::new()];
         let mut port_from_service = Vec::new();
         for (index, container) in parts.spec.containers.iter().enumerate() {
             let flags = command_line::flags(container);
@@ -186,8 +190,10 @@ pub fn mutate(workload: &Workload, context: &Context<'_>) -> Mutation {
             for message in plan.warnings {
                 warn(Rule::Probes, message);
             }
-            if plan.liveness_held {
-                liveness_held.push(container.name.as_str());
+            match plan.held {
+                Some(ProbeKind::Liveness) => held[0].push(container.name.as_str()),
+                Some(ProbeKind::Readiness) => held[1].push(container.name.as_str()),
+                _ => {}
             }
             if let Some(service) = &plan.port_from_service
                 && !plan.added.is_empty()
@@ -220,11 +226,13 @@ pub fn mutate(workload: &Workload, context: &Context<'_>) -> Mutation {
         if !port_from_service.is_empty() {
             record.push(format!("port={}", port_from_service.join(",")));
         }
-        if !liveness_held.is_empty() {
-            record.push(format!(
-                "liveness-held={}(same check as readiness)",
-                liveness_held.join(",")
-            ));
+        for (containers, entry) in held.iter().zip([
+            "liveness-held={}(same check as readiness)",
+            "readiness-held={}(same check as liveness)",
+        ]) {
+            if !containers.is_empty() {
+                record.push(entry.replace("{}", &containers.join(",")));
+            }
         }
 
         let gates = readiness_gates::plan(
@@ -286,13 +294,7 @@ pub fn mutate(workload: &Workload, context: &Context<'_>) -> Mutation {
             .and_then(|m| m.annotations.as_ref())
             .and_then(|a| a.get(INJECTED_ANNOTATION))
             .map_or("", String::as_str);
-        let mut entries: Vec<&str> = earlier.split(';').filter(|e| !e.is_empty()).collect();
-        for entry in &record {
-            if !entries.contains(&entry.as_str()) {
-                entries.push(entry);
-            }
-        }
-        entries.join(";")
+        merge_record(earlier, &record)
     } else {
         String::new()
     };
@@ -319,6 +321,51 @@ pub fn mutate(workload: &Workload, context: &Context<'_>) -> Mutation {
         }),
     }
     mutation
+}
+
+/// The record of a pod judged again, from its template's record and this review's entries
+/// (`key=value`): counts of gates add up, lists join, and gates held back on the template
+/// but added now are no longer held.
+fn merge_record(earlier: &str, now: &[String]) -> String {
+    let split = |entry: &str| {
+        let (key, value) = entry.split_once('=').unwrap_or((entry, ""));
+        (key.to_owned(), value.to_owned())
+    };
+    let mut entries: Vec<(String, String)> = earlier
+        .split(';')
+        .filter(|e| !e.is_empty())
+        .map(split)
+        .collect();
+    let now: Vec<(String, String)> = now.iter().map(|e| split(e)).collect();
+    if now.iter().any(|(key, _)| key == "gates") && !now.iter().any(|(key, _)| key == "gates-held")
+    {
+        entries.retain(|(key, _)| key != "gates-held");
+    }
+    for (key, value) in now {
+        match entries.iter_mut().find(|(k, _)| *k == key) {
+            None => entries.push((key, value)),
+            Some((_, earlier)) if key == "gates" || key == "gates-held" => {
+                let count = |v: &str| v.split('(').next().and_then(|n| n.parse::<usize>().ok());
+                *earlier = match (key.as_str(), count(earlier), count(&value)) {
+                    ("gates", Some(a), Some(b)) => (a + b).to_string(),
+                    _ => value,
+                };
+            }
+            Some((_, earlier)) => {
+                for item in value.split(',') {
+                    if !earlier.split(',').any(|e| e == item) {
+                        earlier.push(',');
+                        earlier.push_str(item);
+                    }
+                }
+            }
+        }
+    }
+    let entries: Vec<String> = entries
+        .into_iter()
+        .map(|(key, value)| format!("{key}={value}"))
+        .collect();
+    entries.join(";")
 }
 
 /// Whether pods admitted with only the template's annotations would get injections.

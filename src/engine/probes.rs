@@ -27,8 +27,9 @@ const HEALTH_PORT_NAMES: [&str; 3] = ["health", "healthz", "probes"];
 pub struct ProbePlan {
     /// Probes to add, in `ProbeKind::ALL` order.
     pub added: Vec<(ProbeKind, Probe)>,
-    /// A requested liveness probe was not added: it would repeat the readiness check.
-    pub liveness_held: bool,
+    /// A requested probe not added because it would repeat the container's other check:
+    /// liveness beside readiness, or readiness beside the container's own liveness.
+    pub held: Option<ProbeKind>,
     /// The Service port that decided where the probes connect, if one did.
     pub port_from_service: Option<String>,
     pub warnings: Vec<String>,
@@ -89,14 +90,23 @@ pub fn plan(
         .into_iter()
         .map(|kind| (kind, build(kind, &target, settings)))
         .collect();
+    // Liveness and readiness that check the same thing fail together: whichever probegate
+    // would add second is held back (liveness, when it adds both).
+    let repeats = |a: Option<&Probe>, b: &Probe| {
+        !settings.identical_liveness && a.is_some_and(|a| same_check(container, a, b))
+    };
+    if let Some((index, readiness)) = injected(&added, ProbeKind::Readiness)
+        && repeats(existing(container, ProbeKind::Liveness), readiness)
+    {
+        added.remove(index);
+        plan.held = Some(ProbeKind::Readiness);
+    }
     if let Some((index, liveness)) = injected(&added, ProbeKind::Liveness) {
         let readiness = existing(container, ProbeKind::Readiness)
             .or_else(|| injected(&added, ProbeKind::Readiness).map(|(_, probe)| probe));
-        if !settings.identical_liveness
-            && readiness.is_some_and(|readiness| same_check(container, readiness, liveness))
-        {
+        if repeats(readiness, liveness) {
             added.remove(index);
-            plan.liveness_held = true;
+            plan.held = Some(ProbeKind::Liveness);
         } else if existing(container, ProbeKind::Startup).is_none()
             && injected(&added, ProbeKind::Startup).is_none()
         {
@@ -279,8 +289,9 @@ fn port_text(port: &IntOrString) -> String {
 
 /// Enough attempts, one per period, to cover `startup-seconds`.
 fn startup_failure_threshold(settings: &Settings) -> i32 {
-    let period = settings.timings.period_seconds.max(1);
-    (settings.startup_seconds + period - 1) / period
+    let period = i64::from(settings.timings.period_seconds.max(1));
+    let attempts = (i64::from(settings.startup_seconds) + period - 1) / period;
+    i32::try_from(attempts).unwrap_or(i32::MAX)
 }
 
 fn build(kind: ProbeKind, target: &Target, settings: &Settings) -> Probe {
@@ -694,7 +705,7 @@ mod tests {
             let p = plan_for(&c, &Settings::default());
             let added: Vec<ProbeKind> = p.added.iter().map(|(k, _)| *k).collect();
             assert_eq!(added, kinds, "{readiness:?}");
-            assert_eq!(p.liveness_held, held, "{readiness:?}");
+            assert_eq!(p.held, held.then_some(ProbeKind::Liveness), "{readiness:?}");
         }
     }
 
@@ -840,8 +851,38 @@ mod tests {
                 .map(|(k, pr)| (*k, handler_only(pr)))
                 .collect();
             assert_eq!(got, expected, "{settings:?}");
-            assert_eq!(p.liveness_held, held, "{settings:?}");
+            assert_eq!(p.held, held.then_some(ProbeKind::Liveness), "{settings:?}");
         }
+    }
+
+    #[test]
+    fn readiness_that_repeats_the_containers_own_liveness_is_held() {
+        let mut c = container(&[("http", 80, "")], &[]);
+        c.liveness_probe = Some(Probe {
+            tcp_socket: Some(TCPSocketAction {
+                port: name("http"),
+                host: None,
+            }),
+            ..Probe::default()
+        });
+        let p = plan_for(&c, &Settings::default());
+        assert!(p.added.is_empty(), "{:?}", p.added);
+        assert_eq!(p.held, Some(ProbeKind::Readiness));
+        // A readiness path makes it a different check: added.
+        let paths = Settings {
+            readiness_path: Some("/ready".into()),
+            ..Settings::default()
+        };
+        let p = plan_for(&c, &paths);
+        let kinds: Vec<ProbeKind> = p.added.iter().map(|(k, _)| *k).collect();
+        assert_eq!(kinds, [ProbeKind::Readiness]);
+        assert_eq!(p.held, None);
+        // Asked for explicitly: added.
+        let allowed = Settings {
+            identical_liveness: true,
+            ..Settings::default()
+        };
+        assert_eq!(plan_for(&c, &allowed).added.len(), 1);
     }
 
     #[test]
@@ -890,9 +931,14 @@ mod tests {
     #[test]
     fn startup_guard_covers_the_configured_time() {
         // (period, startup-seconds, expected failureThreshold)
-        for (period, seconds, threshold) in
-            [(10, 300, 30), (7, 300, 43), (1, 300, 300), (60, 30, 1)]
-        {
+        for (period, seconds, threshold) in [
+            (10, 300, 30),
+            (7, 300, 43),
+            (1, 300, 300),
+            (60, 30, 1),
+            (1, i32::MAX, i32::MAX),
+            (i32::MAX, i32::MAX, 1),
+        ] {
             let settings = Settings {
                 liveness_path: Some("/live".into()),
                 timings: Timings {
@@ -911,7 +957,7 @@ mod tests {
                 Some(threshold),
                 "{period} {seconds}"
             );
-            assert!(threshold * period >= seconds);
+            assert!(i64::from(threshold) * i64::from(period) >= i64::from(seconds));
         }
         // The container's own startup probe is enough.
         let mut c = container(&[("http", 80, "")], &[]);

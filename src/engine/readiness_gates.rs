@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{PodSpec, Service};
 
 use super::services;
-use crate::policy::{READINESS_GATES, Settings, check_dns_subdomain};
+use crate::policy::{READINESS_GATES, Settings, check_dns_subdomain, parse_gates};
 
 /// How many Service names a warning lists before it says how many more there are.
 const NAMED_SERVICES: usize = 5;
@@ -57,17 +57,18 @@ pub fn plan(spec: &PodSpec, settings: &Settings, evidence: &Evidence<'_>) -> Gat
         }
     };
     // Batch pods take no gates but their own, so only those are worth checking.
-    let configured: Vec<&str> = if evidence.batch && !evidence.set_by_object {
+    let configured: Vec<String> = if evidence.batch && !evidence.set_by_object {
         Vec::new()
     } else {
         settings
             .readiness_gates
             .iter()
-            .map(String::as_str)
             .filter(|gate| valid(gate, &READINESS_GATES))
+            .cloned()
             .collect()
     };
-    let mut service_gates: Vec<&str> = Vec::new();
+    let mut service_gates: Vec<String> = Vec::new();
+    let mut bad_service_values = Vec::new();
     if !evidence.batch {
         for service in evidence.selecting {
             let Some(value) = service
@@ -79,23 +80,21 @@ pub fn plan(spec: &PodSpec, settings: &Settings, evidence: &Evidence<'_>) -> Gat
                 continue;
             };
             let source = format!("Service {:?}'s {READINESS_GATES}", services::name(service));
-            service_gates.extend(
-                value
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|gate| !gate.is_empty() && *gate != "none")
-                    .filter(|gate| valid(gate, &source)),
-            );
+            match parse_gates(value.trim()) {
+                Ok(gates) => service_gates.extend(gates.into_iter().filter(|g| valid(g, &source))),
+                Err(why) => bad_service_values.push(format!("ignoring {source}={value:?}: {why}")),
+            }
         }
     }
-    let mut wanted: Vec<&str> = Vec::new();
+    plan.warnings.extend(bad_service_values);
+    let mut wanted: Vec<String> = Vec::new();
     if evidence.set_by_object || (!evidence.batch && !evidence.selecting.is_empty()) {
         // The user asked for these on this very object, or a load balancer can mark them.
-        wanted.extend(&configured);
+        wanted.extend(configured);
     } else if !evidence.batch {
         let held: Vec<&str> = configured
             .iter()
-            .copied()
+            .map(String::as_str)
             .filter(|gate| !present(spec, gate))
             .collect();
         if !held.is_empty() {
@@ -105,8 +104,8 @@ pub fn plan(spec: &PodSpec, settings: &Settings, evidence: &Evidence<'_>) -> Gat
     }
     wanted.extend(service_gates);
     for gate in wanted {
-        if !present(spec, gate) && !plan.added.iter().any(|g| g == gate) {
-            plan.added.push(gate.to_owned());
+        if !present(spec, &gate) && !plan.added.contains(&gate) {
+            plan.added.push(gate);
         }
     }
     plan
@@ -236,7 +235,7 @@ mod tests {
     ) -> GatePlan {
         let labels = map(&[("app", "web")]);
         let all: Vec<&Service> = services.iter().collect();
-        let selecting = services::selecting(&all, Some(&labels));
+        let selecting = services::selecting(&all, None, Some(&labels));
         plan(
             &spec(present),
             &settings(configured),
@@ -277,7 +276,7 @@ mod tests {
     fn gates_go_where_a_load_balancer_will_set_them() {
         let selecting = service("web", "web", None);
         let other = service("db", "db", None);
-        let annotated = service("web-lb", "web", Some("example.com/lb, none"));
+        let annotated = service("web-lb", "web", Some("example.com/lb"));
         let annotated_elsewhere = service("db-lb", "db", Some("example.com/db"));
         // (services, gates set by the object, batch, expected added, expected held)
         type Case<'a> = (Vec<Service>, bool, bool, Vec<&'a str>, usize);
@@ -365,7 +364,10 @@ mod tests {
 
     #[test]
     fn invalid_condition_types_are_skipped_with_a_warning() {
-        let web = [service("web", "web", Some("Bad Gate,example.com/ok"))];
+        let web = [
+            service("web", "web", Some("Bad Gate,example.com/ok")),
+            service("web-2", "web", Some("example.com/x, none")),
+        ];
         let p = plan_among(
             &[],
             &["Good", "bad gate", "UPPER.example.com/x", "ok/"],
@@ -374,7 +376,14 @@ mod tests {
             &web,
         );
         assert_eq!(p.added, ["Good", "example.com/ok"]);
-        assert_eq!(p.warnings.len(), 4, "{:?}", p.warnings);
+        assert_eq!(p.warnings.len(), 5, "{:?}", p.warnings);
+        assert!(
+            p.warnings[4].starts_with(
+                "ignoring Service \"web-2\"'s probegate.io/readiness-gates=\"example.com/x, none\": none means no gates"
+            ),
+            "{}",
+            p.warnings[4]
+        );
         assert!(
             p.warnings[0].starts_with(
                 "skipping readiness gate \"bad gate\" from probegate.io/readiness-gates"

@@ -59,16 +59,19 @@ pub fn targets<'a>(selecting: &[&'a Service]) -> Vec<Target<'a>> {
         .collect()
 }
 
-/// The Services that select a pod with `labels`, ordered by name so every replica gives
-/// the same answer whatever order its cache holds them in.
+/// The Services that select a pod with `labels` in `namespace`, ordered by name so every
+/// replica gives the same answer whatever order its cache holds them in. A Service selects
+/// only pods of its own namespace.
 pub fn selecting<'a>(
     services: &[&'a Service],
+    namespace: Option<&str>,
     labels: Option<&BTreeMap<String, String>>,
 ) -> Vec<&'a Service> {
+    let elsewhere = |service: &Service| matches!((service.metadata.namespace.as_deref(), namespace), (Some(a), Some(b)) if a != b);
     let mut selected: Vec<&Service> = services
         .iter()
         .copied()
-        .filter(|service| selects(service, labels))
+        .filter(|service| !elsewhere(service) && selects(service, labels))
         .collect();
     selected.sort_by(|a, b| name(a).cmp(name(b)));
     selected
@@ -163,11 +166,21 @@ mod tests {
             service("a", Some(&[("app", "web")])),
             service("c", Some(&[("app", "db")])),
         );
-        let names: Vec<&str> = selecting(&[&b, &other, &a], Some(&pod))
+        let names: Vec<&str> = selecting(&[&b, &other, &a], None, Some(&pod))
             .into_iter()
             .map(name)
             .collect();
         assert_eq!(names, ["a", "b"]);
+        // Another namespace's Service selects none of this namespace's pods.
+        let mut elsewhere = a.clone();
+        elsewhere.metadata.namespace = Some("other".into());
+        for (pod_namespace, selected) in [(Some("shop"), 0), (Some("other"), 1), (None, 1)] {
+            assert_eq!(
+                selecting(&[&elsewhere], pod_namespace, Some(&pod)).len(),
+                selected,
+                "{pod_namespace:?}"
+            );
+        }
     }
 
     #[test]

@@ -252,6 +252,43 @@ fn namespace_gates_go_only_to_pods_a_service_selects() {
 }
 
 #[test]
+fn a_pod_judged_again_merges_its_record_into_the_templates() {
+    let held = "gates-held=1(no Service selects the pods)";
+    // (template's record, this review's entries, merged)
+    let cases: &[(&str, &[&str], String)] = &[
+        (
+            "",
+            &["web=readiness", "gates=1"],
+            "web=readiness;gates=1".into(),
+        ),
+        (
+            &format!("web=readiness;liveness-held=web(same check as readiness);{held}"),
+            &["liveness-held=web(same check as readiness)", "gates=1"],
+            "web=readiness;liveness-held=web(same check as readiness);gates=1".into(),
+        ),
+        (
+            "web=readiness;gates=1",
+            &["gates=1"],
+            "web=readiness;gates=2".into(),
+        ),
+        (
+            "web=readiness;gates-held=2(no Service selects the pods)",
+            &["gates=1", held],
+            format!("web=readiness;{held};gates=1"),
+        ),
+        (
+            "web=readiness",
+            &["web=liveness,startup", "side=readiness"],
+            "web=readiness,liveness,startup;side=readiness".into(),
+        ),
+    ];
+    for (earlier, now, merged) in cases {
+        let now: Vec<String> = now.iter().map(|e| e.to_string()).collect();
+        assert_eq!(merge_record(earlier, &now), *merged, "{earlier} + {now:?}");
+    }
+}
+
+#[test]
 fn a_pod_is_judged_again_whichever_comes_first() {
     let gates = ns(&[("probegate.io/readiness-gates", "example.com/lb")]);
     let deployment = deployment_with(json!({"name": "web"}), json!({"labels": {"app": "web"}}));
@@ -272,7 +309,7 @@ fn a_pod_is_judged_again_whichever_comes_first() {
     );
     assert_eq!(
         pod["metadata"]["annotations"]["probegate.io/injected"],
-        "web=readiness;liveness-held=web(same check as readiness);gates-held=1(no Service selects the pods);gates=1"
+        "web=readiness;liveness-held=web(same check as readiness);gates=1"
     );
     // Service first: the template has the gate, and its pods need nothing more.
     let (_, service_first) = run_among(&deployment, &[&gates], &web);
