@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod namespace_cache;
 pub mod offline;
 pub mod policy;
+pub mod scope;
 pub mod server;
 pub mod tls;
 pub mod workload;

@@ -134,6 +134,10 @@ struct MutateArgs {
     /// Exit 1 when anything would be injected, warned or refused; 0 when clean.
     #[arg(long)]
     check: bool,
+    /// Also mutate objects in namespaces the shipped webhook configuration never sends
+    /// (kube-system, probegate).
+    #[arg(long)]
+    include_excluded_namespaces: bool,
 }
 
 /// Exit code for bad input, distinct from `--check`'s 1.
@@ -319,6 +323,7 @@ fn mutate(args: MutateArgs) -> ExitCode {
             let options = offline::Options {
                 format: args.output,
                 check: args.check,
+                include_excluded_namespaces: args.include_excluded_namespaces,
                 namespace_annotations: args
                     .namespace_annotations
                     .into_iter()

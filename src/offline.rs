@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use crate::engine::{self, Context};
 use crate::manifest::{Document, ManifestError, Origin};
+use crate::scope;
 use crate::workload::{DecodeError, Workload};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -28,6 +29,8 @@ pub struct Options {
     pub format: OutputFormat,
     /// Exit 1 when anything would be injected, warned or refused.
     pub check: bool,
+    /// Mutate objects in namespaces the webhook configuration excludes too.
+    pub include_excluded_namespaces: bool,
     /// Applied to every namespace, under the namespace's own annotations.
     pub namespace_annotations: BTreeMap<String, String>,
 }
@@ -89,12 +92,30 @@ pub fn run(mut documents: Vec<Document>, options: &Options) -> Result<Report, Of
     let mut report = Report::default();
     let mut patches = Vec::new();
     let mut findings = false;
+    let mut excluded: BTreeMap<String, usize> = BTreeMap::new();
     for item in &mut items {
         let api_version = item.value["apiVersion"]
             .as_str()
             .unwrap_or_default()
             .to_owned();
         let kind = item.value["kind"].as_str().unwrap_or_default().to_owned();
+        let metadata = &item.value["metadata"];
+        let namespace = metadata["namespace"]
+            .as_str()
+            .unwrap_or("default")
+            .to_owned();
+        let name = metadata["name"]
+            .as_str()
+            .map(str::to_owned)
+            .or_else(|| metadata["generateName"].as_str().map(|g| format!("{g}*")))
+            .unwrap_or_else(|| "<unnamed>".into());
+        let subject = format!("{}: {kind} {namespace}/{name}", item.at);
+        // Never mutated: the API server refuses it before any webhook sees it.
+        if let Some(why) = Workload::unserved(&api_version, &kind) {
+            report.stderr.push(format!("Warning: {subject}: {why}"));
+            findings = true;
+            continue;
+        }
         let (group, version) = Workload::split_api_version(&api_version);
         let workload =
             Workload::decode(group, version, &kind, item.value.clone()).map_err(|source| {
@@ -104,18 +125,15 @@ pub fn run(mut documents: Vec<Document>, options: &Options) -> Result<Report, Of
                 }
             })?;
         let Some(workload) = workload else { continue };
-        let metadata = workload.metadata();
-        let namespace = metadata.namespace.as_deref().unwrap_or("default");
-        let name = metadata
-            .name
-            .clone()
-            .or_else(|| metadata.generate_name.as_ref().map(|g| format!("{g}*")))
-            .unwrap_or_else(|| "<unnamed>".into());
+        if !options.include_excluded_namespaces && scope::is_excluded(&namespace) {
+            *excluded.entry(namespace).or_default() += 1;
+            continue;
+        }
         let mut layers = vec![&options.namespace_annotations];
-        layers.extend(cluster.annotations.get(namespace));
+        layers.extend(cluster.annotations.get(&namespace));
         let services: Vec<&Service> = cluster
             .services
-            .get(namespace)
+            .get(&namespace)
             .into_iter()
             .flatten()
             .collect();
@@ -127,7 +145,6 @@ pub fn run(mut documents: Vec<Document>, options: &Options) -> Result<Report, Of
             },
         );
 
-        let subject = format!("{}: {kind} {namespace}/{name}", item.at);
         for warning in &mutation.warnings {
             report
                 .stderr
@@ -149,6 +166,18 @@ pub fn run(mut documents: Vec<Document>, options: &Options) -> Result<Report, Of
         }
     }
 
+    if !excluded.is_empty() {
+        // One line, not one per object: these are not findings, only outside the webhook's reach.
+        let counts: Vec<String> = excluded
+            .iter()
+            .map(|(namespace, count)| format!("{namespace}: {count}"))
+            .collect();
+        report.stderr.push(format!(
+            "Note: left {} object(s) unchanged in namespaces the webhook configuration never sends ({}); --include-excluded-namespaces mutates them too",
+            excluded.values().sum::<usize>(),
+            counts.join(", ")
+        ));
+    }
     let output = |e: &dyn std::fmt::Display| OfflineError::Output(e.to_string());
     let values: Vec<&Value> = documents.iter().map(|d| &d.value).collect();
     report.stdout = match options.format {

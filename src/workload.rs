@@ -30,6 +30,21 @@ pub struct DecodeError {
     pub source: serde_json::Error,
 }
 
+/// Versions of the handled kinds that API servers served once and no longer do, with the
+/// Kubernetes release that removed them.
+const REMOVED_VERSIONS: [(&str, &str, &str); 10] = [
+    ("extensions/v1beta1", "Deployment", "1.16"),
+    ("extensions/v1beta1", "DaemonSet", "1.16"),
+    ("extensions/v1beta1", "ReplicaSet", "1.16"),
+    ("apps/v1beta1", "Deployment", "1.16"),
+    ("apps/v1beta1", "StatefulSet", "1.16"),
+    ("apps/v1beta2", "Deployment", "1.16"),
+    ("apps/v1beta2", "StatefulSet", "1.16"),
+    ("apps/v1beta2", "DaemonSet", "1.16"),
+    ("apps/v1beta2", "ReplicaSet", "1.16"),
+    ("batch/v1beta1", "CronJob", "1.25"),
+];
+
 /// The part of a workload the engine works on.
 pub struct PodParts<'a> {
     /// The workload's own metadata; `None` for a Pod, whose metadata is `pod_meta`.
@@ -75,6 +90,45 @@ impl Workload {
             _ => return Ok(None),
         }))
     }
+
+    /// Why an object of a kind probegate handles, in a version it does not, would never reach
+    /// the webhook: the API server no longer serves that version. `None` for objects of
+    /// other kinds or groups, and for the versions probegate handles.
+    pub fn unserved(api_version: &str, kind: &str) -> Option<String> {
+        let served = Self::KINDS_SERVED.iter().find(|(k, _)| *k == kind)?.1;
+        if api_version == served {
+            return None;
+        }
+        let (group, _) = Self::split_api_version(api_version);
+        let known_group = ["", "apps", "batch", "extensions"].contains(&group);
+        if !known_group {
+            return None;
+        }
+        Some(
+            match REMOVED_VERSIONS
+                .iter()
+                .find(|(version, k, _)| *version == api_version && *k == kind)
+            {
+                Some((_, _, release)) => format!(
+                    "{api_version} {kind} was removed in Kubernetes {release}: the API server refuses it; use {served}"
+                ),
+                None => format!(
+                    "{api_version} is not a version the API server serves for {kind}; use {served}"
+                ),
+            },
+        )
+    }
+
+    /// Each handled kind with the one API version probegate reads it in.
+    const KINDS_SERVED: [(&'static str, &'static str); 7] = [
+        ("Pod", "v1"),
+        ("Deployment", "apps/v1"),
+        ("StatefulSet", "apps/v1"),
+        ("DaemonSet", "apps/v1"),
+        ("ReplicaSet", "apps/v1"),
+        ("Job", "batch/v1"),
+        ("CronJob", "batch/v1"),
+    ];
 
     /// Splits an `apiVersion` into group and version (`v1` is the core group).
     pub fn split_api_version(api_version: &str) -> (&str, &str) {
@@ -253,6 +307,101 @@ mod tests {
             let (group, version) = Workload::split_api_version(api_version);
             let decoded = Workload::decode(group, version, kind, json!({"metadata": {}})).unwrap();
             assert!(decoded.is_none(), "{api_version} {kind}");
+        }
+    }
+
+    #[test]
+    fn unserved_versions_of_handled_kinds_are_named() {
+        // (apiVersion, kind, what the message must say; None = nothing to say)
+        let cases = [
+            (
+                "extensions/v1beta1",
+                "Deployment",
+                Some("removed in Kubernetes 1.16: the API server refuses it; use apps/v1"),
+            ),
+            (
+                "extensions/v1beta1",
+                "DaemonSet",
+                Some("removed in Kubernetes 1.16"),
+            ),
+            (
+                "extensions/v1beta1",
+                "ReplicaSet",
+                Some("removed in Kubernetes 1.16"),
+            ),
+            (
+                "apps/v1beta1",
+                "Deployment",
+                Some("removed in Kubernetes 1.16"),
+            ),
+            (
+                "apps/v1beta1",
+                "StatefulSet",
+                Some("removed in Kubernetes 1.16"),
+            ),
+            (
+                "apps/v1beta2",
+                "Deployment",
+                Some("removed in Kubernetes 1.16"),
+            ),
+            (
+                "apps/v1beta2",
+                "StatefulSet",
+                Some("removed in Kubernetes 1.16"),
+            ),
+            (
+                "apps/v1beta2",
+                "DaemonSet",
+                Some("removed in Kubernetes 1.16"),
+            ),
+            (
+                "apps/v1beta2",
+                "ReplicaSet",
+                Some("removed in Kubernetes 1.16"),
+            ),
+            (
+                "batch/v1beta1",
+                "CronJob",
+                Some(
+                    "batch/v1beta1 CronJob was removed in Kubernetes 1.25: the API server refuses it; use batch/v1",
+                ),
+            ),
+            (
+                "batch/v2alpha1",
+                "CronJob",
+                Some(
+                    "batch/v2alpha1 is not a version the API server serves for CronJob; use batch/v1",
+                ),
+            ),
+            (
+                "batch/v1beta1",
+                "Job",
+                Some("not a version the API server serves for Job; use batch/v1"),
+            ),
+            ("v2", "Pod", Some("use v1")),
+            ("apps/v1", "Deployment", None),
+            ("batch/v1", "CronJob", None),
+            ("v1", "Pod", None),
+            ("example.com/v1", "Deployment", None),
+            ("v1", "Service", None),
+            ("extensions/v1beta1", "Ingress", None),
+        ];
+        for (api_version, kind, expected) in cases {
+            let said = Workload::unserved(api_version, kind);
+            match expected {
+                None => assert_eq!(said, None, "{api_version} {kind}"),
+                Some(part) => {
+                    let said = said.unwrap_or_default();
+                    assert!(said.contains(part), "{api_version} {kind}: {said}");
+                }
+            }
+        }
+        // Every kind probegate handles has its served version.
+        for kind in Workload::KINDS {
+            assert!(
+                Workload::KINDS_SERVED.iter().any(|(k, _)| *k == kind),
+                "{kind}"
+            );
         }
     }
 

@@ -112,8 +112,12 @@ fn mutate_is_idempotent_and_check_passes_clean_output() {
             warnings.replace("input.yaml: ", "-: "),
             "{name}: second run's warnings"
         );
-        // Warnings about the manifest itself persist; with none, the output is clean.
-        let expected_code = if warnings.is_empty() { 0 } else { 1 };
+        // Warnings about the manifest itself persist; with none, the output is clean. A note
+        // (objects outside the webhook's reach) is no finding.
+        let findings = warnings
+            .lines()
+            .any(|l| l.starts_with("Warning: ") || l.starts_with("Denied: "));
+        let expected_code = if findings { 1 } else { 0 };
         assert_eq!(
             again.status.code(),
             Some(expected_code),
@@ -148,6 +152,34 @@ fn check_passes_opted_out_workloads() {
         vendor_app.contains("      annotations:\n        probegate.io/inject: disabled\n"),
         "{vendor_app}"
     );
+}
+
+#[test]
+fn excluded_namespaces_are_mutated_when_asked() {
+    let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/webhook-scope");
+    let out = probegate(
+        &case,
+        &[
+            "mutate",
+            "-f",
+            "input.yaml",
+            "--include-excluded-namespaces",
+            "-o",
+            "json",
+        ],
+        None,
+    );
+    assert!(out.status.success());
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for item in list["items"].as_array().unwrap() {
+        let container = &item["spec"]["template"]["spec"]["containers"][0];
+        assert!(container["readinessProbe"].is_object(), "{item}");
+    }
 }
 
 #[test]

@@ -223,6 +223,15 @@ fn check_webhook_configuration(origin: &str, object: &Value, namespace: &str) {
             "{origin}: {never} must never match"
         );
     }
+    // `probegate mutate` leaves the same namespaces alone, from one list.
+    let mut excluded: Vec<&str> = excluded.into_iter().map(String::as_str).collect();
+    excluded.sort_unstable();
+    let mut offline = probegate::scope::EXCLUDED_NAMESPACES.to_vec();
+    offline.sort_unstable();
+    assert_eq!(
+        excluded, offline,
+        "{origin}: the webhook's excluded namespaces and mutate's differ"
+    );
     let object_selector = hook.object_selector.as_ref().unwrap();
     assert!(
         object_selector
