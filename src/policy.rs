@@ -32,6 +32,7 @@ pub const METRICS_COUPLING: &str = "probegate.io/metrics-coupling";
 pub const METRICS_PORTS: &str = "probegate.io/metrics-ports";
 pub const IDENTICAL_LIVENESS: &str = "probegate.io/identical-liveness";
 pub const STARTUP_SECONDS: &str = "probegate.io/startup-seconds";
+pub const SKIP_CONTAINERS: &str = "probegate.io/skip-containers";
 
 /// Every key probegate understands; anything else under the prefix is reported as unknown.
 pub const KNOWN_KEYS: &[&str] = &[
@@ -52,6 +53,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     METRICS_PORTS,
     IDENTICAL_LIVENESS,
     STARTUP_SECONDS,
+    SKIP_CONTAINERS,
 ];
 
 /// Built-in timing defaults, documented in the README.
@@ -170,6 +172,8 @@ pub struct Settings {
     pub identical_liveness: bool,
     /// The start-up time an injected startup probe covers.
     pub startup_seconds: i32,
+    /// Containers left without added probes on purpose (a sidecar with nothing to probe).
+    pub skip_containers: Vec<String>,
     /// For each key that an annotation set, the index of the layer it came from.
     pub set_at: BTreeMap<&'static str, usize>,
 }
@@ -196,6 +200,7 @@ impl Default for Settings {
             metrics_ports: Vec::new(),
             identical_liveness: false,
             startup_seconds: DEFAULT_STARTUP_SECONDS,
+            skip_containers: Vec::new(),
             set_at: BTreeMap::new(),
         }
     }
@@ -273,6 +278,9 @@ impl Settings {
             startup_seconds: resolver
                 .key(STARTUP_SECONDS, |v| parse_seconds(v, 1))
                 .unwrap_or(defaults.startup_seconds),
+            skip_containers: resolver
+                .key(SKIP_CONTAINERS, parse_container_names)
+                .unwrap_or(defaults.skip_containers),
             set_at: BTreeMap::new(),
         };
         resolver.unknown_keys();
@@ -299,6 +307,7 @@ pub fn is_valid(key: &str, value: &str) -> bool {
             parse_seconds(value, 1).is_ok()
         }
         READINESS_GATES => parse_gates(value).is_ok(),
+        SKIP_CONTAINERS => parse_container_names(value).is_ok(),
         METRICS_COUPLING => parse_coupling(value).is_ok(),
         METRICS_PORTS => parse_port_list(value).is_ok(),
         _ => false,
@@ -435,6 +444,28 @@ pub fn parse_gates(value: &str) -> Result<Vec<String>, String> {
     }
 }
 
+/// Container names, as Kubernetes accepts them: DNS-1123 labels.
+fn parse_container_names(value: &str) -> Result<Vec<String>, String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|name| {
+            let ok = name.len() <= 63
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !name.starts_with('-')
+                && !name.ends_with('-');
+            if ok {
+                Ok(name.to_owned())
+            } else {
+                Err(format!("{name:?} is not a container name"))
+            }
+        })
+        .collect()
+}
+
 /// A port number (1-65535) or an IANA service name as Kubernetes accepts in container ports.
 pub fn parse_port(value: &str) -> Result<IntOrString, String> {
     if let Ok(n) = value.parse::<i64>() {
@@ -566,6 +597,12 @@ mod tests {
                 "example.com/b",
                 "cannot be listed with others",
             ),
+            (
+                SKIP_CONTAINERS,
+                "Log_Shipper",
+                "log-shipper",
+                "\"Log_Shipper\" is not a container name",
+            ),
         ];
         for (key, bad, good, why) in cases {
             let base = layer(&[(key, good)]);
@@ -627,6 +664,7 @@ mod tests {
             (METRICS_PORTS, "9090, metrics"),
             (IDENTICAL_LIVENESS, "enabled"),
             (STARTUP_SECONDS, "900"),
+            (SKIP_CONTAINERS, "istio-proxy, log-shipper"),
         ]);
         let (s, warnings) = Settings::resolve(&[&all]);
         assert!(warnings.is_empty(), "{warnings:?}");
@@ -658,6 +696,7 @@ mod tests {
         );
         assert!(s.identical_liveness);
         assert_eq!(s.startup_seconds, 900);
+        assert_eq!(s.skip_containers, ["istio-proxy", "log-shipper"]);
         assert_eq!(
             s.set_at.len(),
             KNOWN_KEYS.len(),

@@ -204,9 +204,11 @@ pub fn check<'a>(
             Some(format!(
                 "container {:?}: {} targets port {port}, which serves metrics ({evidence}), \
                  but metrics are off ({off}), so the probe will fail. Serve health on a port \
-                 of its own or enable metrics.",
+                 of its own or enable metrics; if the port listens anyway, set {}: off on the \
+                 workload.",
                 container.name,
                 kind.field(),
+                crate::policy::METRICS_COUPLING,
             ))
         })
         .collect()
@@ -538,7 +540,8 @@ mod tests {
             [
                 "container \"ctl\": livenessProbe targets port 10660, which serves metrics \
               (container port \"metrics\"), but metrics are off (--enable-metrics=false), so the \
-              probe will fail. Serve health on a port of its own or enable metrics."
+              probe will fail. Serve health on a port of its own or enable metrics; if the port listens \
+             anyway, set probegate.io/metrics-coupling: off on the workload."
             ]
         );
     }

@@ -176,6 +176,13 @@ pub fn mutate(workload: &Workload, context: &Context<'_>) -> Mutation {
             let port = port
                 .filter(|p| p.applies_to(index, container))
                 .map(|p| p.port);
+            // A container the user listed is left without added probes, and nothing is
+            // said about it.
+            let requested = if settings.skip_containers.contains(&container.name) {
+                &[]
+            } else {
+                requested
+            };
             let plan = probes::plan(
                 container,
                 &flags,

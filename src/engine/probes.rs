@@ -79,8 +79,9 @@ pub fn plan(
         Ok(target) => target,
         Err(why) => {
             plan.warnings.push(format!(
-                "container {:?}: no probe added: {why}",
-                container.name
+                "container {:?}: no probe added: {why}; to leave it without probes, list it in {} on the workload",
+                container.name,
+                policy::SKIP_CONTAINERS,
             ));
             return plan;
         }
@@ -207,9 +208,10 @@ fn find_target(
             });
         }
         warnings.push(format!(
-            "container {:?}: {} listens on loopback only, which the kubelet cannot reach; not probing it",
+            "container {:?}: {} listens on loopback only, which the kubelet cannot reach; not probing it (set {} to choose the port)",
             container.name,
             flag.describe(),
+            policy::PORT,
         ));
     }
     let tcp_ports: Vec<&ContainerPort> = container
@@ -256,13 +258,18 @@ fn find_target(
             policy::PORT
         ))
     } else {
+        let evidence: Vec<String> = tcp_ports
+            .iter()
+            .map(|p| {
+                let why = evidence.metrics.ports.get(&p.container_port);
+                format!("{} ({})", p.container_port, why.map_or("", String::as_str))
+            })
+            .collect();
         Err(format!(
-            "its only TCP ports serve metrics ({}); serve health on a port of its own or set {}",
-            tcp_ports
-                .iter()
-                .map(|p| p.container_port.to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
+            "its only TCP ports serve metrics as far as it can tell: {}, and no Service sends \
+             traffic to them; serve health on a port of its own, or if one of them serves the \
+             application too, give the pods a Service that targets it or set {}",
+            evidence.join(", "),
             policy::PORT
         ))
     }
@@ -640,12 +647,12 @@ mod tests {
             (
                 vec![("metrics", 9090, "")],
                 vec![],
-                "only TCP ports serve metrics (9090)",
+                "only TCP ports serve metrics as far as it can tell: 9090 (container port \"metrics\"), and no Service",
             ),
             (
                 vec![("", 9090, "")],
                 vec!["--metrics-bind-address=:9090"],
-                "only TCP ports serve metrics (9090)",
+                "serve metrics as far as it can tell: 9090 (--metrics-bind-address=:9090)",
             ),
         ];
         for (ports, args, why) in cases {
