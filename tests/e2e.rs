@@ -307,6 +307,7 @@ fn end_to_end_against_a_real_kube_apiserver() {
     });
 
     step_gates_go_where_a_load_balancer_sets_them(&kubectl);
+    step_the_service_decides_the_port(&kubectl);
     step_metrics_coupling_warns_then_denies(&kubectl);
     step_bare_pod_is_stored_with_probes(&kubectl);
     step_opted_out_objects_come_back_unchanged(&kubectl);
@@ -495,6 +496,48 @@ fn step_gates_go_where_a_load_balancer_sets_them(kubectl: &Kubectl) {
         result["metadata"]["annotations"]["probegate.io/injected"],
         "late=liveness,readiness,startup;gates=1",
         "step 1: the pod keeps its template's record"
+    );
+}
+
+fn step_the_service_decides_the_port(kubectl: &Kubectl) {
+    kubectl.ok(
+        &["apply", "-f", "-"],
+        Some(&namespace("messaging", true, json!({})).to_string()),
+    );
+    let broker = json!({
+        "name": "rabbitmq", "image": "example.com/rabbitmq:3.13-management",
+        "ports": [{"name": "management", "containerPort": 15672}, {"name": "amqp", "containerPort": 5672}]
+    });
+    let brokers = deployment("messaging", "rabbitmq", json!({}), broker);
+    let port_of = |result: &Value| {
+        result["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["tcpSocket"]["port"]
+            .clone()
+    };
+    // No Service yet: the first declared port.
+    let (ok, result, stderr) = kubectl.dry_run(&brokers);
+    assert!(ok, "step 2: {stderr}");
+    assert_eq!(port_of(&result), "management", "step 2: {result}");
+    // The Service, created first as Helm and kustomize do, sends traffic to AMQP.
+    let service = json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "rabbitmq", "namespace": "messaging"},
+        "spec": {"selector": {"app": "rabbitmq"}, "ports": [{"name": "amqp", "port": 5672, "targetPort": "amqp"}]}
+    });
+    kubectl.ok(&["apply", "-f", "-"], Some(&service.to_string()));
+    let mut result = Value::Null;
+    eventually(
+        "step 2: the Service decides the port",
+        Duration::from_secs(20),
+        || {
+            let (ok, value, stderr) = kubectl.dry_run(&brokers);
+            assert!(ok, "step 2: {stderr}");
+            result = value;
+            port_of(&result) == "amqp"
+        },
+    );
+    assert_eq!(
+        result["spec"]["template"]["metadata"]["annotations"]["probegate.io/injected"],
+        "rabbitmq=readiness;port=rabbitmq(Service \"rabbitmq\" port \"amqp\");liveness-held=rabbitmq(same check as readiness)"
     );
 }
 

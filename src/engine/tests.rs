@@ -629,3 +629,29 @@ fn kinds_without_pod_spec_pass_through() {
     assert!(mutation.is_empty());
     assert_eq!(patched, deployment);
 }
+
+#[test]
+fn skipped_containers_get_nothing_and_no_warning() {
+    let object = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "p", "annotations": {"probegate.io/skip-containers": "log-shipper"}},
+        "spec": {"containers": [
+            {"name": "web", "ports": [{"name": "http", "containerPort": 8080}]},
+            {"name": "log-shipper"}
+        ]}
+    });
+    let (mutation, patched) = run(&object, &[]);
+    assert!(mutation.warnings.is_empty(), "{:?}", messages(&mutation));
+    assert!(patched["spec"]["containers"][0]["readinessProbe"].is_object());
+    assert!(patched["spec"]["containers"][1]["readinessProbe"].is_null());
+    // Without the setting, the sidecar is explained.
+    let mut unlisted = object.clone();
+    unlisted["metadata"]["annotations"] = json!({});
+    let (mutation, _) = run(&unlisted, &[]);
+    assert_eq!(messages(&mutation).len(), 1);
+    assert!(
+        messages(&mutation)[0].starts_with("container \"log-shipper\": no probe added"),
+        "{:?}",
+        messages(&mutation)
+    );
+}
