@@ -719,6 +719,110 @@ async fn a_client_that_sends_no_headers_is_cut_off() {
     );
 }
 
+#[tokio::test]
+async fn a_kept_alive_connection_idle_longer_than_the_header_timeout_still_serves() {
+    let header_timeout = Duration::from_millis(300);
+    let server = TestServer::start(Options {
+        limits: Limits {
+            header_timeout,
+            ..Limits::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let mut connection = server.client().kept_alive().await;
+    let first = connection.review(&review(pod(), false)).await.unwrap();
+    assert_eq!(first.status, 200);
+    // Idle between reviews for longer than the header timeout, as quiet clusters are.
+    tokio::time::sleep(header_timeout * 3).await;
+    let second = connection
+        .review(&review(pod(), false))
+        .await
+        .expect("the kept-alive connection still serves after idling");
+    assert_eq!(second.status, 200);
+    assert_eq!(second.json()["response"]["allowed"], true);
+}
+
+#[tokio::test]
+async fn an_idle_kept_alive_connection_is_closed_after_the_idle_timeout() {
+    let server = TestServer::start(Options {
+        limits: Limits {
+            idle_timeout: Duration::from_millis(300),
+            ..Limits::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let mut connection = server.client().kept_alive().await;
+    let reply = connection.review(&review(pod(), false)).await.unwrap();
+    assert_eq!(reply.status, 200);
+    tokio::time::timeout(Duration::from_secs(10), connection.closed())
+        .await
+        .expect("the server closed the idle connection");
+}
+
+/// Reads one HTTP/1.1 response (head and a Content-Length body) from `io`.
+async fn read_response(io: &mut (impl tokio::io::AsyncRead + Unpin)) -> String {
+    let mut data = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&data).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length: ")
+                        .map(|v| v.trim().parse::<usize>().unwrap())
+                })
+                .unwrap_or(0);
+            if data.len() >= end + 4 + length {
+                return text;
+            }
+        }
+        let read = io.read(&mut chunk).await.unwrap();
+        assert!(read > 0, "connection closed mid-response: {text}");
+        data.extend_from_slice(&chunk[..read]);
+    }
+}
+
+#[tokio::test]
+async fn after_idling_a_request_whose_head_stalls_is_still_cut_off() {
+    let server = TestServer::start(Options {
+        limits: Limits {
+            header_timeout: Duration::from_millis(300),
+            idle_timeout: Duration::from_secs(600),
+            ..Limits::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let body = serde_json::to_vec(&review(pod(), false)).unwrap();
+    let mut tls = server.client().connect().await;
+    let head = format!(
+        "POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    tls.write_all(head.as_bytes()).await.unwrap();
+    tls.write_all(&body).await.unwrap();
+    tls.flush().await.unwrap();
+    let first = read_response(&mut tls).await;
+    assert!(first.starts_with("HTTP/1.1 200 OK"), "{first}");
+    // The next request starts but its head never ends: the slow-client guard applies.
+    tls.write_all(b"POST /mutate HTTP/1.1\r\nhost: local")
+        .await
+        .unwrap();
+    tls.flush().await.unwrap();
+    let mut buffer = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(10), tls.read(&mut buffer))
+        .await
+        .expect("connection closed by the server");
+    assert!(
+        matches!(read, Ok(0) | Err(_)),
+        "server kept a stalled head: {read:?}"
+    );
+}
+
 async fn boom() -> &'static str {
     panic!("boom")
 }
