@@ -167,7 +167,9 @@ impl Server {
             })
         });
 
-        let router = webhook_router(admission, &limits);
+        let router = webhook_router(admission, &limits).layer(
+            axum::middleware::from_fn_with_state(health.clone(), close_while_draining),
+        );
         let webhook_address = webhook_listener
             .local_addr()
             .map_or_else(|_| "?".to_owned(), |a| a.to_string());
@@ -477,6 +479,23 @@ async fn serve_plain(
         let _ = stop.wait_for(|stopped| *stopped).await;
     };
     serve(listener, None, router, &limits, stopped, || {}).await;
+}
+
+/// Once shutdown is asked for, answers close their connection, so kept-alive clients
+/// reconnect, through the Service, to another replica before this one stops listening.
+async fn close_while_draining(
+    State(health): State<Arc<Health>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let mut response = next.run(request).await;
+    if health.shutting_down() {
+        response.headers_mut().insert(
+            header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+    response
 }
 
 /// The webhook routes behind the guards every request goes through.

@@ -618,6 +618,7 @@ async fn shutdown_turns_unready_and_drains_a_request_in_flight() {
     let text = String::from_utf8_lossy(&response);
     assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
     assert!(text.contains("\"allowed\":true"), "{text}");
+    assert!(text.contains("\r\nconnection: close\r\n"), "{text}");
     tokio::time::timeout(Duration::from_secs(20), task)
         .await
         .expect("server stopped")
@@ -644,6 +645,42 @@ async fn during_the_shutdown_delay_it_is_unready_but_still_serves() {
     let reply = server.client().review(&review(pod(), false)).await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.json()["response"]["allowed"], true);
+}
+
+#[tokio::test]
+async fn while_draining_answers_close_their_connection() {
+    let mut server = TestServer::start(Options {
+        limits: Limits {
+            shutdown_delay: Duration::from_secs(60),
+            ..Limits::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let mut kept = server.client().kept_alive().await;
+    let before = kept.review(&review(pod(), false)).await.unwrap();
+    assert_eq!(before.status, 200);
+    assert!(
+        before.headers.get("connection").is_none(),
+        "kept alive while serving"
+    );
+    let _task = server.stop();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get(server.health_addr, "/readyz").await.status != 503 {
+        assert!(Instant::now() < deadline, "readyz never turned 503");
+        tokio::task::yield_now().await;
+    }
+    // A kept-alive client gets its answer, and is told to reconnect (to another replica).
+    let during = kept.review(&review(pod(), false)).await.unwrap();
+    assert_eq!(during.status, 200);
+    assert_eq!(during.json()["response"]["allowed"], true);
+    assert_eq!(during.headers["connection"], "close");
+    tokio::time::timeout(Duration::from_secs(10), kept.closed())
+        .await
+        .expect("the server closed the connection after answering");
+    let fresh = server.client().review(&review(pod(), false)).await;
+    assert_eq!(fresh.status, 200);
+    assert_eq!(fresh.headers["connection"], "close");
 }
 
 #[tokio::test]
