@@ -926,3 +926,230 @@ fn serve_with_a_broken_kubeconfig_refuses_to_start() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("KUBECONFIG is set but unusable"));
 }
+
+/// `probegate serve`, the real binary, with the addresses it logged; killed when dropped.
+struct Serve {
+    child: std::process::Child,
+    webhook: std::net::SocketAddr,
+    health: std::net::SocketAddr,
+    metrics: Option<std::net::SocketAddr>,
+    ca_pem: String,
+    /// Every log line, as JSON.
+    logs: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Serve {
+    /// Starts it on loopback ports with a fresh certificate, plus `args`; returns once ready.
+    async fn start(args: &[&str]) -> Serve {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = common::bundle();
+        bundle.write(dir.path()).unwrap();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_probegate"))
+            .args([
+                "serve",
+                "--addr",
+                "127.0.0.1:0",
+                "--health-addr",
+                "127.0.0.1:0",
+            ])
+            .arg("--tls-cert-file")
+            .arg(dir.path().join("tls.crt"))
+            .arg("--tls-key-file")
+            .arg(dir.path().join("tls.key"))
+            .args(["--log-format", "json"])
+            .args(args)
+            .env_remove("KUBECONFIG")
+            .env_remove("RUST_LOG")
+            .env("HOME", dir.path())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let seen = logs.clone();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let Ok(log) = serde_json::from_str::<Value>(&line) else {
+                    eprintln!("probegate (not JSON): {line}");
+                    continue;
+                };
+                if log["message"] == "listening"
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(log.clone());
+                }
+                seen.lock().unwrap().push(log);
+            }
+        });
+        let listening = tokio::time::timeout(Duration::from_secs(30), rx)
+            .await
+            .expect("probegate logged its addresses")
+            .unwrap();
+        let address = |key: &str| listening[key].as_str().unwrap().parse().ok();
+        let serve = Serve {
+            child,
+            webhook: address("webhook").unwrap(),
+            health: address("health").unwrap(),
+            metrics: address("metrics"),
+            ca_pem: bundle.ca_pem,
+            logs,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while get(serve.health, "/readyz").await.status != 200 {
+            assert!(Instant::now() < deadline, "probegate never ready");
+            tokio::task::yield_now().await;
+        }
+        serve
+    }
+
+    fn client(&self) -> common::TlsClient {
+        common::TlsClient::new(&self.ca_pem, self.webhook)
+    }
+
+    fn sigterm(&self) {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit, within `limit`.
+    async fn exited(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "probegate still running");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn shop_deployment() -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {
+            "metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "web", "image": "web:1", "ports": [{"name": "http", "containerPort": 8080}]}]}
+        }}
+    })
+}
+
+/// The probe paths a review's answer gives the shop Deployment.
+fn probe_paths(reply: &common::Reply) -> (Value, Value) {
+    let patched = apply_response(&shop_deployment(), &reply.json());
+    let container = &patched["spec"]["template"]["spec"]["containers"][0];
+    (
+        container["livenessProbe"]["httpGet"]["path"].clone(),
+        container["readinessProbe"]["httpGet"]["path"].clone(),
+    )
+}
+
+#[tokio::test]
+async fn the_binary_keeps_serving_through_the_shutdown_delay_then_exits_0() {
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        config.path(),
+        "shop:\n  probegate.io/readiness-path: /ready\n",
+    )
+    .unwrap();
+    let mut serve = Serve::start(&[
+        "--metrics-addr",
+        "127.0.0.1:0",
+        "--standalone",
+        "--namespace-config",
+        config.path().to_str().unwrap(),
+        "--namespace-annotation",
+        "probegate.io/liveness-path=/live",
+        "--log-level",
+        "debug",
+        "--shutdown-delay-seconds",
+        "4",
+        "--shutdown-grace-seconds",
+        "5",
+    ])
+    .await;
+    let metrics = serve.metrics.expect("metrics listener on");
+    assert_eq!(get(metrics, "/metrics").await.status, 200);
+    let mut kept = serve.client().kept_alive().await;
+    let before = kept
+        .review(&review(shop_deployment(), false))
+        .await
+        .unwrap();
+    assert_eq!(before.status, 200);
+    assert_eq!(probe_paths(&before), (json!("/live"), json!("/ready")));
+    assert!(
+        serve
+            .logs
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l["message"] == "review"),
+        "--log-level debug logs each review"
+    );
+
+    serve.sigterm();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get(serve.health, "/readyz").await.status != 503 {
+        assert!(Instant::now() < deadline, "readyz never turned 503");
+        tokio::task::yield_now().await;
+    }
+    // Within the delay: still answering, on a kept-alive connection and on new ones.
+    let during = kept
+        .review(&review(shop_deployment(), false))
+        .await
+        .unwrap();
+    assert_eq!(during.status, 200);
+    assert_eq!(during.headers["connection"], "close");
+    let fresh = serve
+        .client()
+        .review(&review(shop_deployment(), false))
+        .await;
+    assert_eq!(fresh.status, 200);
+    assert_eq!(probe_paths(&fresh), (json!("/live"), json!("/ready")));
+    assert_eq!(get(serve.health, "/readyz").await.status, 503);
+
+    let status = serve.exited(Duration::from_secs(30)).await;
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+    assert!(
+        tokio::net::TcpStream::connect(serve.webhook).await.is_err(),
+        "listener closed"
+    );
+}
+
+#[tokio::test]
+async fn the_binary_closes_kept_alive_connections_after_its_idle_timeout() {
+    let serve = Serve::start(&[
+        "--no-metrics",
+        "--standalone",
+        "--idle-timeout-seconds",
+        "1",
+    ])
+    .await;
+    assert_eq!(serve.metrics, None, "--no-metrics");
+    let mut kept = serve.client().kept_alive().await;
+    let reply = kept.review(&review(pod(), false)).await.unwrap();
+    assert_eq!(reply.status, 200);
+    // The default (120 s) would outlast this bound.
+    tokio::time::timeout(Duration::from_secs(30), kept.closed())
+        .await
+        .expect("the server closed the idle connection");
+}
