@@ -936,6 +936,8 @@ struct Serve {
     ca_pem: String,
     /// Every log line, as JSON.
     logs: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+    /// Ends at the end of the log, once the process has exited.
+    reader: Option<std::thread::JoinHandle<()>>,
     _dir: tempfile::TempDir,
 }
 
@@ -970,7 +972,7 @@ impl Serve {
         let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let (tx, rx) = tokio::sync::oneshot::channel();
         let seen = logs.clone();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             let mut tx = Some(tx);
             for line in std::io::BufReader::new(stderr)
                 .lines()
@@ -1000,6 +1002,7 @@ impl Serve {
             metrics: address("metrics"),
             ca_pem: bundle.ca_pem,
             logs,
+            reader: Some(reader),
             _dir: dir,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -1032,6 +1035,16 @@ impl Serve {
             assert!(Instant::now() < deadline, "probegate still running");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+}
+
+impl Serve {
+    /// The whole log, after the process has exited.
+    fn final_logs(&mut self) -> Vec<Value> {
+        if let Some(reader) = self.reader.take() {
+            reader.join().unwrap();
+        }
+        self.logs.lock().unwrap().clone()
     }
 }
 
@@ -1129,6 +1142,21 @@ async fn the_binary_keeps_serving_through_the_shutdown_delay_then_exits_0() {
 
     let status = serve.exited(Duration::from_secs(30)).await;
     assert!(status.success(), "exit status after SIGTERM: {status}");
+    // The delay and the grace period reached the code that waits them out.
+    let logs = serve.final_logs();
+    let logged = |message: &str, key: &str| {
+        logs.iter()
+            .find(|l| l["message"] == message)
+            .map(|l| l[key].clone())
+    };
+    assert_eq!(
+        logged("shutting down: unready, still serving", "delay"),
+        Some(json!("4s"))
+    );
+    assert_eq!(
+        logged("shutting down: draining requests in flight", "grace"),
+        Some(json!("5s"))
+    );
     assert!(
         tokio::net::TcpStream::connect(serve.webhook).await.is_err(),
         "listener closed"
