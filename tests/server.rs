@@ -1094,8 +1094,9 @@ async fn the_binary_keeps_serving_through_the_shutdown_delay_then_exits_0() {
         "probegate.io/liveness-path=/live",
         "--log-level",
         "debug",
+        // Ample for the few local requests made within it; the test waits it out once.
         "--shutdown-delay-seconds",
-        "4",
+        "6",
         "--shutdown-grace-seconds",
         "5",
     ])
@@ -1151,7 +1152,7 @@ async fn the_binary_keeps_serving_through_the_shutdown_delay_then_exits_0() {
     };
     assert_eq!(
         logged("shutting down: unready, still serving", "delay"),
-        Some(json!("4s"))
+        Some(json!("6s"))
     );
     assert_eq!(
         logged("shutting down: draining requests in flight", "grace"),
