@@ -41,6 +41,11 @@ impl Health {
         self.notify();
     }
 
+    /// SIGTERM has arrived: serving on, but no longer ready.
+    pub fn shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Acquire)
+    }
+
     /// Re-evaluates readiness for those waiting on it (caches may have synced since).
     pub fn notify(&self) {
         self.ready_tx.send_replace(self.readiness().is_ok());
@@ -48,7 +53,7 @@ impl Health {
 
     /// `Ok` when reviews can be answered; otherwise a one-line reason.
     pub fn readiness(&self) -> Result<(), &'static str> {
-        if self.shutting_down.load(Ordering::Acquire) {
+        if self.shutting_down() {
             Err("shutting down")
         } else if !self.tls_ready.load(Ordering::Acquire) {
             Err("webhook TLS listener not ready")

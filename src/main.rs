@@ -83,6 +83,11 @@ struct ServeArgs {
     /// so endpoints stop sending here first (5 in the shipped manifests).
     #[arg(long, default_value_t = 0)]
     shutdown_delay_seconds: u64,
+    /// How long a kept-alive connection may idle between requests before it is closed.
+    /// Longer than the API server's own idle timeout (90 s), so it is the client that
+    /// closes idle connections, never in the middle of sending a review.
+    #[arg(long, default_value_t = 120)]
+    idle_timeout_seconds: u64,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -207,9 +212,28 @@ fn init_logging(format: LogFormat, level: &str) -> anyhow::Result<()> {
 }
 
 #[tokio::main]
+// Every field is bound by name, none skipped with `..`: a flag parsed but never used is an
+// unused variable, and the build refuses it.
+#[deny(unused_variables)]
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    init_logging(args.log_format, &args.log_level)?;
-    let certs = match (&args.tls_cert_file, &args.tls_key_file) {
+    let ServeArgs {
+        addr,
+        health_addr,
+        metrics_addr,
+        no_metrics,
+        tls_cert_file,
+        tls_key_file,
+        standalone,
+        namespace_config,
+        namespace_annotations,
+        log_format,
+        log_level,
+        shutdown_grace_seconds,
+        shutdown_delay_seconds,
+        idle_timeout_seconds,
+    } = args;
+    init_logging(log_format, &log_level)?;
+    let certs = match (&tls_cert_file, &tls_key_file) {
         (Some(cert), Some(key)) => CertStore::open(cert, key)?,
         _ => {
             let names = Names {
@@ -226,20 +250,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             CertStore::open(&dir.join("tls.crt"), &dir.join("tls.key"))?
         }
     };
-    let (directory, watchers) = directory(&args).await?;
+    let (directory, watchers) = directory(standalone, namespace_config.as_deref()).await?;
     let metrics = Arc::new(Metrics::default());
-    let defaults = args.namespace_annotations.into_iter().collect();
+    let defaults = namespace_annotations.into_iter().collect();
     let admission = Arc::new(Admission::new(directory.clone(), defaults, metrics.clone()));
     let bind = |addr: SocketAddr| {
         std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))
     };
     let listeners = Listeners {
-        webhook: bind(args.addr)?,
-        health: bind(args.health_addr)?,
-        metrics: if args.no_metrics {
+        webhook: bind(addr)?,
+        health: bind(health_addr)?,
+        metrics: if no_metrics {
             None
         } else {
-            Some(bind(args.metrics_addr)?)
+            Some(bind(metrics_addr)?)
         },
     };
     let server = Server {
@@ -249,7 +273,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         metrics,
         health: Health::new(directory.clone()),
         limits: Limits {
-            grace: Duration::from_secs(args.shutdown_grace_seconds),
+            grace: Duration::from_secs(shutdown_grace_seconds),
+            shutdown_delay: Duration::from_secs(shutdown_delay_seconds),
+            idle_timeout: Duration::from_secs(idle_timeout_seconds),
             ..Limits::default()
         },
     };
@@ -264,17 +290,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 /// Cluster mode when a cluster is configured (KUBECONFIG, ~/.kube/config or in-cluster),
 /// standalone when asked or when none is.
 async fn directory(
-    args: &ServeArgs,
+    standalone: bool,
+    namespace_config: Option<&std::path::Path>,
 ) -> anyhow::Result<(Directory, Vec<tokio::task::JoinHandle<()>>)> {
-    if args.standalone {
-        return Ok((
-            Directory::standalone(args.namespace_config.as_deref())?,
-            Vec::new(),
-        ));
+    if standalone {
+        return Ok((Directory::standalone(namespace_config)?, Vec::new()));
     }
     match kube::Config::infer().await {
         Ok(config) => {
-            if args.namespace_config.is_some() {
+            if namespace_config.is_some() {
                 tracing::warn!("--namespace-config is for standalone mode; a cluster was found, so its namespaces are used");
             }
             let client =
@@ -292,10 +316,7 @@ async fn directory(
             .context("running in a pod but the in-cluster configuration is unusable (is the service account token mounted?); pass --standalone to run without the cluster")),
         Err(error) => {
             tracing::info!(%error, "no cluster found: standalone mode");
-            Ok((
-                Directory::standalone(args.namespace_config.as_deref())?,
-                Vec::new(),
-            ))
+            Ok((Directory::standalone(namespace_config)?, Vec::new()))
         }
     }
 }

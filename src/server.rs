@@ -1,7 +1,9 @@
 //! The webhook over TLS, health and metrics, each on its own listener, and their shutdown.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
@@ -15,6 +17,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
+use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -38,7 +41,13 @@ pub struct Limits {
     pub body_budget_bytes: usize,
     /// Shorter than the API server's default webhook timeout (10 s; 30 s at most).
     pub request_timeout: Duration,
+    /// How long a request's head may take to arrive, from the connection's start or from
+    /// its first byte after idling: the guard against slow clients.
     pub header_timeout: Duration,
+    /// How long a kept-alive connection may sit idle between requests. Longer than the
+    /// API server's own idle timeout (Go's 90 s), so the client, not us, closes idle
+    /// connections: a review written into a connection we are closing would be lost.
+    pub idle_timeout: Duration,
     pub handshake_timeout: Duration,
     pub max_in_flight: usize,
     pub max_connections: usize,
@@ -58,6 +67,7 @@ impl Default for Limits {
             body_budget_bytes: 16 * 1024 * 1024,
             request_timeout: Duration::from_secs(8),
             header_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(120),
             handshake_timeout: Duration::from_secs(5),
             max_in_flight: 512,
             max_connections: 1024,
@@ -157,7 +167,9 @@ impl Server {
             })
         });
 
-        let router = webhook_router(admission, &limits);
+        let router = webhook_router(admission, &limits).layer(
+            axum::middleware::from_fn_with_state(health.clone(), close_while_draining),
+        );
         let webhook_address = webhook_listener
             .local_addr()
             .map_or_else(|_| "?".to_owned(), |a| a.to_string());
@@ -284,12 +296,154 @@ async fn serve_connection<IO>(
 ) where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let phase = Arc::new(watch::Sender::new(Phase::Head(Instant::now())));
+    let expired = expiry(
+        phase.subscribe(),
+        limits.header_timeout,
+        limits.idle_timeout,
+    );
+    // hyper's header timeout also runs while a kept-alive connection idles (hyper 1.x has
+    // no idle timeout of its own), so both limits are kept here instead.
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout)
-        .serve_connection(TokioIo::new(io), service);
-    if let Err(error) = watcher.watch(connection).await {
-        tracing::debug!(%error, "connection ended with an error");
+        .header_read_timeout(None)
+        .serve_connection(
+            TokioIo::new(Phased {
+                inner: io,
+                phase: phase.clone(),
+            }),
+            Phased {
+                inner: service,
+                phase,
+            },
+        );
+    tokio::select! {
+        result = watcher.watch(connection) => {
+            if let Err(error) = result {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+        }
+        reason = expired => tracing::debug!(reason, "connection closed"),
+    }
+}
+
+/// Where a connection is, for its timers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for a request's head: since the connection was set up, or since the first
+    /// byte after idling. Bounded by the header timeout.
+    Head(Instant),
+    /// A request is being handled; the request timeout bounds it.
+    Busy,
+    /// Kept alive between requests, nothing read yet. Bounded by the idle timeout.
+    Idle(Instant),
+}
+
+/// Resolves when the connection has stayed too long in its phase, with the reason.
+async fn expiry(
+    mut phase: watch::Receiver<Phase>,
+    header_timeout: Duration,
+    idle_timeout: Duration,
+) -> &'static str {
+    loop {
+        let deadline = match *phase.borrow_and_update() {
+            Phase::Head(since) => Some((since + header_timeout, "request head timed out")),
+            Phase::Idle(since) => Some((since + idle_timeout, "idle timeout")),
+            Phase::Busy => None,
+        };
+        let changed = match deadline {
+            Some((at, reason)) => tokio::select! {
+                () = tokio::time::sleep_until(at) => return reason,
+                changed = phase.changed() => changed,
+            },
+            None => phase.changed().await,
+        };
+        // The senders live as long as the connection does; once it is gone, nothing expires.
+        if changed.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// The connection's stream or service, reporting the phase: bytes read after idling
+/// start a head; a request handed to the service is busy until its response is ready.
+struct Phased<T> {
+    inner: T,
+    phase: Arc<watch::Sender<Phase>>,
+}
+
+impl<T: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Phased<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let result = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            this.phase.send_if_modified(|phase| match phase {
+                Phase::Idle(_) => {
+                    *phase = Phase::Head(Instant::now());
+                    true
+                }
+                Phase::Head(_) | Phase::Busy => false,
+            });
+        }
+        result
+    }
+}
+
+impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Phased<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S, R> hyper::service::Service<R> for Phased<S>
+where
+    S: hyper::service::Service<R>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<S::Response, S::Error>>;
+
+    fn call(&self, request: R) -> Self::Future {
+        self.phase.send_replace(Phase::Busy);
+        let response = self.inner.call(request);
+        let phase = self.phase.clone();
+        Box::pin(async move {
+            let response = response.await;
+            phase.send_replace(Phase::Idle(Instant::now()));
+            response
+        })
     }
 }
 
@@ -325,6 +479,23 @@ async fn serve_plain(
         let _ = stop.wait_for(|stopped| *stopped).await;
     };
     serve(listener, None, router, &limits, stopped, || {}).await;
+}
+
+/// Once shutdown is asked for, answers close their connection, so kept-alive clients
+/// reconnect, through the Service, to another replica before this one stops listening.
+async fn close_while_draining(
+    State(health): State<Arc<Health>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let mut response = next.run(request).await;
+    if health.shutting_down() {
+        response.headers_mut().insert(
+            header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+    response
 }
 
 /// The webhook routes behind the guards every request goes through.

@@ -63,7 +63,7 @@ struct Probegate {
 }
 
 impl Probegate {
-    fn start(kubeconfig: &Path, certs: &Path) -> Probegate {
+    fn start_with(kubeconfig: &Path, certs: &Path, extra: &[&str]) -> Probegate {
         let mut child = Command::new(env!("CARGO_BIN_EXE_probegate"))
             .args([
                 "serve",
@@ -86,6 +86,7 @@ impl Probegate {
             .arg(certs.join("tls.crt"))
             .arg("--tls-key-file")
             .arg(certs.join("tls.key"))
+            .args(extra)
             .env("KUBECONFIG", kubeconfig)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -289,7 +290,9 @@ fn end_to_end_against_a_real_kube_apiserver() {
 
     let certs_dir = api.workdir.path().join("webhook-certs");
     certs(&certs_dir, None);
-    let mut probegate = Probegate::start(&api.kubeconfig, &certs_dir);
+    // Replicas run with a shutdown delay, as the manifests run them (shorter, to keep the
+    // suite short); step 10 rolls this one over to a second replica.
+    let probegate = Probegate::start_with(&api.kubeconfig, &certs_dir, REPLICA);
     let ca_pem = std::fs::read_to_string(certs_dir.join("ca.crt")).unwrap();
     kubectl.ok(
         &["apply", "-f", "-"],
@@ -315,6 +318,7 @@ fn end_to_end_against_a_real_kube_apiserver() {
     step_rotation_under_load_loses_no_request(&kubectl, &certs_dir, &probegate.webhook);
     step_install_manifests_and_chart_are_accepted(&kubectl);
     step_offline_output_reads_the_same_in_kubectl(&kubectl);
+    let mut probegate = step_rollout_loses_no_review(&kubectl, &certs_dir, &ca_pem, probegate);
 
     // Last: with probegate gone, pods are still created (failurePolicy: Ignore), promptly.
     probegate.stop();
@@ -832,4 +836,290 @@ fn step_install_manifests_and_chart_are_accepted(kubectl: &Kubectl) {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+/// How the suite runs each replica: with a shutdown delay, as the manifests do (5 s there).
+const REPLICA: &[&str] = &["--shutdown-delay-seconds", "3"];
+
+/// A backend of the forwarder: a probegate's webhook and health addresses.
+struct Backend {
+    webhook: String,
+    health: String,
+    ready: bool,
+    /// TCP connections forwarded to it, each one TLS handshake.
+    connections: usize,
+}
+
+/// Stands in for the Service: forwards each new TCP connection to a backend whose
+/// `/readyz` answered 200 at its last poll (as the endpoints controller would), round
+/// robin, and leaves established connections where they are, as kube-proxy does.
+struct Forwarder {
+    addr: String,
+    backends: std::sync::Arc<std::sync::Mutex<Vec<Backend>>>,
+    /// Connections that found no ready backend and were closed.
+    refused: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Forwarder {
+    fn start() -> Forwarder {
+        use std::sync::atomic::Ordering::Relaxed;
+        use std::sync::{Arc, Mutex};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let backends: Arc<Mutex<Vec<Backend>>> = Arc::default();
+        let refused = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        {
+            let (backends, stop) = (backends.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Relaxed) {
+                    let targets: Vec<String> = backends
+                        .lock()
+                        .unwrap()
+                        .iter()
+                        .map(|b| b.health.clone())
+                        .collect();
+                    let ready: Vec<bool> = targets
+                        .iter()
+                        .map(|health| http_status(health, "/readyz") == Some(200))
+                        .collect();
+                    for (backend, ready) in backends.lock().unwrap().iter_mut().zip(ready) {
+                        backend.ready = ready;
+                    }
+                    // The endpoints controller lags too; this poll is its stand-in.
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            });
+        }
+        {
+            let (backends, refused, stop) = (backends.clone(), refused.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut next = 0usize;
+                for client in listener.incoming() {
+                    if stop.load(Relaxed) {
+                        return;
+                    }
+                    let Ok(client) = client else { continue };
+                    let target = {
+                        let mut backends = backends.lock().unwrap();
+                        let ready: Vec<usize> =
+                            (0..backends.len()).filter(|&i| backends[i].ready).collect();
+                        if ready.is_empty() {
+                            None
+                        } else {
+                            next += 1;
+                            let backend = &mut backends[ready[next % ready.len()]];
+                            backend.connections += 1;
+                            Some(backend.webhook.clone())
+                        }
+                    };
+                    let Some(upstream) = target.and_then(|t| std::net::TcpStream::connect(t).ok())
+                    else {
+                        refused.fetch_add(1, Relaxed);
+                        continue;
+                    };
+                    let _ = client.set_nodelay(true);
+                    let _ = upstream.set_nodelay(true);
+                    let (client2, upstream2) =
+                        (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+                    std::thread::spawn(move || pipe(client, upstream));
+                    std::thread::spawn(move || pipe(upstream2, client2));
+                }
+            });
+        }
+        Forwarder {
+            addr,
+            backends,
+            refused,
+            stop,
+        }
+    }
+
+    fn add(&self, probegate: &Probegate) {
+        self.backends.lock().unwrap().push(Backend {
+            webhook: probegate.webhook.clone(),
+            health: probegate.health.clone(),
+            ready: false,
+            connections: 0,
+        });
+    }
+
+    fn ready(&self, webhook: &str) -> bool {
+        self.backends
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|b| b.webhook == webhook && b.ready)
+    }
+
+    fn connections(&self, webhook: &str) -> usize {
+        self.backends
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|b| b.webhook == webhook)
+            .map(|b| b.connections)
+            .sum()
+    }
+}
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        // Wakes the accept loop so it sees the flag.
+        let _ = std::net::TcpStream::connect(&self.addr);
+    }
+}
+
+/// Copies one direction until it ends, then passes the end on.
+fn pipe(mut from: std::net::TcpStream, mut to: std::net::TcpStream) {
+    let _ = std::io::copy(&mut from, &mut to);
+    let _ = to.shutdown(std::net::Shutdown::Write);
+}
+
+/// Dry-run applies in a loop on `threads` threads until `stop`; returns (sent, failures).
+fn steady_applies(
+    kubectl: &Kubectl,
+    threads: usize,
+    sent: &std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<std::thread::JoinHandle<Vec<String>>> {
+    use std::sync::atomic::Ordering::Relaxed;
+    (0..threads)
+        .map(|thread| {
+            let (sent, stop) = (sent.clone(), stop.clone());
+            let kubeconfig = kubectl.kubeconfig.clone();
+            std::thread::spawn(move || {
+                let kubectl = Kubectl { kubeconfig };
+                let mut failures = Vec::new();
+                let mut i = 0;
+                while !stop.load(Relaxed) {
+                    let (ok, result, stderr) =
+                        kubectl.dry_run(&bare_pod("shop", &format!("roll-{thread}-{i}")));
+                    if !ok {
+                        failures.push(format!("apply {thread}-{i} failed: {stderr}"));
+                    } else if !result["metadata"]["annotations"]["probegate.io/injected"]
+                        .is_string()
+                    {
+                        failures.push(format!("apply {thread}-{i} was not mutated: {stderr}"));
+                    }
+                    sent.fetch_add(1, Relaxed);
+                    i += 1;
+                }
+                failures
+            })
+        })
+        .collect()
+}
+
+/// A rolling update behind a Service: a second probegate starts, the first gets SIGTERM,
+/// under steady load; then a quiet hour, one review every 7 s. No review may be lost.
+fn step_rollout_loses_no_review(
+    kubectl: &Kubectl,
+    certs_dir: &Path,
+    ca_pem: &str,
+    mut first: Probegate,
+) -> Probegate {
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering::Relaxed;
+    use std::sync::atomic::{AtomicBool, AtomicUsize};
+    let kubeconfig = kubectl.kubeconfig.clone();
+    let forwarder = Forwarder::start();
+    forwarder.add(&first);
+    eventually(
+        "step 10: first replica ready at the forwarder",
+        Duration::from_secs(30),
+        || forwarder.ready(&first.webhook),
+    );
+    kubectl.ok(
+        &["apply", "-f", "-"],
+        Some(&webhook_configuration(&forwarder.addr, ca_pem).to_string()),
+    );
+    eventually(
+        "step 10: webhook through the forwarder",
+        Duration::from_secs(60),
+        || {
+            let (_, pod, _) = kubectl.dry_run(&bare_pod("marker", "marker"));
+            pod["metadata"]["annotations"]["probegate.io/injected"].is_string()
+                && forwarder.connections(&first.webhook) > 0
+        },
+    );
+
+    let sent = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = steady_applies(kubectl, 2, &sent, &stop);
+    eventually("step 10: load flowing", Duration::from_secs(60), || {
+        sent.load(Relaxed) >= 6
+    });
+    let second = Probegate::start_with(&kubeconfig, certs_dir, REPLICA);
+    forwarder.add(&second);
+    eventually(
+        "step 10: second replica ready at the forwarder",
+        Duration::from_secs(30),
+        || forwarder.ready(&second.webhook),
+    );
+    let at_sigterm = sent.load(Relaxed);
+    first.stop();
+    let at_exit = sent.load(Relaxed);
+    // Keep the load on a little longer, against the second replica alone.
+    eventually(
+        "step 10: load after the rollout",
+        Duration::from_secs(60),
+        || sent.load(Relaxed) >= at_exit + 6,
+    );
+    stop.store(true, Relaxed);
+    let failures: Vec<String> = load
+        .into_iter()
+        .flat_map(|thread| thread.join().expect("step 10: load thread"))
+        .collect();
+    let total = sent.load(Relaxed);
+    eprintln!(
+        "step 10: rollout: {total} dry-run applies in all, {} from SIGTERM to the first replica's exit; {} failed or unmutated; connections: first {}, second {}, refused {}",
+        at_exit - at_sigterm,
+        failures.len(),
+        forwarder.connections(&first.webhook),
+        forwarder.connections(&second.webhook),
+        forwarder.refused.load(Relaxed),
+    );
+    assert!(failures.is_empty(), "step 10: {failures:#?}");
+    assert!(
+        at_exit > at_sigterm,
+        "step 10: load ran through the shutdown"
+    );
+    assert!(
+        forwarder.connections(&second.webhook) > 0,
+        "step 10: the second replica took over"
+    );
+
+    // Quiet hours: one review every 7 s for two minutes, on kept-alive connections.
+    let before = forwarder.connections(&second.webhook);
+    let started = Instant::now();
+    let mut next = started;
+    let mut reviews = 0;
+    while next < started + Duration::from_secs(120) {
+        let (ok, result, stderr) = kubectl.dry_run(&bare_pod("shop", &format!("quiet-{reviews}")));
+        assert!(ok, "step 11: apply {reviews} failed: {stderr}");
+        assert!(
+            result["metadata"]["annotations"]["probegate.io/injected"].is_string(),
+            "step 11: apply {reviews} was not mutated"
+        );
+        reviews += 1;
+        // The rate is the point of this step: this paces it, it waits on nothing.
+        next += Duration::from_secs(7);
+        if next < started + Duration::from_secs(120) {
+            std::thread::sleep(next.saturating_duration_since(Instant::now()));
+        }
+    }
+    let opened = forwarder.connections(&second.webhook) - before;
+    eprintln!(
+        "step 11: low rate: {reviews} dry-run applies 7 s apart over {:?}, all mutated; {opened} new connections (TLS handshakes), {:.2} per review",
+        started.elapsed(),
+        opened as f64 / reviews as f64
+    );
+    assert!(
+        opened <= 2,
+        "step 11: {opened} new connections for {reviews} reviews: idle connections were not reused"
+    );
+    second
 }

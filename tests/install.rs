@@ -543,3 +543,53 @@ fn certs_command_rejects_bad_input() {
         );
     }
 }
+
+/// The `serve` args of a rendered Deployment.
+fn serve_args(deployment: &Value) -> Vec<String> {
+    deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn shipped_serve_args_are_known_flags_and_outlive_the_api_servers_idle_connections() {
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_probegate"))
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    let manifests = manifests();
+    let from_manifests = manifests
+        .iter()
+        .find(|(_, v)| v["kind"] == "Deployment")
+        .map(|(origin, v)| (origin.clone(), v.clone()))
+        .unwrap();
+    let chart = helm_template(&[]);
+    let from_chart = documents("helm template", &chart)
+        .into_iter()
+        .find(|v| v["kind"] == "Deployment")
+        .map(|v| ("helm template".to_owned(), v))
+        .unwrap();
+    for (origin, deployment) in [from_manifests, from_chart] {
+        let args = serve_args(&deployment);
+        assert_eq!(args[0], "serve", "{origin}");
+        for arg in &args[1..] {
+            let flag = arg.split('=').next().unwrap();
+            assert!(
+                help.contains(&format!("{flag} ")) || help.contains(&format!("{flag}\n")),
+                "{origin}: {flag} is not a flag of serve"
+            );
+        }
+        let idle: u64 = args
+            .iter()
+            .find_map(|a| a.strip_prefix("--idle-timeout-seconds="))
+            .unwrap_or_else(|| panic!("{origin}: --idle-timeout-seconds is set"))
+            .parse()
+            .unwrap();
+        // Go's http.Transport, the API server's webhook client, drops idle connections at 90 s.
+        assert!(idle > 90, "{origin}: idle timeout {idle} s");
+    }
+}

@@ -643,6 +643,7 @@ async fn shutdown_turns_unready_and_drains_a_request_in_flight() {
     let text = String::from_utf8_lossy(&response);
     assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
     assert!(text.contains("\"allowed\":true"), "{text}");
+    assert!(text.contains("\r\nconnection: close\r\n"), "{text}");
     tokio::time::timeout(Duration::from_secs(20), task)
         .await
         .expect("server stopped")
@@ -669,6 +670,42 @@ async fn during_the_shutdown_delay_it_is_unready_but_still_serves() {
     let reply = server.client().review(&review(pod(), false)).await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.json()["response"]["allowed"], true);
+}
+
+#[tokio::test]
+async fn while_draining_answers_close_their_connection() {
+    let mut server = TestServer::start(Options {
+        limits: Limits {
+            shutdown_delay: Duration::from_secs(60),
+            ..Limits::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let mut kept = server.client().kept_alive().await;
+    let before = kept.review(&review(pod(), false)).await.unwrap();
+    assert_eq!(before.status, 200);
+    assert!(
+        before.headers.get("connection").is_none(),
+        "kept alive while serving"
+    );
+    let _task = server.stop();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get(server.health_addr, "/readyz").await.status != 503 {
+        assert!(Instant::now() < deadline, "readyz never turned 503");
+        tokio::task::yield_now().await;
+    }
+    // A kept-alive client gets its answer, and is told to reconnect (to another replica).
+    let during = kept.review(&review(pod(), false)).await.unwrap();
+    assert_eq!(during.status, 200);
+    assert_eq!(during.json()["response"]["allowed"], true);
+    assert_eq!(during.headers["connection"], "close");
+    tokio::time::timeout(Duration::from_secs(10), kept.closed())
+        .await
+        .expect("the server closed the connection after answering");
+    let fresh = server.client().review(&review(pod(), false)).await;
+    assert_eq!(fresh.status, 200);
+    assert_eq!(fresh.headers["connection"], "close");
 }
 
 #[tokio::test]
@@ -744,6 +781,110 @@ async fn a_client_that_sends_no_headers_is_cut_off() {
     );
 }
 
+#[tokio::test]
+async fn a_kept_alive_connection_idle_longer_than_the_header_timeout_still_serves() {
+    let header_timeout = Duration::from_millis(300);
+    let server = TestServer::start(Options {
+        limits: Limits {
+            header_timeout,
+            ..Limits::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let mut connection = server.client().kept_alive().await;
+    let first = connection.review(&review(pod(), false)).await.unwrap();
+    assert_eq!(first.status, 200);
+    // Idle between reviews for longer than the header timeout, as quiet clusters are.
+    tokio::time::sleep(header_timeout * 3).await;
+    let second = connection
+        .review(&review(pod(), false))
+        .await
+        .expect("the kept-alive connection still serves after idling");
+    assert_eq!(second.status, 200);
+    assert_eq!(second.json()["response"]["allowed"], true);
+}
+
+#[tokio::test]
+async fn an_idle_kept_alive_connection_is_closed_after_the_idle_timeout() {
+    let server = TestServer::start(Options {
+        limits: Limits {
+            idle_timeout: Duration::from_millis(300),
+            ..Limits::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let mut connection = server.client().kept_alive().await;
+    let reply = connection.review(&review(pod(), false)).await.unwrap();
+    assert_eq!(reply.status, 200);
+    tokio::time::timeout(Duration::from_secs(10), connection.closed())
+        .await
+        .expect("the server closed the idle connection");
+}
+
+/// Reads one HTTP/1.1 response (head and a Content-Length body) from `io`.
+async fn read_response(io: &mut (impl tokio::io::AsyncRead + Unpin)) -> String {
+    let mut data = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&data).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length: ")
+                        .map(|v| v.trim().parse::<usize>().unwrap())
+                })
+                .unwrap_or(0);
+            if data.len() >= end + 4 + length {
+                return text;
+            }
+        }
+        let read = io.read(&mut chunk).await.unwrap();
+        assert!(read > 0, "connection closed mid-response: {text}");
+        data.extend_from_slice(&chunk[..read]);
+    }
+}
+
+#[tokio::test]
+async fn after_idling_a_request_whose_head_stalls_is_still_cut_off() {
+    let server = TestServer::start(Options {
+        limits: Limits {
+            header_timeout: Duration::from_millis(300),
+            idle_timeout: Duration::from_secs(600),
+            ..Limits::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let body = serde_json::to_vec(&review(pod(), false)).unwrap();
+    let mut tls = server.client().connect().await;
+    let head = format!(
+        "POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    tls.write_all(head.as_bytes()).await.unwrap();
+    tls.write_all(&body).await.unwrap();
+    tls.flush().await.unwrap();
+    let first = read_response(&mut tls).await;
+    assert!(first.starts_with("HTTP/1.1 200 OK"), "{first}");
+    // The next request starts but its head never ends: the slow-client guard applies.
+    tls.write_all(b"POST /mutate HTTP/1.1\r\nhost: local")
+        .await
+        .unwrap();
+    tls.flush().await.unwrap();
+    let mut buffer = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(10), tls.read(&mut buffer))
+        .await
+        .expect("connection closed by the server");
+    assert!(
+        matches!(read, Ok(0) | Err(_)),
+        "server kept a stalled head: {read:?}"
+    );
+}
+
 async fn boom() -> &'static str {
     panic!("boom")
 }
@@ -809,4 +950,260 @@ fn serve_with_a_broken_kubeconfig_refuses_to_start() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("KUBECONFIG is set but unusable"));
+}
+
+/// `probegate serve`, the real binary, with the addresses it logged; killed when dropped.
+struct Serve {
+    child: std::process::Child,
+    webhook: std::net::SocketAddr,
+    health: std::net::SocketAddr,
+    metrics: Option<std::net::SocketAddr>,
+    ca_pem: String,
+    /// Every log line, as JSON.
+    logs: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+    /// Ends at the end of the log, once the process has exited.
+    reader: Option<std::thread::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Serve {
+    /// Starts it on loopback ports with a fresh certificate, plus `args`; returns once ready.
+    async fn start(args: &[&str]) -> Serve {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = common::bundle();
+        bundle.write(dir.path()).unwrap();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_probegate"))
+            .args([
+                "serve",
+                "--addr",
+                "127.0.0.1:0",
+                "--health-addr",
+                "127.0.0.1:0",
+            ])
+            .arg("--tls-cert-file")
+            .arg(dir.path().join("tls.crt"))
+            .arg("--tls-key-file")
+            .arg(dir.path().join("tls.key"))
+            .args(["--log-format", "json"])
+            .args(args)
+            .env_remove("KUBECONFIG")
+            .env_remove("RUST_LOG")
+            .env("HOME", dir.path())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let seen = logs.clone();
+        let reader = std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let Ok(log) = serde_json::from_str::<Value>(&line) else {
+                    eprintln!("probegate (not JSON): {line}");
+                    continue;
+                };
+                if log["message"] == "listening"
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(log.clone());
+                }
+                seen.lock().unwrap().push(log);
+            }
+        });
+        let listening = tokio::time::timeout(Duration::from_secs(30), rx)
+            .await
+            .expect("probegate logged its addresses")
+            .unwrap();
+        let address = |key: &str| listening[key].as_str().unwrap().parse().ok();
+        let serve = Serve {
+            child,
+            webhook: address("webhook").unwrap(),
+            health: address("health").unwrap(),
+            metrics: address("metrics"),
+            ca_pem: bundle.ca_pem,
+            logs,
+            reader: Some(reader),
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while get(serve.health, "/readyz").await.status != 200 {
+            assert!(Instant::now() < deadline, "probegate never ready");
+            tokio::task::yield_now().await;
+        }
+        serve
+    }
+
+    fn client(&self) -> common::TlsClient {
+        common::TlsClient::new(&self.ca_pem, self.webhook)
+    }
+
+    fn sigterm(&self) {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit, within `limit`.
+    async fn exited(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "probegate still running");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Serve {
+    /// The whole log, after the process has exited.
+    fn final_logs(&mut self) -> Vec<Value> {
+        if let Some(reader) = self.reader.take() {
+            reader.join().unwrap();
+        }
+        self.logs.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn shop_deployment() -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {
+            "metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "web", "image": "web:1", "ports": [{"name": "http", "containerPort": 8080}]}]}
+        }}
+    })
+}
+
+/// The probe paths a review's answer gives the shop Deployment.
+fn probe_paths(reply: &common::Reply) -> (Value, Value) {
+    let patched = apply_response(&shop_deployment(), &reply.json());
+    let container = &patched["spec"]["template"]["spec"]["containers"][0];
+    (
+        container["livenessProbe"]["httpGet"]["path"].clone(),
+        container["readinessProbe"]["httpGet"]["path"].clone(),
+    )
+}
+
+#[tokio::test]
+async fn the_binary_keeps_serving_through_the_shutdown_delay_then_exits_0() {
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        config.path(),
+        "shop:\n  probegate.io/readiness-path: /ready\n",
+    )
+    .unwrap();
+    let mut serve = Serve::start(&[
+        "--metrics-addr",
+        "127.0.0.1:0",
+        "--standalone",
+        "--namespace-config",
+        config.path().to_str().unwrap(),
+        "--namespace-annotation",
+        "probegate.io/liveness-path=/live",
+        "--log-level",
+        "debug",
+        // Ample for the few local requests made within it; the test waits it out once.
+        "--shutdown-delay-seconds",
+        "6",
+        "--shutdown-grace-seconds",
+        "5",
+    ])
+    .await;
+    let metrics = serve.metrics.expect("metrics listener on");
+    assert_eq!(get(metrics, "/metrics").await.status, 200);
+    let mut kept = serve.client().kept_alive().await;
+    let before = kept
+        .review(&review(shop_deployment(), false))
+        .await
+        .unwrap();
+    assert_eq!(before.status, 200);
+    assert_eq!(probe_paths(&before), (json!("/live"), json!("/ready")));
+    assert!(
+        serve
+            .logs
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l["message"] == "review"),
+        "--log-level debug logs each review"
+    );
+
+    serve.sigterm();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get(serve.health, "/readyz").await.status != 503 {
+        assert!(Instant::now() < deadline, "readyz never turned 503");
+        tokio::task::yield_now().await;
+    }
+    // Within the delay: still answering, on a kept-alive connection and on new ones.
+    let during = kept
+        .review(&review(shop_deployment(), false))
+        .await
+        .unwrap();
+    assert_eq!(during.status, 200);
+    assert_eq!(during.headers["connection"], "close");
+    let fresh = serve
+        .client()
+        .review(&review(shop_deployment(), false))
+        .await;
+    assert_eq!(fresh.status, 200);
+    assert_eq!(probe_paths(&fresh), (json!("/live"), json!("/ready")));
+    assert_eq!(get(serve.health, "/readyz").await.status, 503);
+
+    let status = serve.exited(Duration::from_secs(30)).await;
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+    // The delay and the grace period reached the code that waits them out.
+    let logs = serve.final_logs();
+    let logged = |message: &str, key: &str| {
+        logs.iter()
+            .find(|l| l["message"] == message)
+            .map(|l| l[key].clone())
+    };
+    assert_eq!(
+        logged("shutting down: unready, still serving", "delay"),
+        Some(json!("6s"))
+    );
+    assert_eq!(
+        logged("shutting down: draining requests in flight", "grace"),
+        Some(json!("5s"))
+    );
+    assert!(
+        tokio::net::TcpStream::connect(serve.webhook).await.is_err(),
+        "listener closed"
+    );
+}
+
+#[tokio::test]
+async fn the_binary_closes_kept_alive_connections_after_its_idle_timeout() {
+    let serve = Serve::start(&[
+        "--no-metrics",
+        "--standalone",
+        "--idle-timeout-seconds",
+        "1",
+    ])
+    .await;
+    assert_eq!(serve.metrics, None, "--no-metrics");
+    let mut kept = serve.client().kept_alive().await;
+    let reply = kept.review(&review(pod(), false)).await.unwrap();
+    assert_eq!(reply.status, 200);
+    // The default (120 s) would outlast this bound.
+    tokio::time::timeout(Duration::from_secs(30), kept.closed())
+        .await
+        .expect("the server closed the idle connection");
 }

@@ -140,6 +140,7 @@ pub struct TlsClient {
 
 pub struct Reply {
     pub status: u16,
+    pub headers: hyper::HeaderMap,
     pub body: Vec<u8>,
 }
 
@@ -190,6 +191,40 @@ impl TlsClient {
         self.request("POST", "/mutate", serde_json::to_vec(review).unwrap())
             .await
     }
+
+    /// One TLS connection kept alive across requests, as the API server's client keeps them.
+    pub async fn kept_alive(&self) -> KeptAlive {
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(self.connect().await))
+                .await
+                .unwrap();
+        let task = tokio::spawn(connection);
+        KeptAlive { sender, task }
+    }
+}
+
+/// Requests on one connection; a request fails if the server has closed it.
+pub struct KeptAlive {
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    task: tokio::task::JoinHandle<Result<(), hyper::Error>>,
+}
+
+impl KeptAlive {
+    pub async fn review(&mut self, review: &serde_json::Value) -> Result<Reply, hyper::Error> {
+        self.sender.ready().await?;
+        send(
+            &mut self.sender,
+            "POST",
+            "/mutate",
+            serde_json::to_vec(review).unwrap(),
+        )
+        .await
+    }
+
+    /// Resolves once the connection has ended (the server closed it).
+    pub async fn closed(self) {
+        let _ = self.task.await;
+    }
 }
 
 /// Plain HTTP GET, for health and metrics.
@@ -212,6 +247,15 @@ where
         .await
         .unwrap();
     tokio::spawn(connection);
+    send(&mut sender, method, path, body).await.unwrap()
+}
+
+async fn send(
+    sender: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    method: &str,
+    path: &str,
+    body: Vec<u8>,
+) -> Result<Reply, hyper::Error> {
     let request = hyper::Request::builder()
         .method(method)
         .uri(path)
@@ -219,16 +263,15 @@ where
         .header("content-type", "application/json")
         .body(Full::new(Bytes::from(body)))
         .unwrap();
-    let response = sender.send_request(request).await.unwrap();
+    let response = sender.send_request(request).await?;
     let status = response.status().as_u16();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .unwrap()
-        .to_bytes()
-        .to_vec();
-    Reply { status, body }
+    let headers = response.headers().clone();
+    let body = response.into_body().collect().await?.to_bytes().to_vec();
+    Ok(Reply {
+        status,
+        headers,
+        body,
+    })
 }
 
 /// An AdmissionReview v1 for `object`.
