@@ -63,10 +63,20 @@ fn main() {
     };
     let bundle = probegate::certs::generate(&names, 1).unwrap();
     bundle.write(dir.path()).unwrap();
+    let captured = |name: &str| {
+        std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("benches/fixtures/{name}.json")),
+        )
+        .unwrap()
+    };
     let bodies = [
         ("pod", pod_review()),
         ("deployment-10k", deployment_review()),
         ("template-100k", large_review()),
+        // As the kube-apiserver sent them (tests/capture_reviews.rs).
+        ("real-apply", captured("review-deployment-apply")),
+        ("real-ssa-53k", captured("review-deployment-big-ssa")),
+        ("real-pod", captured("review-pod-from-template")),
     ];
     for (name, body) in &bodies {
         eprintln!("body {name}: {} bytes", body.len());
