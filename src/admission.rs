@@ -7,14 +7,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
-use kube::core::{DynamicObject, GroupVersionKind, Resource};
+use kube::core::admission::{AdmissionResponse, AdmissionReview, Operation};
+use kube::core::{DynamicObject, GroupVersionKind, TypeMeta};
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 
 use crate::engine::{self, Context, Mutation, Rule};
 use crate::metrics::{Metrics, Outcome};
 use crate::namespace_cache::Directory;
+use crate::partial_decode;
 use crate::workload::Workload;
 
 const REVIEW_API_VERSION: &str = "admission.k8s.io/v1";
@@ -222,130 +222,96 @@ struct Incoming {
     object: Option<Result<Workload, String>>,
 }
 
-impl Incoming {
-    fn new<K: Resource>(
-        request: AdmissionRequest<K>,
-        object: Option<Result<Workload, String>>,
-    ) -> Incoming {
-        Incoming {
-            response: AdmissionResponse::from(&request),
-            kind: request.kind,
-            namespace: request.namespace,
-            operation: request.operation,
-            object,
-        }
-    }
+/// The review as it comes off the wire, in one pass: the object is kept as the raw JSON it
+/// was sent as (borrowed, not copied) and decoded only if probegate handles its kind.
+#[derive(Deserialize)]
+struct WireReview<'a> {
+    #[serde(default, rename = "apiVersion")]
+    api_version: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(borrow)]
+    request: Option<WireRequest<'a>>,
 }
 
-/// Just enough of a review to know what it is, read without building the object.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireRequest<'a> {
+    uid: String,
+    kind: GroupVersionKind,
+    // Required by the API, read past: a review without them is malformed.
+    #[allow(dead_code)]
+    resource: serde::de::IgnoredAny,
+    #[allow(dead_code)]
+    user_info: serde::de::IgnoredAny,
+    #[serde(default)]
+    namespace: Option<String>,
+    operation: Operation,
+    #[serde(borrow, default)]
+    object: Option<&'a serde_json::value::RawValue>,
+}
+
+/// Just enough of a body to say why it is not a review probegate can answer.
 #[derive(Deserialize)]
 struct Envelope {
     #[serde(default, rename = "apiVersion")]
     api_version: String,
     #[serde(default)]
     kind: String,
-    request: Option<EnvelopeRequest>,
-}
-
-#[derive(Deserialize)]
-struct EnvelopeRequest {
-    kind: GroupVersionKind,
+    #[serde(default)]
+    request: Option<serde::de::IgnoredAny>,
 }
 
 fn parse(body: &[u8]) -> Result<Incoming, ReviewError> {
-    let envelope: Envelope = serde_json::from_slice(body).map_err(|error| {
-        match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
-            Err(not_json) => ReviewError::NotJson(not_json),
-            Ok(_) => ReviewError::Malformed(error),
-        }
-    })?;
-    check_type(&envelope.api_version, &envelope.kind)?;
-    let gvk = envelope.request.ok_or(ReviewError::NoRequest)?.kind;
-    // The object is decoded once, straight into its k8s-openapi type.
-    let typed = match (gvk.group.as_str(), gvk.version.as_str(), gvk.kind.as_str()) {
-        ("", "v1", "Pod") => typed(body, Workload::Pod),
-        ("apps", "v1", "Deployment") => typed(body, Workload::Deployment),
-        ("apps", "v1", "StatefulSet") => typed(body, Workload::StatefulSet),
-        ("apps", "v1", "DaemonSet") => typed(body, Workload::DaemonSet),
-        ("apps", "v1", "ReplicaSet") => typed(body, Workload::ReplicaSet),
-        ("batch", "v1", "Job") => typed(body, Workload::Job),
-        ("batch", "v1", "CronJob") => typed(body, Workload::CronJob),
-        _ => None,
+    let review: WireReview<'_> = match serde_json::from_slice(body) {
+        Ok(review) => review,
+        Err(error) => return Err(why_unreadable(body, error)),
     };
-    match typed {
-        Some(Ok(incoming)) => Ok(incoming),
-        // A handled kind that does not decode: read the envelope generically so the
-        // answer still carries the uid, and say why the object was not touched.
-        Some(Err(reason)) => generic(body).map(|request| Incoming::new(request, Some(Err(reason)))),
-        None => generic(body).map(|request| Incoming::new(request, None)),
-    }
-}
-
-fn typed<K>(body: &[u8], wrap: fn(K) -> Workload) -> Option<Result<Incoming, String>>
-where
-    K: Resource + DeserializeOwned,
-{
-    Some(match serde_json::from_slice::<AdmissionReview<K>>(body) {
-        Ok(review) => match TryInto::<AdmissionRequest<K>>::try_into(review) {
-            Ok(mut request) => {
-                let object = request.object.take().map(|o| Ok(wrap(o)));
-                Ok(Incoming::new(request, object))
-            }
-            Err(_) => Err("the AdmissionReview has no request".to_owned()),
-        },
-        Err(error) => Err(format!(
-            "the object does not fit {}: {error}",
-            std::any::type_name::<K>()
-                .rsplit("::")
-                .next()
-                .unwrap_or("its kind")
-        )),
+    check_type(&review.api_version, &review.kind)?;
+    let request = review.request.ok_or(ReviewError::NoRequest)?;
+    let gvk = &request.kind;
+    let object = request.object.and_then(|raw| {
+        partial_decode::decode(&gvk.group, &gvk.version, &gvk.kind, raw.get())
+            .map_err(|error| error.to_string())
+            .transpose()
+    });
+    // kube's response type cannot be built field by field; start from its one constructor
+    // that needs no request and make it the allowed answer to this one.
+    let mut response = AdmissionResponse::invalid("");
+    response.types = TypeMeta {
+        api_version: review.api_version,
+        kind: review.kind,
+    };
+    response.uid = request.uid;
+    response.allowed = true;
+    response.result = Default::default();
+    Ok(Incoming {
+        response,
+        kind: request.kind,
+        namespace: request.namespace,
+        operation: request.operation,
+        object,
     })
 }
 
-/// The envelope of a review whose object probegate will not read: the object is skipped,
-/// never built (a large object of another kind would otherwise cost memory for nothing).
-fn generic(body: &[u8]) -> Result<AdmissionRequest<Unread>, ReviewError> {
-    let review: AdmissionReview<Unread> =
-        serde_json::from_slice(body).map_err(ReviewError::Malformed)?;
-    review.try_into().map_err(|_| ReviewError::NoRequest)
-}
-
-/// An object passed over: read past, kept as nothing.
-#[derive(Clone, Debug, Default)]
-struct Unread {
-    meta: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-}
-
-impl<'de> Deserialize<'de> for Unread {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        serde::de::IgnoredAny::deserialize(deserializer)?;
-        Ok(Unread::default())
+/// The error for a body that is not a review probegate can read, most telling first.
+fn why_unreadable(body: &[u8], error: serde_json::Error) -> ReviewError {
+    let envelope: Envelope = match serde_json::from_slice(body) {
+        Ok(envelope) => envelope,
+        Err(_) => {
+            return match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+                Err(not_json) => ReviewError::NotJson(not_json),
+                Ok(_) => ReviewError::Malformed(error),
+            };
+        }
+    };
+    if let Err(wrong_type) = check_type(&envelope.api_version, &envelope.kind) {
+        return wrong_type;
     }
-}
-
-impl Resource for Unread {
-    type DynamicType = ();
-    type Scope = kube::core::DynamicResourceScope;
-
-    fn kind(_: &()) -> std::borrow::Cow<'_, str> {
-        "".into()
+    if envelope.request.is_none() {
+        return ReviewError::NoRequest;
     }
-    fn group(_: &()) -> std::borrow::Cow<'_, str> {
-        "".into()
-    }
-    fn version(_: &()) -> std::borrow::Cow<'_, str> {
-        "".into()
-    }
-    fn plural(_: &()) -> std::borrow::Cow<'_, str> {
-        "".into()
-    }
-    fn meta(&self) -> &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
-        &self.meta
-    }
-    fn meta_mut(&mut self) -> &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
-        &mut self.meta
-    }
+    ReviewError::Malformed(error)
 }
 
 fn check_type(api_version: &str, kind: &str) -> Result<(), ReviewError> {

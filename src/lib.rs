@@ -9,6 +9,7 @@ pub mod manifest;
 pub mod metrics;
 pub mod namespace_cache;
 pub mod offline;
+pub mod partial_decode;
 pub mod policy;
 pub mod scope;
 pub mod server;

@@ -1,0 +1,443 @@
+//! Decodes a handled object for the webhook keeping only what the rules read.
+//!
+//! A full k8s-openapi decode builds every field of the object: `managedFields`, resources,
+//! volume mounts, every environment variable's source. The rules read a few of them, and the
+//! review path spent most of its time building the rest. Here serde reads past unread fields
+//! without building them, and the result is the same k8s-openapi type the engine always
+//! takes, with unread fields left at their defaults. The object's metadata keeps every field
+//! but `managedFields`, since whether it is empty decides the shape of the patch.
+//!
+//! `probegate mutate` keeps the full decode: it must report fields that do not fit the kind.
+//! `tests` below hold the two to the same engine answers.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{
+    DaemonSet, DaemonSetSpec, Deployment, DeploymentSpec, ReplicaSet, ReplicaSetSpec, StatefulSet,
+    StatefulSetSpec,
+};
+use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, Job, JobSpec, JobTemplateSpec};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerPort, EnvVar, Pod, PodReadinessGate, PodSpec, PodTemplateSpec, Probe,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
+use serde::Deserialize;
+
+use crate::workload::{DecodeError, Workload};
+
+/// Decodes `object` if `group/version/kind` is one probegate handles; `Ok(None)` otherwise.
+pub fn decode(
+    group: &str,
+    version: &str,
+    kind: &str,
+    object: &str,
+) -> Result<Option<Workload>, DecodeError> {
+    Ok(Some(match (group, version, kind) {
+        ("", "v1", "Pod") => Workload::Pod(read::<PodView>(object, "Pod")?.into()),
+        ("apps", "v1", "Deployment") => {
+            let o = read::<TemplatedView>(object, "Deployment")?;
+            Workload::Deployment(Deployment {
+                metadata: o.metadata.into(),
+                spec: DeploymentSpec {
+                    template: o.spec.template.into(),
+                    ..DeploymentSpec::default()
+                },
+                status: None,
+            })
+        }
+        ("apps", "v1", "StatefulSet") => {
+            let o = read::<TemplatedView>(object, "StatefulSet")?;
+            Workload::StatefulSet(StatefulSet {
+                metadata: o.metadata.into(),
+                spec: StatefulSetSpec {
+                    template: o.spec.template.into(),
+                    ..StatefulSetSpec::default()
+                },
+                status: None,
+            })
+        }
+        ("apps", "v1", "DaemonSet") => {
+            let o = read::<TemplatedView>(object, "DaemonSet")?;
+            Workload::DaemonSet(DaemonSet {
+                metadata: o.metadata.into(),
+                spec: DaemonSetSpec {
+                    template: o.spec.template.into(),
+                    ..DaemonSetSpec::default()
+                },
+                status: None,
+            })
+        }
+        ("apps", "v1", "ReplicaSet") => {
+            let o = read::<OptionalTemplatedView>(object, "ReplicaSet")?;
+            Workload::ReplicaSet(ReplicaSet {
+                metadata: o.metadata.into(),
+                spec: ReplicaSetSpec {
+                    template: o.spec.template.map(Into::into),
+                    ..ReplicaSetSpec::default()
+                },
+                status: None,
+            })
+        }
+        ("batch", "v1", "Job") => {
+            let o = read::<JobView>(object, "Job")?;
+            Workload::Job(Job {
+                metadata: o.metadata.into(),
+                spec: o.spec.map(Into::into),
+                status: None,
+            })
+        }
+        ("batch", "v1", "CronJob") => {
+            let o = read::<CronJobView>(object, "CronJob")?;
+            Workload::CronJob(CronJob {
+                metadata: o.metadata.into(),
+                spec: CronJobSpec {
+                    job_template: JobTemplateSpec {
+                        metadata: None,
+                        spec: o.spec.job_template.spec.map(Into::into),
+                    },
+                    ..CronJobSpec::default()
+                },
+                status: None,
+            })
+        }
+        _ => return Ok(None),
+    }))
+}
+
+fn read<'a, T: Deserialize<'a>>(object: &'a str, kind: &'static str) -> Result<T, DecodeError> {
+    serde_json::from_str(object).map_err(|source| DecodeError { kind, source })
+}
+
+/// Every field of ObjectMeta but `managedFields`, which is read past.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct MetaView {
+    annotations: Option<BTreeMap<String, String>>,
+    creation_timestamp: Option<Time>,
+    deletion_grace_period_seconds: Option<i64>,
+    deletion_timestamp: Option<Time>,
+    finalizers: Option<Vec<String>>,
+    generate_name: Option<String>,
+    generation: Option<i64>,
+    labels: Option<BTreeMap<String, String>>,
+    name: Option<String>,
+    namespace: Option<String>,
+    owner_references: Option<Vec<OwnerReference>>,
+    resource_version: Option<String>,
+    self_link: Option<String>,
+    uid: Option<String>,
+}
+
+impl From<MetaView> for ObjectMeta {
+    fn from(m: MetaView) -> ObjectMeta {
+        ObjectMeta {
+            annotations: m.annotations,
+            creation_timestamp: m.creation_timestamp,
+            deletion_grace_period_seconds: m.deletion_grace_period_seconds,
+            deletion_timestamp: m.deletion_timestamp,
+            finalizers: m.finalizers,
+            generate_name: m.generate_name,
+            generation: m.generation,
+            labels: m.labels,
+            managed_fields: None,
+            name: m.name,
+            namespace: m.namespace,
+            owner_references: m.owner_references,
+            resource_version: m.resource_version,
+            self_link: m.self_link,
+            uid: m.uid,
+        }
+    }
+}
+
+/// What the rules read of a container: its name, ports, probes, command line and variables.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ContainerView {
+    name: String,
+    #[serde(default)]
+    args: Option<Vec<String>>,
+    #[serde(default)]
+    command: Option<Vec<String>>,
+    #[serde(default)]
+    env: Option<Vec<EnvView>>,
+    #[serde(default)]
+    ports: Option<Vec<ContainerPort>>,
+    #[serde(default)]
+    liveness_probe: Option<Probe>,
+    #[serde(default)]
+    readiness_probe: Option<Probe>,
+    #[serde(default)]
+    startup_probe: Option<Probe>,
+}
+
+/// A variable's name and literal value; a `valueFrom` source is never a literal to read.
+#[derive(Deserialize)]
+struct EnvView {
+    name: String,
+    #[serde(default)]
+    value: Option<String>,
+}
+
+impl From<ContainerView> for Container {
+    fn from(c: ContainerView) -> Container {
+        Container {
+            name: c.name,
+            args: c.args,
+            command: c.command,
+            env: c.env.map(|env| {
+                env.into_iter()
+                    .map(|v| EnvVar {
+                        name: v.name,
+                        value: v.value,
+                        value_from: None,
+                    })
+                    .collect()
+            }),
+            ports: c.ports,
+            liveness_probe: c.liveness_probe,
+            readiness_probe: c.readiness_probe,
+            startup_probe: c.startup_probe,
+            ..Container::default()
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PodSpecView {
+    containers: Vec<ContainerView>,
+    #[serde(default)]
+    restart_policy: Option<String>,
+    #[serde(default)]
+    readiness_gates: Option<Vec<PodReadinessGate>>,
+}
+
+impl From<PodSpecView> for PodSpec {
+    fn from(s: PodSpecView) -> PodSpec {
+        PodSpec {
+            containers: s.containers.into_iter().map(Into::into).collect(),
+            restart_policy: s.restart_policy,
+            readiness_gates: s.readiness_gates,
+            ..PodSpec::default()
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct TemplateView {
+    metadata: Option<MetaView>,
+    spec: Option<PodSpecView>,
+}
+
+impl From<TemplateView> for PodTemplateSpec {
+    fn from(t: TemplateView) -> PodTemplateSpec {
+        PodTemplateSpec {
+            metadata: t.metadata.map(Into::into),
+            spec: t.spec.map(Into::into),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct PodView {
+    #[serde(default)]
+    metadata: MetaView,
+    #[serde(default)]
+    spec: Option<PodSpecView>,
+}
+
+impl From<PodView> for Pod {
+    fn from(p: PodView) -> Pod {
+        Pod {
+            metadata: p.metadata.into(),
+            spec: p.spec.map(Into::into),
+            status: None,
+        }
+    }
+}
+
+/// Deployments, StatefulSets and DaemonSets: a template in the spec.
+#[derive(Deserialize)]
+struct TemplatedView {
+    #[serde(default)]
+    metadata: MetaView,
+    #[serde(default)]
+    spec: TemplateHolder,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct TemplateHolder {
+    template: TemplateView,
+}
+
+/// ReplicaSets: the template is optional.
+#[derive(Deserialize)]
+struct OptionalTemplatedView {
+    #[serde(default)]
+    metadata: MetaView,
+    #[serde(default)]
+    spec: OptionalTemplateHolder,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct OptionalTemplateHolder {
+    template: Option<TemplateView>,
+}
+
+#[derive(Deserialize)]
+struct JobView {
+    #[serde(default)]
+    metadata: MetaView,
+    #[serde(default)]
+    spec: Option<TemplateHolder>,
+}
+
+impl From<TemplateHolder> for JobSpec {
+    fn from(s: TemplateHolder) -> JobSpec {
+        JobSpec {
+            template: s.template.into(),
+            ..JobSpec::default()
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct CronJobView {
+    #[serde(default)]
+    metadata: MetaView,
+    #[serde(default)]
+    spec: CronJobSpecView,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct CronJobSpecView {
+    job_template: JobTemplateView,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct JobTemplateView {
+    spec: Option<TemplateHolder>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{self, Context};
+    use k8s_openapi::api::core::v1::Service;
+    use std::path::Path;
+
+    /// Every object the project keeps as a fixture: the golden inputs and the review
+    /// fixtures, as `(origin, object)`.
+    fn fixtures() -> Vec<(String, serde_json::Value)> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut objects = Vec::new();
+        let golden = root.join("tests/golden");
+        let mut cases: Vec<_> = std::fs::read_dir(&golden)
+            .unwrap()
+            .map(|e| e.unwrap().path().join("input.yaml"))
+            .filter(|p| p.is_file())
+            .collect();
+        cases.sort();
+        let documents = crate::manifest::read_paths(&cases, &mut std::io::empty()).unwrap();
+        for document in documents {
+            objects.push((document.origin.to_string(), document.value));
+        }
+        for entry in std::fs::read_dir(root.join("benches/fixtures")).unwrap() {
+            let path = entry.unwrap().path();
+            let value: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            let object = if value["kind"] == "AdmissionReview" {
+                value["request"]["object"].clone()
+            } else {
+                value
+            };
+            objects.push((path.display().to_string(), object));
+        }
+        objects
+    }
+
+    #[test]
+    fn the_engine_answers_the_same_from_either_decode() {
+        let gates = BTreeMap::from([(
+            "probegate.io/readiness-gates".to_string(),
+            "example.com/lb".to_string(),
+        )]);
+        let all: Vec<(String, serde_json::Value)> = fixtures();
+        let services: Vec<Service> = all
+            .iter()
+            .filter(|(_, o)| o["kind"] == "Service")
+            .map(|(_, o)| serde_json::from_value(o.clone()).unwrap())
+            .collect();
+        let services: Vec<&Service> = services.iter().collect();
+        let mut compared = 0;
+        for (origin, object) in &all {
+            let api_version = object["apiVersion"].as_str().unwrap_or_default();
+            let kind = object["kind"].as_str().unwrap_or_default();
+            let (group, version) = Workload::split_api_version(api_version);
+            let Some(full) = Workload::decode(group, version, kind, object.clone()).unwrap() else {
+                continue;
+            };
+            let partial = decode(group, version, kind, &object.to_string())
+                .unwrap()
+                .unwrap();
+            for layers in [&[][..], &[&gates][..]] {
+                let context = Context {
+                    layers,
+                    services: &services,
+                };
+                assert_eq!(
+                    engine::mutate(&partial, &context),
+                    engine::mutate(&full, &context),
+                    "{origin}: {kind}"
+                );
+            }
+            compared += 1;
+        }
+        assert!(compared >= 30, "only {compared} objects compared");
+    }
+
+    #[test]
+    fn unread_fields_are_not_built_and_read_ones_must_fit() {
+        let pod = |container: serde_json::Value| {
+            serde_json::json!({"metadata": {"name": "p", "managedFields": [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}]},
+                "spec": {"containers": [container]}})
+            .to_string()
+        };
+        let decoded = decode(
+            "",
+            "v1",
+            "Pod",
+            &pod(serde_json::json!({"name": "app", "resources": {"limits": {"cpu": "x"}},
+                "env": [{"name": "A", "value": "1"}, {"name": "B", "valueFrom": {"fieldRef": {"fieldPath": "x"}}}]})),
+        )
+        .unwrap()
+        .unwrap();
+        let Workload::Pod(p) = decoded else {
+            panic!("a Pod")
+        };
+        assert_eq!(p.metadata.managed_fields, None);
+        let container = &p.spec.unwrap().containers[0];
+        assert_eq!(container.resources, None);
+        let env = container.env.as_ref().unwrap();
+        assert_eq!(
+            (env[0].value.as_deref(), env[1].value.as_deref()),
+            (Some("1"), None)
+        );
+        // A field the rules read that does not fit is still an error.
+        let err = decode(
+            "",
+            "v1",
+            "Pod",
+            &pod(serde_json::json!({"name": "app", "ports": "http"})),
+        )
+        .unwrap_err();
+        assert_eq!(err.kind, "Pod");
+        assert!(decode("", "v1", "Service", "{}").unwrap().is_none());
+    }
+}
