@@ -234,21 +234,125 @@ struct WireReview<'a> {
     request: Option<WireRequest<'a>>,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// What probegate reads of a request. The API server writes `kind` before `object`, so the
+/// object is decoded as its kind while the review is read; sent the other way round, it is
+/// kept as raw JSON and decoded after.
 struct WireRequest<'a> {
     uid: String,
     kind: GroupVersionKind,
-    // Required by the API, read past: a review without them is malformed.
-    #[allow(dead_code)]
-    resource: serde::de::IgnoredAny,
-    #[allow(dead_code)]
-    user_info: serde::de::IgnoredAny,
-    #[serde(default)]
     namespace: Option<String>,
     operation: Operation,
-    #[serde(borrow, default)]
-    object: Option<&'a serde_json::value::RawValue>,
+    object: WireObject<'a>,
+}
+
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one per request, moved once into the answer"
+)]
+enum WireObject<'a> {
+    Absent,
+    Decoded(Workload),
+    /// Read before its kind was known; a kind probegate does not handle is never built.
+    Raw(&'a serde_json::value::RawValue),
+    Skipped,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for WireRequest<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visitor<'a> {
+            type Value = WireRequest<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an AdmissionRequest")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<WireRequest<'a>, A::Error> {
+                use serde::de::{Error, IgnoredAny};
+                let (mut uid, mut kind, mut operation) = (None, None, None);
+                let (mut resource, mut user_info) = (false, false);
+                let mut namespace = None;
+                let mut object = WireObject::Absent;
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    match key.as_ref() {
+                        "uid" => uid = Some(map.next_value::<String>()?),
+                        "kind" => kind = Some(map.next_value::<GroupVersionKind>()?),
+                        "namespace" => namespace = map.next_value::<Option<String>>()?,
+                        "operation" => operation = Some(map.next_value::<Operation>()?),
+                        // Required by the API, read past.
+                        "resource" => resource = map.next_value::<IgnoredAny>().map(|_| true)?,
+                        "userInfo" => user_info = map.next_value::<IgnoredAny>().map(|_| true)?,
+                        "object" => {
+                            let seed = kind.as_ref().map(|k: &GroupVersionKind| {
+                                partial_decode::Seed::for_kind(&k.group, &k.version, &k.kind)
+                            });
+                            object = match seed {
+                                Some(Some(seed)) => match map.next_value_seed(OrNull(seed))? {
+                                    Some(workload) => WireObject::Decoded(workload),
+                                    None => WireObject::Absent,
+                                },
+                                Some(None) => match map.next_value::<Option<IgnoredAny>>()? {
+                                    Some(_) => WireObject::Skipped,
+                                    None => WireObject::Absent,
+                                },
+                                None => match map.next_value()? {
+                                    Some(raw) => WireObject::Raw(raw),
+                                    None => WireObject::Absent,
+                                },
+                            };
+                        }
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                if !resource {
+                    return Err(A::Error::missing_field("resource"));
+                }
+                if !user_info {
+                    return Err(A::Error::missing_field("userInfo"));
+                }
+                Ok(WireRequest {
+                    uid: uid.ok_or_else(|| A::Error::missing_field("uid"))?,
+                    kind: kind.ok_or_else(|| A::Error::missing_field("kind"))?,
+                    namespace,
+                    operation: operation.ok_or_else(|| A::Error::missing_field("operation"))?,
+                    object,
+                })
+            }
+        }
+        deserializer.deserialize_map(Visitor(std::marker::PhantomData))
+    }
+}
+
+/// A seed's value, or `None` for JSON `null`.
+struct OrNull(partial_decode::Seed);
+
+impl<'de> serde::de::DeserializeSeed<'de> for OrNull {
+    type Value = Option<Workload>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        struct Visitor(partial_decode::Seed);
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Option<Workload>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object or null")
+            }
+            fn visit_none<E>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_some<D: serde::Deserializer<'de>>(
+                self,
+                d: D,
+            ) -> Result<Self::Value, D::Error> {
+                serde::de::DeserializeSeed::deserialize(self.0, d).map(Some)
+            }
+        }
+        d.deserialize_option(Visitor(self.0))
+    }
 }
 
 /// Just enough of a body to say why it is not a review probegate can answer.
@@ -265,16 +369,22 @@ struct Envelope {
 fn parse(body: &[u8]) -> Result<Incoming, ReviewError> {
     let review: WireReview<'_> = match serde_json::from_slice(body) {
         Ok(review) => review,
-        Err(error) => return Err(why_unreadable(body, error)),
+        Err(error) => {
+            return parse_unfitting(body).unwrap_or_else(|| Err(why_unreadable(body, error)));
+        }
     };
     check_type(&review.api_version, &review.kind)?;
     let request = review.request.ok_or(ReviewError::NoRequest)?;
-    let gvk = &request.kind;
-    let object = request.object.and_then(|raw| {
-        partial_decode::decode(&gvk.group, &gvk.version, &gvk.kind, raw.get())
-            .map_err(|error| error.to_string())
-            .transpose()
-    });
+    let object = match request.object {
+        WireObject::Decoded(workload) => Some(Ok(workload)),
+        WireObject::Raw(raw) => {
+            let gvk = &request.kind;
+            partial_decode::decode(&gvk.group, &gvk.version, &gvk.kind, raw.get())
+                .map_err(|error| error.to_string())
+                .transpose()
+        }
+        WireObject::Absent | WireObject::Skipped => None,
+    };
     // kube's response type cannot be built field by field; start from its one constructor
     // that needs no request and make it the allowed answer to this one.
     let mut response = AdmissionResponse::invalid("");
@@ -292,6 +402,57 @@ fn parse(body: &[u8]) -> Result<Incoming, ReviewError> {
         operation: request.operation,
         object,
     })
+}
+
+/// A well-formed review whose object does not fit its kind: decoding it in the same pass
+/// failed the whole read, so read it again with the object kept raw, to answer with its uid
+/// and say why the object was not touched. `None` if that is not what went wrong.
+fn parse_unfitting(body: &[u8]) -> Option<Result<Incoming, ReviewError>> {
+    #[derive(Deserialize)]
+    struct Review<'a> {
+        #[serde(default, rename = "apiVersion")]
+        api_version: String,
+        #[serde(default)]
+        kind: String,
+        #[serde(borrow)]
+        request: Option<Request<'a>>,
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Request<'a> {
+        uid: String,
+        kind: GroupVersionKind,
+        #[allow(dead_code)]
+        resource: serde::de::IgnoredAny,
+        #[allow(dead_code)]
+        user_info: serde::de::IgnoredAny,
+        #[serde(default)]
+        namespace: Option<String>,
+        operation: Operation,
+        #[serde(borrow)]
+        object: &'a serde_json::value::RawValue,
+    }
+    let review: Review<'_> = serde_json::from_slice(body).ok()?;
+    check_type(&review.api_version, &review.kind).ok()?;
+    let request = review.request?;
+    let gvk = &request.kind;
+    let error =
+        partial_decode::decode(&gvk.group, &gvk.version, &gvk.kind, request.object.get()).err()?;
+    let mut response = AdmissionResponse::invalid("");
+    response.types = TypeMeta {
+        api_version: review.api_version,
+        kind: review.kind,
+    };
+    response.uid = request.uid;
+    response.allowed = true;
+    response.result = Default::default();
+    Some(Ok(Incoming {
+        response,
+        kind: request.kind,
+        namespace: request.namespace,
+        operation: request.operation,
+        object: Some(Err(error.to_string())),
+    }))
 }
 
 /// The error for a body that is not a review probegate can read, most telling first.
@@ -341,5 +502,105 @@ fn operation_label(operation: &Operation) -> &'static str {
         Operation::Update => "UPDATE",
         Operation::Delete => "DELETE",
         Operation::Connect => "CONNECT",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(request: &str) -> Vec<u8> {
+        format!(r#"{{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {request}}}"#)
+            .into_bytes()
+    }
+
+    const POD: &str = r#"{"metadata": {"name": "p"}, "spec": {"containers": [{"name": "app"}]}}"#;
+    const POD_KIND: &str = r#"{"group": "", "version": "v1", "kind": "Pod"}"#;
+    const REST: &str = r#""uid": "u1", "resource": {"group": "", "version": "v1", "resource": "pods"}, "userInfo": {}, "operation": "CREATE""#;
+
+    #[test]
+    fn the_object_is_read_whatever_the_field_order() {
+        // (request, what the object comes out as)
+        let cases = [
+            (
+                format!(r#"{{"kind": {POD_KIND}, {REST}, "object": {POD}}}"#),
+                "Pod",
+            ),
+            (
+                format!(r#"{{"object": {POD}, {REST}, "kind": {POD_KIND}}}"#),
+                "Pod",
+            ),
+            (
+                format!(r#"{{"kind": {POD_KIND}, {REST}, "object": null}}"#),
+                "none",
+            ),
+            (format!(r#"{{"kind": {POD_KIND}, {REST}}}"#), "none"),
+            (
+                format!(
+                    r#"{{"kind": {{"group": "", "version": "v1", "kind": "ConfigMap"}}, {REST}, "object": {{"data": {{"a": "b"}}}}}}"#
+                ),
+                "none",
+            ),
+            (
+                format!(
+                    r#"{{"object": {{"data": 1}}, {REST}, "kind": {{"group": "", "version": "v1", "kind": "ConfigMap"}}}}"#
+                ),
+                "none",
+            ),
+            (
+                format!(
+                    r#"{{"kind": {POD_KIND}, {REST}, "object": {{"spec": {{"containers": "app"}}}}}}"#
+                ),
+                "error",
+            ),
+            (
+                format!(
+                    r#"{{"object": {{"spec": {{"containers": "app"}}}}, {REST}, "kind": {POD_KIND}}}"#
+                ),
+                "error",
+            ),
+        ];
+        for (request, expected) in cases {
+            let incoming = parse(&body(&request)).unwrap_or_else(|e| panic!("{request}: {e}"));
+            assert_eq!(incoming.response.uid, "u1", "{request}");
+            assert!(incoming.response.allowed);
+            let got = match &incoming.object {
+                Some(Ok(workload)) => workload.kind(),
+                Some(Err(why)) => {
+                    assert!(why.contains("does not fit Pod"), "{why}");
+                    "error"
+                }
+                None => "none",
+            };
+            assert_eq!(got, expected, "{request}");
+        }
+    }
+
+    #[test]
+    fn bodies_that_are_not_reviews_say_why() {
+        // (body, reason label)
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (b"not json".to_vec(), "not_json"),
+            (b"[1, 2]".to_vec(), "malformed"),
+            (
+                br#"{"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview", "request": {}}"#.to_vec(),
+                "unsupported_version",
+            ),
+            (br#"{"apiVersion": "v1", "kind": "Pod"}"#.to_vec(), "not_admission_review"),
+            (br#"{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}"#.to_vec(), "no_request"),
+            (body(&format!(r#"{{"kind": {POD_KIND}, "uid": 42}}"#)), "malformed"),
+            (body(r#"{"uid": "u", "kind": {"group": "", "version": "v1", "kind": "Pod"}, "operation": "CREATE", "userInfo": {}}"#), "malformed"),
+        ];
+        for (body, reason) in cases {
+            let error = parse(&body)
+                .err()
+                .unwrap_or_else(|| panic!("{}", String::from_utf8_lossy(&body)));
+            assert_eq!(
+                error.reason(),
+                reason,
+                "{}: {error}",
+                String::from_utf8_lossy(&body)
+            );
+        }
     }
 }

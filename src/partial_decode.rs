@@ -23,6 +23,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use serde::Deserialize;
 
+use crate::engine::metrics_coupling::reads_variable;
 use crate::workload::{DecodeError, Workload};
 
 /// Decodes `object` if `group/version/kind` is one probegate handles; `Ok(None)` otherwise.
@@ -32,80 +33,134 @@ pub fn decode(
     kind: &str,
     object: &str,
 ) -> Result<Option<Workload>, DecodeError> {
-    Ok(Some(match (group, version, kind) {
-        ("", "v1", "Pod") => Workload::Pod(read::<PodView>(object, "Pod")?.into()),
-        ("apps", "v1", "Deployment") => {
-            let o = read::<TemplatedView>(object, "Deployment")?;
-            Workload::Deployment(Deployment {
-                metadata: o.metadata.into(),
-                spec: DeploymentSpec {
-                    template: o.spec.template.into(),
-                    ..DeploymentSpec::default()
-                },
-                status: None,
-            })
-        }
-        ("apps", "v1", "StatefulSet") => {
-            let o = read::<TemplatedView>(object, "StatefulSet")?;
-            Workload::StatefulSet(StatefulSet {
-                metadata: o.metadata.into(),
-                spec: StatefulSetSpec {
-                    template: o.spec.template.into(),
-                    ..StatefulSetSpec::default()
-                },
-                status: None,
-            })
-        }
-        ("apps", "v1", "DaemonSet") => {
-            let o = read::<TemplatedView>(object, "DaemonSet")?;
-            Workload::DaemonSet(DaemonSet {
-                metadata: o.metadata.into(),
-                spec: DaemonSetSpec {
-                    template: o.spec.template.into(),
-                    ..DaemonSetSpec::default()
-                },
-                status: None,
-            })
-        }
-        ("apps", "v1", "ReplicaSet") => {
-            let o = read::<OptionalTemplatedView>(object, "ReplicaSet")?;
-            Workload::ReplicaSet(ReplicaSet {
-                metadata: o.metadata.into(),
-                spec: ReplicaSetSpec {
-                    template: o.spec.template.map(Into::into),
-                    ..ReplicaSetSpec::default()
-                },
-                status: None,
-            })
-        }
-        ("batch", "v1", "Job") => {
-            let o = read::<JobView>(object, "Job")?;
-            Workload::Job(Job {
-                metadata: o.metadata.into(),
-                spec: o.spec.map(Into::into),
-                status: None,
-            })
-        }
-        ("batch", "v1", "CronJob") => {
-            let o = read::<CronJobView>(object, "CronJob")?;
-            Workload::CronJob(CronJob {
-                metadata: o.metadata.into(),
-                spec: CronJobSpec {
-                    job_template: JobTemplateSpec {
-                        metadata: None,
-                        spec: o.spec.job_template.spec.map(Into::into),
-                    },
-                    ..CronJobSpec::default()
-                },
-                status: None,
-            })
-        }
-        _ => return Ok(None),
-    }))
+    let Some(seed) = Seed::for_kind(group, version, kind) else {
+        return Ok(None);
+    };
+    let mut deserializer = serde_json::Deserializer::from_str(object);
+    let workload = serde::de::DeserializeSeed::deserialize(seed, &mut deserializer)
+        .and_then(|workload| deserializer.end().map(|()| workload))
+        .map_err(|source| DecodeError {
+            kind: seed.kind(),
+            source,
+        })?;
+    Ok(Some(workload))
 }
 
-fn read<'a, T: Deserialize<'a>>(object: &'a str, kind: &'static str) -> Result<T, DecodeError> {
-    serde_json::from_str(object).map_err(|source| DecodeError { kind, source })
+/// Reads one handled kind straight off a deserializer: the admission layer decodes the
+/// object with it in the same pass as the rest of the review.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seed {
+    Pod,
+    Deployment,
+    StatefulSet,
+    DaemonSet,
+    ReplicaSet,
+    Job,
+    CronJob,
+}
+
+impl Seed {
+    /// The seed for `group/version/kind`, if probegate handles it.
+    pub fn for_kind(group: &str, version: &str, kind: &str) -> Option<Seed> {
+        Some(match (group, version, kind) {
+            ("", "v1", "Pod") => Seed::Pod,
+            ("apps", "v1", "Deployment") => Seed::Deployment,
+            ("apps", "v1", "StatefulSet") => Seed::StatefulSet,
+            ("apps", "v1", "DaemonSet") => Seed::DaemonSet,
+            ("apps", "v1", "ReplicaSet") => Seed::ReplicaSet,
+            ("batch", "v1", "Job") => Seed::Job,
+            ("batch", "v1", "CronJob") => Seed::CronJob,
+            _ => return None,
+        })
+    }
+
+    pub fn kind(self) -> &'static str {
+        match self {
+            Seed::Pod => "Pod",
+            Seed::Deployment => "Deployment",
+            Seed::StatefulSet => "StatefulSet",
+            Seed::DaemonSet => "DaemonSet",
+            Seed::ReplicaSet => "ReplicaSet",
+            Seed::Job => "Job",
+            Seed::CronJob => "CronJob",
+        }
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Seed {
+    type Value = Workload;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Workload, D::Error> {
+        Ok(match self {
+            Seed::Pod => Workload::Pod(PodView::deserialize(d)?.into()),
+            Seed::Deployment => {
+                let o = TemplatedView::deserialize(d)?;
+                Workload::Deployment(Deployment {
+                    metadata: o.metadata.into(),
+                    spec: DeploymentSpec {
+                        template: o.spec.template.into(),
+                        ..DeploymentSpec::default()
+                    },
+                    status: None,
+                })
+            }
+            Seed::StatefulSet => {
+                let o = TemplatedView::deserialize(d)?;
+                Workload::StatefulSet(StatefulSet {
+                    metadata: o.metadata.into(),
+                    spec: StatefulSetSpec {
+                        template: o.spec.template.into(),
+                        ..StatefulSetSpec::default()
+                    },
+                    status: None,
+                })
+            }
+            Seed::DaemonSet => {
+                let o = TemplatedView::deserialize(d)?;
+                Workload::DaemonSet(DaemonSet {
+                    metadata: o.metadata.into(),
+                    spec: DaemonSetSpec {
+                        template: o.spec.template.into(),
+                        ..DaemonSetSpec::default()
+                    },
+                    status: None,
+                })
+            }
+            Seed::ReplicaSet => {
+                let o = OptionalTemplatedView::deserialize(d)?;
+                Workload::ReplicaSet(ReplicaSet {
+                    metadata: o.metadata.into(),
+                    spec: ReplicaSetSpec {
+                        template: o.spec.template.map(Into::into),
+                        ..ReplicaSetSpec::default()
+                    },
+                    status: None,
+                })
+            }
+            Seed::Job => {
+                let o = JobView::deserialize(d)?;
+                Workload::Job(Job {
+                    metadata: o.metadata.into(),
+                    spec: o.spec.map(Into::into),
+                    status: None,
+                })
+            }
+            Seed::CronJob => {
+                let o = CronJobView::deserialize(d)?;
+                Workload::CronJob(CronJob {
+                    metadata: o.metadata.into(),
+                    spec: CronJobSpec {
+                        job_template: JobTemplateSpec {
+                            metadata: None,
+                            spec: o.spec.job_template.spec.map(Into::into),
+                        },
+                        ..CronJobSpec::default()
+                    },
+                    status: None,
+                })
+            }
+        })
+    }
 }
 
 /// Every field of ObjectMeta but `managedFields`, which is read past.
@@ -172,11 +227,45 @@ struct ContainerView {
 }
 
 /// A variable's name and literal value; a `valueFrom` source is never a literal to read.
-#[derive(Deserialize)]
+/// Only variables a rule reads are kept (`metrics_coupling::reads_variable`); the value of
+/// any other is read past without being built.
 struct EnvView {
     name: String,
-    #[serde(default)]
     value: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for EnvView {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = EnvView;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an EnvVar")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<EnvView, A::Error> {
+                let mut name: Option<String> = None;
+                let mut value: Option<String> = None;
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    match key.as_ref() {
+                        "name" => name = Some(map.next_value()?),
+                        // The API server writes name first; a value before it is kept.
+                        "value" if name.as_deref().is_none_or(reads_variable) => {
+                            value = map.next_value()?
+                        }
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                let name = name.ok_or_else(|| serde::de::Error::missing_field("name"))?;
+                Ok(EnvView { name, value })
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
 }
 
 impl From<ContainerView> for Container {
@@ -187,6 +276,7 @@ impl From<ContainerView> for Container {
             command: c.command,
             env: c.env.map(|env| {
                 env.into_iter()
+                    .filter(|v| reads_variable(&v.name))
                     .map(|v| EnvVar {
                         name: v.name,
                         value: v.value,
@@ -414,7 +504,8 @@ mod tests {
             "v1",
             "Pod",
             &pod(serde_json::json!({"name": "app", "resources": {"limits": {"cpu": "x"}},
-                "env": [{"name": "A", "value": "1"}, {"name": "B", "valueFrom": {"fieldRef": {"fieldPath": "x"}}}]})),
+                "env": [{"name": "ENABLE_METRICS", "value": "false"}, {"name": "METRICS_PORT", "valueFrom": {"fieldRef": {"fieldPath": "x"}}},
+                    {"name": "DATABASE_URL", "value": "postgres://"}]})),
         )
         .unwrap()
         .unwrap();
@@ -424,10 +515,16 @@ mod tests {
         assert_eq!(p.metadata.managed_fields, None);
         let container = &p.spec.unwrap().containers[0];
         assert_eq!(container.resources, None);
-        let env = container.env.as_ref().unwrap();
+        // Only the variables a rule reads are kept.
+        let env: Vec<(&str, Option<&str>)> = container
+            .env
+            .iter()
+            .flatten()
+            .map(|v| (v.name.as_str(), v.value.as_deref()))
+            .collect();
         assert_eq!(
-            (env[0].value.as_deref(), env[1].value.as_deref()),
-            (Some("1"), None)
+            env,
+            [("ENABLE_METRICS", Some("false")), ("METRICS_PORT", None)]
         );
         // A field the rules read that does not fit is still an error.
         let err = decode(

@@ -103,6 +103,13 @@ impl MetricsFacts {
     }
 }
 
+/// Whether this rule reads an environment variable of that name: every one it acts on
+/// (`ENABLE_METRICS`, `METRICS_PORT`, ...) names metrics, so the webhook's decoder keeps
+/// only those.
+pub fn reads_variable(name: &str) -> bool {
+    contains_ignore_case(name, "metrics")
+}
+
 /// `metrics-port`, `metrics-addr`, `metrics-bind-address`, `METRICS_PORT`, ... in any case.
 fn is_metrics_address_name(name: &str, separator: char) -> bool {
     contains_ignore_case(name, "metrics")
@@ -480,6 +487,28 @@ mod tests {
                 "{probe:?}: {warnings:?}"
             );
         }
+    }
+
+    #[test]
+    fn every_variable_the_rule_acts_on_is_one_it_reads() {
+        for (name, value) in [
+            ("ENABLE_METRICS", "false"),
+            ("KUBE_OVN_METRICS_ENABLED", "0"),
+            ("DISABLE_METRICS", "true"),
+            ("metrics_disabled", "yes"),
+            ("METRICS_PORT", "9100"),
+            ("APP_METRICS_ADDR", ":9100"),
+            ("Metrics_Address", "0.0.0.0:9100"),
+        ] {
+            let c = container(&[], &[(name, value)], &[]);
+            let facts = MetricsFacts::gather(&c, &[], None, &Settings::default(), &[]);
+            assert!(
+                facts.switched_off.is_some() || !facts.ports.is_empty(),
+                "{name} is acted on"
+            );
+            assert!(reads_variable(name), "{name}");
+        }
+        assert!(!reads_variable("DATABASE_URL"));
     }
 
     #[test]
