@@ -385,23 +385,25 @@ fn parse(body: &[u8]) -> Result<Incoming, ReviewError> {
         }
         WireObject::Absent | WireObject::Skipped => None,
     };
-    // kube's response type cannot be built field by field; start from its one constructor
-    // that needs no request and make it the allowed answer to this one.
-    let mut response = AdmissionResponse::invalid("");
-    response.types = TypeMeta {
-        api_version: review.api_version,
-        kind: review.kind,
-    };
-    response.uid = request.uid;
-    response.allowed = true;
-    response.result = Default::default();
     Ok(Incoming {
-        response,
+        response: allowed(review.api_version, review.kind, request.uid),
         kind: request.kind,
         namespace: request.namespace,
         operation: request.operation,
         object,
     })
+}
+
+/// The allowed answer to the request `uid`, in the review's own apiVersion and kind.
+fn allowed(api_version: String, kind: String, uid: String) -> AdmissionResponse {
+    // kube's response type cannot be built field by field; start from its one constructor
+    // that needs no request and make it the allowed answer to this one.
+    let mut response = AdmissionResponse::invalid("");
+    response.types = TypeMeta { api_version, kind };
+    response.uid = uid;
+    response.allowed = true;
+    response.result = Default::default();
+    response
 }
 
 /// A well-formed review whose object does not fit its kind: decoding it in the same pass
@@ -438,16 +440,8 @@ fn parse_unfitting(body: &[u8]) -> Option<Result<Incoming, ReviewError>> {
     let gvk = &request.kind;
     let error =
         partial_decode::decode(&gvk.group, &gvk.version, &gvk.kind, request.object.get()).err()?;
-    let mut response = AdmissionResponse::invalid("");
-    response.types = TypeMeta {
-        api_version: review.api_version,
-        kind: review.kind,
-    };
-    response.uid = request.uid;
-    response.allowed = true;
-    response.result = Default::default();
     Some(Ok(Incoming {
-        response,
+        response: allowed(review.api_version, review.kind, request.uid),
         kind: request.kind,
         namespace: request.namespace,
         operation: request.operation,
