@@ -424,3 +424,36 @@ pub fn helm_template(args: &[&str]) -> String {
     );
     String::from_utf8(out.stdout).unwrap()
 }
+
+/// `kubectl kustomize` of manifests/ with the client-auth component, from a copy (kustomize
+/// takes no absolute paths to bases).
+pub fn kustomize_with_client_auth() -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("base");
+    let manifests = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests");
+    for sub in ["", "client-auth"] {
+        std::fs::create_dir_all(base.join(sub)).unwrap();
+        for entry in std::fs::read_dir(manifests.join(sub)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                std::fs::copy(&path, base.join(sub).join(path.file_name().unwrap())).unwrap();
+            }
+        }
+    }
+    std::fs::write(
+        dir.path().join("kustomization.yaml"),
+        "resources:\n  - base\ncomponents:\n  - base/client-auth\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new("kubectl")
+        .arg("kustomize")
+        .arg(dir.path())
+        .output()
+        .expect("kubectl is installed");
+    assert!(
+        out.status.success(),
+        "kubectl kustomize: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
