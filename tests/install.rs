@@ -712,3 +712,121 @@ fn shipped_serve_args_are_known_flags_and_outlive_the_api_servers_idle_connectio
         assert!(idle > 90, "{origin}: idle timeout {idle} s");
     }
 }
+
+/// kube-score checks left out of the install lint, each with why.
+const KUBE_SCORE_IGNORED: [(&str, &str); 1] = [(
+    "container-image-pull-policy",
+    // Always would make every restart of an admission webhook depend on the registry; the
+    // image is pinned to a release tag, and users who mirror it set the policy they need.
+    "IfNotPresent: a webhook pod restarting during a registry outage must still start",
+)];
+
+/// Every check kube-score grades below OK (10) in `rendered`, as "object: check (grade): why".
+fn kube_score_findings(rendered: &str) -> Vec<String> {
+    let mut command = Command::new(common::kube_score());
+    command.args(["score", "--output-format", "json"]);
+    for (check, _why) in KUBE_SCORE_IGNORED {
+        command.args(["--ignore-test", check]);
+    }
+    let mut child = command
+        .arg("-")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(rendered.as_bytes())
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    // 1 means it found something critical: an answer, listed below.
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "kube-score failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let objects: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(!objects.is_empty(), "kube-score scored nothing");
+    let mut findings = Vec::new();
+    for object in &objects {
+        for check in object["checks"].as_array().into_iter().flatten() {
+            let grade = check["grade"].as_i64().unwrap();
+            if check["skipped"] != true && grade < 10 {
+                findings.push(format!(
+                    "{}: {} ({grade}): {}",
+                    object["object_name"].as_str().unwrap(),
+                    check["check"]["id"].as_str().unwrap(),
+                    check["comments"]
+                ));
+            }
+        }
+    }
+    findings
+}
+
+#[test]
+fn kube_score_finds_nothing_in_what_users_install() {
+    let kustomize = |dir: &Path| {
+        let out = Command::new("kubectl")
+            .arg("kustomize")
+            .arg(dir)
+            .output()
+            .expect("kubectl is installed");
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let mut renderings = vec![
+        (
+            "kustomize manifests/".to_owned(),
+            kustomize(&root().join("manifests")),
+        ),
+        (
+            "kustomize client-auth".to_owned(),
+            common::kustomize_with_client_auth(),
+        ),
+        (
+            "helm template clientAuth".to_owned(),
+            helm_template(&["--set", "clientAuth.enabled=true"]),
+        ),
+        (
+            "helm template metrics off".to_owned(),
+            helm_template(&["--set", "metrics.enabled=false"]),
+        ),
+    ];
+    for args in CERT_SOURCES {
+        renderings.push((format!("helm template {args:?}"), helm_template(args)));
+    }
+    for (origin, rendered) in renderings {
+        let findings = kube_score_findings(&rendered);
+        assert!(findings.is_empty(), "{origin}:\n{}", findings.join("\n"));
+    }
+}
+
+#[test]
+fn kube_score_lint_reports_what_it_finds() {
+    // The lint above can fail: a Deployment without resources is graded critical.
+    let bare = r#"{"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "bare", "namespace": "x"},
+        "spec": {"selector": {"matchLabels": {"app": "bare"}}, "template": {
+            "metadata": {"labels": {"app": "bare"}},
+            "spec": {"containers": [{"name": "bare", "image": "bare:1"}]}}}}"#;
+    let findings = kube_score_findings(bare);
+    assert!(
+        findings
+            .iter()
+            .any(|f| f.contains("container-resources (1)")),
+        "{findings:#?}"
+    );
+    assert!(
+        !findings
+            .iter()
+            .any(|f| f.contains("container-image-pull-policy")),
+        "ignored checks stay ignored: {findings:#?}"
+    );
+}
