@@ -1,6 +1,10 @@
-# probegate container image: a static musl binary on distroless.
+# probegate container image: a static musl binary from scratch.
 #
 #   docker build -t ghcr.io/probegate/probegate:0.1.0 .
+#
+# The same layout as .ci/build-image.sh, which builds it without Docker: one
+# layer holding /probegate and image/rootfs/ (/etc/passwd and /etc/group naming
+# the nonroot user 65532), no shell, run as 65532:65532.
 #
 # Build stage ---------------------------------------------------------------
 FROM rust:1.95-bookworm AS build
@@ -22,14 +26,25 @@ WORKDIR /src
 # .dockerignore keeps target/, .git and deployment files out of the context.
 COPY . .
 RUN cargo build --release --locked --target x86_64-unknown-linux-musl \
- && install -D -m 0755 target/x86_64-unknown-linux-musl/release/probegate /out/probegate
+ && mkdir /rootfs \
+ && cp -a image/rootfs/. /rootfs/ \
+ && install -s -m 0755 target/x86_64-unknown-linux-musl/release/probegate /rootfs/probegate
 
 # Runtime stage -------------------------------------------------------------
-# No shell or package manager; CA certificates and /etc/passwd entries for
-# the nonroot user (65532) are included.
-FROM gcr.io/distroless/static-debian12:nonroot
+# Nothing but the binary and the user's name: no shell, no package manager.
+# The API server's CA comes from the service account mount, so no CA bundle.
+FROM scratch
 
-COPY --from=build /out/probegate /probegate
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="probegate" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.source="https://github.com/probegate/probegate" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.licenses="NOASSERTION"
+
+# One COPY, one layer, as .ci/build-image.sh makes it.
+COPY --from=build /rootfs/ /
 
 # Numeric so that Kubernetes' runAsNonRoot check can verify it.
 USER 65532:65532

@@ -248,7 +248,7 @@ fn null_server(certs: &Path) {
     runtime.block_on(async {
         let store = probegate::tls::CertStore::open(&certs.join("tls.crt"), &certs.join("tls.key"))
             .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(store.server_config().unwrap());
+        let acceptor = tokio_rustls::TlsAcceptor::from(store.server_config(None).unwrap());
         let fixed = Bytes::from(
             serde_json::to_vec(&json!({
                 "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
@@ -280,6 +280,7 @@ fn null_server(certs: &Path) {
         probegate::server::serve_tls(
             listener,
             acceptor,
+            std::sync::Arc::new(probegate::metrics::Metrics::default()),
             router,
             &limits,
             std::future::pending::<()>(),

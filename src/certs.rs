@@ -1,4 +1,5 @@
-//! A CA and an ECDSA P-256 serving certificate for the webhook, as PEM.
+//! A CA and an ECDSA P-256 certificate it signs, as PEM: the webhook's serving certificate,
+//! or the client certificate the API server presents to it.
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -27,7 +28,7 @@ pub enum CertError {
     },
 }
 
-/// A CA and the serving certificate it signed.
+/// A CA and the certificate it signed.
 pub struct Bundle {
     pub ca_pem: String,
     /// The CA's key, kept so the next serving certificate can come from the same CA (and
@@ -63,8 +64,20 @@ impl Names {
     }
 }
 
+/// The common name of client certificates: what the API server is to probegate.
+pub const CLIENT_NAME: &str = "kube-apiserver";
+
 /// Makes a new CA and a serving certificate signed by it.
 pub fn generate(names: &Names, days: u32) -> Result<Bundle, CertError> {
+    sign(&new_ca(days)?, names, days)
+}
+
+/// Makes a new CA and a client certificate signed by it, for the API server.
+pub fn generate_client(days: u32) -> Result<Bundle, CertError> {
+    sign_client(&new_ca(days)?, days)
+}
+
+fn new_ca(days: u32) -> Result<Ca, CertError> {
     let (not_before, not_after) = validity(days)?;
     let ca_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
     let mut ca = CertificateParams::default();
@@ -79,28 +92,39 @@ pub fn generate(names: &Names, days: u32) -> Result<Bundle, CertError> {
     // The CA outlives its serving certificates, so they can be renewed under it.
     ca.not_after = not_after + Duration::days(days.into());
     let ca_cert = ca.self_signed(&ca_key)?;
-    let ca = Ca {
+    Ok(Ca {
         cert_pem: ca_cert.pem(),
         key_pem: ca_key.serialize_pem(),
-    };
-    sign(&ca, names, days)
+    })
 }
 
 /// Makes a serving certificate signed by an existing CA.
 pub fn sign(ca: &Ca, names: &Names, days: u32) -> Result<Bundle, CertError> {
-    let (not_before, not_after) = validity(days)?;
-    let ca_key = KeyPair::from_pem(&ca.key_pem).map_err(CertError::BadCa)?;
-    let issuer = Issuer::from_ca_cert_pem(&ca.cert_pem, ca_key).map_err(CertError::BadCa)?;
-
-    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
     let mut serving = CertificateParams::default();
     serving.distinguished_name = name(names.dns.first().map_or("probegate", String::as_str));
     serving.subject_alt_names = subject_alt_names(names)?;
-    serving.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     serving.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    serving.not_before = not_before;
-    serving.not_after = not_after;
-    let cert = serving.signed_by(&key, &issuer)?;
+    sign_leaf(ca, serving, days)
+}
+
+/// Makes a client certificate for the API server, signed by an existing CA. Only its chain
+/// matters to probegate; its name shows who it was made for.
+pub fn sign_client(ca: &Ca, days: u32) -> Result<Bundle, CertError> {
+    let mut client = CertificateParams::default();
+    client.distinguished_name = name(CLIENT_NAME);
+    client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    sign_leaf(ca, client, days)
+}
+
+fn sign_leaf(ca: &Ca, mut params: CertificateParams, days: u32) -> Result<Bundle, CertError> {
+    let (not_before, not_after) = validity(days)?;
+    let ca_key = KeyPair::from_pem(&ca.key_pem).map_err(CertError::BadCa)?;
+    let issuer = Issuer::from_ca_cert_pem(&ca.cert_pem, ca_key).map_err(CertError::BadCa)?;
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.not_before = not_before;
+    params.not_after = not_after;
+    let cert = params.signed_by(&key, &issuer)?;
 
     Ok(Bundle {
         ca_pem: ca.cert_pem.clone(),
@@ -151,16 +175,31 @@ fn subject_alt_names(names: &Names) -> Result<Vec<SanType>, CertError> {
 impl Bundle {
     /// Writes `ca.crt`, `ca.key`, `tls.crt` and `tls.key` into `dir`; keys get mode 0600.
     pub fn write(&self, dir: &Path) -> Result<(), CertError> {
+        self.write_as(dir, ["ca.crt", "ca.key", "tls.crt", "tls.key"])
+    }
+
+    /// Writes a client bundle as `client-ca.crt`, `client-ca.key`, `client.crt` and
+    /// `client.key`, names that cannot overwrite a serving pair in the same folder.
+    pub fn write_client(&self, dir: &Path) -> Result<(), CertError> {
+        self.write_as(
+            dir,
+            ["client-ca.crt", "client-ca.key", "client.crt", "client.key"],
+        )
+    }
+
+    /// Writes the CA, its key, the certificate and its key under `files`, in that order.
+    fn write_as(&self, dir: &Path, files: [&str; 4]) -> Result<(), CertError> {
         let write_error = |path: &Path| {
             let path = path.display().to_string();
             move |source| CertError::Write { path, source }
         };
         std::fs::create_dir_all(dir).map_err(write_error(dir))?;
+        let [ca, ca_key, cert, key] = files;
         for (file, pem, private) in [
-            ("ca.crt", &self.ca_pem, false),
-            ("ca.key", &self.ca_key_pem, true),
-            ("tls.crt", &self.cert_pem, false),
-            ("tls.key", &self.key_pem, true),
+            (ca, &self.ca_pem, false),
+            (ca_key, &self.ca_key_pem, true),
+            (cert, &self.cert_pem, false),
+            (key, &self.key_pem, true),
         ] {
             let path = dir.join(file);
             write_file(&path, pem, private).map_err(write_error(&path))?;

@@ -18,7 +18,7 @@ use probegate::metrics::Metrics;
 use probegate::namespace_cache::{ClusterCache, Directory};
 use probegate::offline::{self, OutputFormat};
 use probegate::server::{Limits, Listeners, Server};
-use probegate::tls::CertStore;
+use probegate::tls::{CertStore, ClientCaStore};
 
 #[derive(Parser)]
 #[command(
@@ -37,7 +37,8 @@ enum Command {
     Mutate(MutateArgs),
     /// Run the webhook: HTTPS admission endpoint, health and metrics.
     Serve(ServeArgs),
-    /// Make a CA and a serving certificate for the webhook's Service.
+    /// Make a CA and a serving certificate for the webhook's Service (or, with --client, a
+    /// client certificate for the API server).
     Certs(CertsArgs),
 }
 
@@ -62,6 +63,11 @@ struct ServeArgs {
     /// Serving private key (PEM: PKCS#8, PKCS#1 RSA or SEC1 EC).
     #[arg(long, requires = "tls_cert_file")]
     tls_key_file: Option<PathBuf>,
+    /// CA certificates (PEM) a webhook client's certificate must chain to: the webhook
+    /// then refuses clients without one (health and metrics are unaffected). Reloaded
+    /// when the file changes.
+    #[arg(long, value_name = "FILE")]
+    client_ca_file: Option<PathBuf>,
     /// Do not look for a cluster: namespace annotations come from --namespace-config.
     #[arg(long)]
     standalone: bool,
@@ -110,14 +116,19 @@ struct CertsArgs {
     /// An IP address for the certificate (repeatable).
     #[arg(long = "ip", value_name = "ADDR")]
     ips: Vec<IpAddr>,
-    /// Where to write ca.crt, tls.crt and tls.key.
+    /// Where to write ca.crt, ca.key, tls.crt and tls.key (with --client: client-ca.crt,
+    /// client-ca.key, client.crt and client.key).
     #[arg(long, default_value = ".")]
     out: PathBuf,
+    /// Make a client certificate for the API server to present to the webhook (which
+    /// trusts client-ca.crt through --client-ca-file), instead of a serving certificate.
+    #[arg(long, conflicts_with_all = ["dns", "ips"])]
+    client: bool,
     /// Validity in days.
     #[arg(long, default_value_t = 365)]
     days: u32,
     /// Sign with this existing CA (with --ca-key) instead of making a new one, so the
-    /// webhook's caBundle stays the same.
+    /// webhook's caBundle (or, with --client, its --client-ca-file) stays the same.
     #[arg(long, requires = "ca_key", value_name = "FILE")]
     ca_cert: Option<PathBuf>,
     /// The existing CA's private key (PEM).
@@ -171,22 +182,34 @@ fn make_certs(args: CertsArgs) -> anyhow::Result<()> {
     let mut names = Names::for_service(&args.service, &args.namespace);
     names.dns.extend(args.dns);
     names.ips.extend(args.ips);
-    let bundle = match (&args.ca_cert, &args.ca_key) {
+    let ca = match (&args.ca_cert, &args.ca_key) {
         (Some(cert), Some(key)) => {
             let read = |path: &PathBuf| {
                 std::fs::read_to_string(path)
                     .with_context(|| format!("cannot read {}", path.display()))
             };
-            certs::sign(
-                &certs::Ca {
-                    cert_pem: read(cert)?,
-                    key_pem: read(key)?,
-                },
-                &names,
-                args.days,
-            )?
+            Some(certs::Ca {
+                cert_pem: read(cert)?,
+                key_pem: read(key)?,
+            })
         }
-        _ => certs::generate(&names, args.days)?,
+        _ => None,
+    };
+    if args.client {
+        let bundle = match &ca {
+            Some(ca) => certs::sign_client(ca, args.days)?,
+            None => certs::generate_client(args.days)?,
+        };
+        bundle.write_client(&args.out)?;
+        eprintln!(
+            "wrote {}: client.crt and client.key for the API server's kubeconfig, client-ca.crt for --client-ca-file",
+            args.out.display()
+        );
+        return Ok(());
+    }
+    let bundle = match &ca {
+        Some(ca) => certs::sign(ca, &names, args.days)?,
+        None => certs::generate(&names, args.days)?,
     };
     bundle.write(&args.out)?;
     use base64::Engine as _;
@@ -223,6 +246,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         no_metrics,
         tls_cert_file,
         tls_key_file,
+        client_ca_file,
         standalone,
         namespace_config,
         namespace_annotations,
@@ -250,6 +274,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             CertStore::open(&dir.join("tls.crt"), &dir.join("tls.key"))?
         }
     };
+    let client_ca = client_ca_file
+        .as_deref()
+        .map(ClientCaStore::open)
+        .transpose()?;
     let (directory, watchers) = directory(standalone, namespace_config.as_deref()).await?;
     let metrics = Arc::new(Metrics::default());
     let defaults = namespace_annotations.into_iter().collect();
@@ -269,6 +297,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let server = Server {
         listeners,
         certs,
+        client_ca,
         admission,
         metrics,
         health: Health::new(directory.clone()),

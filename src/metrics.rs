@@ -38,7 +38,8 @@ struct RuleLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ResultLabels {
+struct ReloadLabels {
+    certificate: &'static str,
     result: &'static str,
 }
 
@@ -60,7 +61,8 @@ pub struct Metrics {
     gates: Counter,
     warnings: Family<RuleLabels, Counter>,
     bad_requests: Family<ReasonLabels, Counter>,
-    reloads: Family<ResultLabels, Counter>,
+    reloads: Family<ReloadLabels, Counter>,
+    handshake_failures: Family<ReasonLabels, Counter>,
     cache_age: Family<CacheLabels, Gauge<f64, AtomicU64>>,
 }
 
@@ -80,6 +82,7 @@ impl Default for Metrics {
         let warnings = Family::default();
         let bad_requests = Family::default();
         let reloads = Family::default();
+        let handshake_failures = Family::default();
         let cache_age = Family::default();
         registry.register(
             "admission_reviews",
@@ -109,8 +112,13 @@ impl Default for Metrics {
         );
         registry.register(
             "certificate_reloads",
-            "Serving certificate reload attempts, by result",
+            "Certificate reload attempts, by certificate (serving, client_ca) and result",
             reloads.clone(),
+        );
+        registry.register(
+            "tls_handshake_failures",
+            "Webhook TLS handshakes that failed, by reason",
+            handshake_failures.clone(),
         );
         registry.register(
             "cache_age_seconds",
@@ -126,6 +134,7 @@ impl Default for Metrics {
             warnings,
             bad_requests,
             reloads,
+            handshake_failures,
             cache_age,
         }
     }
@@ -151,6 +160,43 @@ impl Outcome {
             Outcome::Denied => "denied",
             Outcome::Skipped => "skipped",
             Outcome::Error => "error",
+        }
+    }
+}
+
+/// Why a webhook TLS handshake failed; the label of `tls_handshake_failures`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandshakeFailure {
+    /// Client certificates are required and the client sent none.
+    NoClientCertificate,
+    /// The client's certificate does not chain to the client CA, or is expired or unfit.
+    ClientCertificateRefused,
+    Timeout,
+    /// Anything else: no common protocol, a client that hung up, garbage.
+    Other,
+}
+
+impl HandshakeFailure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HandshakeFailure::NoClientCertificate => "no_client_certificate",
+            HandshakeFailure::ClientCertificateRefused => "client_certificate_refused",
+            HandshakeFailure::Timeout => "timeout",
+            HandshakeFailure::Other => "other",
+        }
+    }
+
+    /// Sorts a failed `accept`'s error: tokio-rustls carries the rustls error inside.
+    pub fn of(error: &std::io::Error) -> HandshakeFailure {
+        match error
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        {
+            Some(rustls::Error::NoCertificatesPresented) => HandshakeFailure::NoClientCertificate,
+            Some(rustls::Error::InvalidCertificate(_)) => {
+                HandshakeFailure::ClientCertificateRefused
+            }
+            _ => HandshakeFailure::Other,
         }
     }
 }
@@ -202,9 +248,22 @@ impl Metrics {
             .inc();
     }
 
-    pub fn certificate_reload(&self, success: bool) {
+    pub fn certificate_reload(&self, certificate: &'static str, success: bool) {
         let result = if success { "success" } else { "failure" };
-        self.reloads.get_or_create(&ResultLabels { result }).inc();
+        self.reloads
+            .get_or_create(&ReloadLabels {
+                certificate,
+                result,
+            })
+            .inc();
+    }
+
+    pub fn handshake_failure(&self, reason: HandshakeFailure) {
+        self.handshake_failures
+            .get_or_create(&ReasonLabels {
+                reason: reason.as_str(),
+            })
+            .inc();
     }
 
     pub fn cache_age(&self, cache: &'static str, seconds: f64) {
@@ -231,7 +290,8 @@ mod tests {
         metrics.review("Pod", "CREATE", Outcome::Mutated, 0.000_03);
         metrics.injected([1, 2, 0], 1);
         metrics.warning(Rule::MetricsCoupling);
-        metrics.certificate_reload(false);
+        metrics.certificate_reload("client_ca", false);
+        metrics.handshake_failure(HandshakeFailure::NoClientCertificate);
         metrics.cache_age("namespaces", 1.5);
         let text = metrics.encode().unwrap();
         for line in [
@@ -242,7 +302,8 @@ mod tests {
             r#"probegate_probes_injected_total{probe="readiness"} 2"#,
             "probegate_readiness_gates_injected_total 1",
             r#"probegate_warnings_total{rule="metrics_coupling"} 1"#,
-            r#"probegate_certificate_reloads_total{result="failure"} 1"#,
+            r#"probegate_certificate_reloads_total{certificate="client_ca",result="failure"} 1"#,
+            r#"probegate_tls_handshake_failures_total{reason="no_client_certificate"} 1"#,
             r#"probegate_cache_age_seconds{cache="namespaces"} 1.5"#,
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");

@@ -26,9 +26,9 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::admission::Admission;
 use crate::health::{self, Health};
-use crate::metrics::Metrics;
+use crate::metrics::{HandshakeFailure, Metrics};
 use crate::namespace_cache::{ClusterCache, Directory};
-use crate::tls::{CertStore, TlsError};
+use crate::tls::{self, CertStore, ClientCaStore, TlsError};
 
 /// Bounds that keep one bad client or a burst from hurting everyone else.
 #[derive(Debug, Clone)]
@@ -98,6 +98,8 @@ pub enum ServerError {
 pub struct Server {
     pub listeners: Listeners,
     pub certs: Arc<CertStore>,
+    /// When set, the webhook listener takes only clients whose certificate chains to it.
+    pub client_ca: Option<Arc<ClientCaStore>>,
     pub admission: Arc<Admission>,
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
@@ -111,6 +113,7 @@ impl Server {
         let Server {
             listeners,
             certs,
+            client_ca,
             admission,
             metrics,
             health,
@@ -126,7 +129,7 @@ impl Server {
         let webhook_listener = tokio_listener(listeners.webhook)?;
         let health_listener = tokio_listener(listeners.health)?;
         let metrics_listener = listeners.metrics.map(tokio_listener).transpose()?;
-        let acceptor = TlsAcceptor::from(certs.server_config()?);
+        let acceptor = TlsAcceptor::from(certs.server_config(client_ca.clone())?);
 
         let health_address = health_listener
             .local_addr()
@@ -157,7 +160,18 @@ impl Server {
                 side_stopped,
             )));
         }
-        let reload = tokio::spawn(certs.clone().watch(metrics.clone(), limits.cert_poll));
+        let mut reloads = vec![tokio::spawn(tls::watch(
+            certs.clone(),
+            metrics.clone(),
+            limits.cert_poll,
+        ))];
+        if let Some(client_ca) = client_ca {
+            reloads.push(tokio::spawn(tls::watch(
+                client_ca,
+                metrics.clone(),
+                limits.cert_poll,
+            )));
+        }
         // Readiness waits on the caches: wake those waiting on it once they have synced.
         let cache_readiness = cluster.clone().map(|cache| {
             let health = health.clone();
@@ -197,6 +211,7 @@ impl Server {
         serve_tls(
             webhook_listener,
             acceptor,
+            metrics,
             router,
             &limits,
             shutdown,
@@ -206,7 +221,9 @@ impl Server {
             },
         )
         .await;
-        reload.abort();
+        for reload in reloads {
+            reload.abort();
+        }
         if let Some(task) = cache_readiness {
             task.abort();
         }
@@ -221,10 +238,12 @@ impl Server {
 
 /// Accepts TLS connections and serves `router` over HTTP/1.1 until `shutdown` resolves;
 /// then calls `on_shutdown`, stops accepting, and drains requests in flight within the
-/// grace period. The webhook and the benchmark's null server both run on this.
+/// grace period. Failed handshakes are counted in `metrics`. The webhook and the
+/// benchmark's null server both run on this.
 pub async fn serve_tls(
     listener: TcpListener,
     acceptor: TlsAcceptor,
+    metrics: Arc<Metrics>,
     router: Router,
     limits: &Limits,
     shutdown: impl Future<Output = ()>,
@@ -232,7 +251,7 @@ pub async fn serve_tls(
 ) {
     serve(
         listener,
-        Some(acceptor),
+        Some((acceptor, metrics)),
         router,
         limits,
         shutdown,
@@ -245,7 +264,7 @@ pub async fn serve_tls(
 /// and header timeouts, and a bounded drain, so no client can hold a listener or shutdown.
 async fn serve(
     listener: TcpListener,
-    acceptor: Option<TlsAcceptor>,
+    tls: Option<(TlsAcceptor, Arc<Metrics>)>,
     router: Router,
     limits: &Limits,
     shutdown: impl Future<Output = ()>,
@@ -262,19 +281,26 @@ async fn serve(
         let Some((stream, permit)) = accepted else {
             continue;
         };
-        let acceptor = acceptor.clone();
+        let tls = tls.clone();
         let service = TowerToHyperService::new(router.clone());
         let watcher = graceful.watcher();
         let limits = limits.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let Some(acceptor) = acceptor else {
+            let Some((acceptor, metrics)) = tls else {
                 return serve_connection(stream, service, &limits, watcher).await;
             };
             match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(stream)).await {
                 Ok(Ok(tls)) => serve_connection(tls, service, &limits, watcher).await,
-                Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
-                Err(_) => tracing::debug!("TLS handshake timed out"),
+                Ok(Err(error)) => {
+                    metrics.handshake_failure(HandshakeFailure::of(&error));
+                    // Debug only: anyone who can reach the port can fill a log at info.
+                    tracing::debug!(%error, "TLS handshake failed");
+                }
+                Err(_) => {
+                    metrics.handshake_failure(HandshakeFailure::Timeout);
+                    tracing::debug!("TLS handshake timed out");
+                }
             }
         });
     }

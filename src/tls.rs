@@ -1,8 +1,10 @@
-//! The serving certificate: loading, hot reload, and the rustls configuration.
+//! The serving certificate and the client CA: loading, hot reload, and the rustls
+//! configuration.
 //!
-//! The certificate lives behind a resolver that new handshakes consult, so a renewal
-//! (cert-manager rewriting the files, or kubelet swapping a Secret's `..data` link) reaches
-//! new connections without a restart, and connections in flight keep the key they began with.
+//! Both live behind objects that new handshakes consult (a certificate resolver, a client
+//! certificate verifier), so a renewal (cert-manager rewriting the files, or kubelet swapping
+//! a Secret's `..data` link) reaches new connections without a restart, and connections in
+//! flight keep what they began with.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -10,11 +12,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use rustls::ServerConfig;
-use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
+use rustls::{DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use tokio::sync::mpsc;
 
 use crate::metrics::Metrics;
@@ -35,6 +39,8 @@ pub enum TlsError {
     BadKey { path: String, reason: String },
     #[error("the private key does not match the certificate: {0}")]
     Mismatch(rustls::Error),
+    #[error("{path}: not a usable client CA: {reason}")]
+    BadClientCa { path: String, reason: String },
     #[error("TLS configuration: {0}")]
     Config(#[from] rustls::Error),
     #[error("cannot watch {path}: {source}")]
@@ -103,13 +109,39 @@ pub enum Reload {
     Refused(String),
 }
 
+/// Files that [`watch`] reloads when they change.
+pub trait Reloadable: Send + Sync + 'static {
+    /// What the files hold: the `certificate` label of the reload metric, and in logs.
+    const KIND: &'static str;
+    fn files(&self) -> Vec<&Path>;
+    fn reload(&self) -> Reload;
+}
+
+/// Remembers the contents last tried, so one bad file set is refused once, not every poll.
+#[derive(Debug)]
+struct LastSeen(Mutex<u64>);
+
+impl LastSeen {
+    fn new(contents: &[&[u8]]) -> LastSeen {
+        LastSeen(Mutex::new(fingerprint(contents)))
+    }
+
+    /// Records `contents`; false when they are what was last seen.
+    fn changed(&self, contents: &[&[u8]]) -> bool {
+        let seen = fingerprint(contents);
+        let mut last = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let changed = *last != seen;
+        *last = seen;
+        changed
+    }
+}
+
 /// The certificate in service, swapped atomically on reload.
 pub struct CertStore {
     cert_path: PathBuf,
     key_path: PathBuf,
     current: ArcSwap<CertifiedKey>,
-    /// Fingerprint of the file contents last tried, so one bad pair is refused once.
-    last_seen: Mutex<u64>,
+    last_seen: LastSeen,
 }
 
 impl std::fmt::Debug for CertStore {
@@ -131,24 +163,51 @@ impl CertStore {
             cert_path: cert_path.to_owned(),
             key_path: key_path.to_owned(),
             current: ArcSwap::from_pointee(certified),
-            last_seen: Mutex::new(fingerprint(&cert_pem, &key_pem)),
+            last_seen: LastSeen::new(&[&cert_pem, &key_pem]),
         }))
     }
 
+    /// The leaf certificate in service (DER).
+    pub fn leaf(&self) -> CertificateDer<'static> {
+        self.current.load().cert[0].clone()
+    }
+
+    /// A rustls server configuration that serves this store's certificate and, given a
+    /// client CA, accepts only clients with a certificate that chains to it.
+    pub fn server_config(
+        self: &Arc<Self>,
+        client_ca: Option<Arc<ClientCaStore>>,
+    ) -> Result<Arc<ServerConfig>, TlsError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
+        let builder = match client_ca {
+            Some(client_ca) => builder.with_client_cert_verifier(client_ca),
+            None => builder.with_no_client_auth(),
+        };
+        let mut config = builder.with_cert_resolver(self.clone());
+        // The API server talks HTTP/1.1 to webhooks.
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
+    }
+}
+
+impl Reloadable for CertStore {
+    const KIND: &'static str = "serving";
+
+    fn files(&self) -> Vec<&Path> {
+        vec![&self.cert_path, &self.key_path]
+    }
+
     /// Re-reads the files and swaps the pair in when it changed and is valid.
-    pub fn reload(&self) -> Reload {
+    fn reload(&self) -> Reload {
         let (cert_pem, key_pem) = match (read(&self.cert_path), read(&self.key_path)) {
             (Ok(cert), Ok(key)) => (cert, key),
             // Mid-swap a file can be briefly missing; the next event or poll tries again.
             (Err(e), _) | (_, Err(e)) => return Reload::Refused(e.to_string()),
         };
-        let seen = fingerprint(&cert_pem, &key_pem);
-        {
-            let mut last = self.last_seen.lock().unwrap_or_else(|p| p.into_inner());
-            if *last == seen {
-                return Reload::Unchanged;
-            }
-            *last = seen;
+        if !self.last_seen.changed(&[&cert_pem, &key_pem]) {
+            return Reload::Unchanged;
         }
         match parse_pair(&self.cert_path, &cert_pem, &self.key_path, &key_pem) {
             Ok(certified) => {
@@ -158,105 +217,86 @@ impl CertStore {
             Err(e) => Reload::Refused(e.to_string()),
         }
     }
+}
 
-    /// The leaf certificate in service (DER).
-    pub fn leaf(&self) -> CertificateDer<'static> {
-        self.current.load().cert[0].clone()
-    }
-
-    /// A rustls server configuration that serves this store's certificate.
-    pub fn server_config(self: &Arc<Self>) -> Result<Arc<ServerConfig>, TlsError> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = ServerConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
-            .with_no_client_auth()
-            .with_cert_resolver(self.clone());
-        // The API server talks HTTP/1.1 to webhooks.
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Ok(Arc::new(config))
-    }
-
-    /// Reloads on file events in the files' folders, and polls as a backstop for
-    /// filesystems that send no events. Runs until the task is dropped.
-    pub async fn watch(self: Arc<Self>, metrics: Arc<Metrics>, poll: Duration) {
-        let (events, mut changed) = mpsc::channel::<()>(1);
-        // Without file events (inotify limits, odd filesystems) the poll still runs.
-        let _watcher = match self.watch_folders(events) {
-            Ok(watcher) => Some(watcher),
-            Err(error) => {
-                metrics.certificate_reload(false);
-                tracing::warn!(%error, poll = ?poll, "cannot watch the certificate files; polling only");
-                None
+/// Reloads `store` on file events in its files' folders, and polls as a backstop for
+/// filesystems that send no events. Runs until the task is dropped.
+pub async fn watch<R: Reloadable>(store: Arc<R>, metrics: Arc<Metrics>, poll: Duration) {
+    let (events, mut changed) = mpsc::channel::<()>(1);
+    // Without file events (inotify limits, odd filesystems) the poll still runs.
+    let _watcher = match watch_folders(&store.files(), events) {
+        Ok(watcher) => Some(watcher),
+        Err(error) => {
+            metrics.certificate_reload(R::KIND, false);
+            tracing::warn!(%error, poll = ?poll, certificate = R::KIND, "cannot watch the certificate files; polling only");
+            None
+        }
+    };
+    let mut ticker = tokio::time::interval(poll);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            Some(()) = changed.recv() => {
+                // Writers that replace the key and the certificate one at a time pass
+                // through a mismatched pair: let the folder settle, within reason.
+                let settle_until = tokio::time::Instant::now() + MAX_SETTLE;
+                while tokio::time::timeout_at(settle_until.min(tokio::time::Instant::now() + SETTLE), changed.recv())
+                    .await
+                    .is_ok_and(|event| event.is_some())
+                {}
             }
-        };
-        let mut ticker = tokio::time::interval(poll);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                Some(()) = changed.recv() => {
-                    // Writers that replace the key and the certificate one at a time pass
-                    // through a mismatched pair: let the folder settle, within reason.
-                    let settle_until = tokio::time::Instant::now() + MAX_SETTLE;
-                    while tokio::time::timeout_at(settle_until.min(tokio::time::Instant::now() + SETTLE), changed.recv())
-                        .await
-                        .is_ok_and(|event| event.is_some())
-                    {}
-                }
-                _ = ticker.tick() => {}
+            _ = ticker.tick() => {}
+        }
+        match store.reload() {
+            Reload::Unchanged => {}
+            Reload::Reloaded => {
+                metrics.certificate_reload(R::KIND, true);
+                tracing::info!(certificate = R::KIND, file = %store.files()[0].display(), "certificate reloaded");
             }
-            match self.reload() {
-                Reload::Unchanged => {}
-                Reload::Reloaded => {
-                    metrics.certificate_reload(true);
-                    tracing::info!(cert = %self.cert_path.display(), "serving certificate reloaded");
-                }
-                Reload::Refused(reason) => {
-                    metrics.certificate_reload(false);
-                    tracing::warn!(%reason, "new serving certificate refused; keeping the one in service");
-                }
+            Reload::Refused(reason) => {
+                metrics.certificate_reload(R::KIND, false);
+                tracing::warn!(%reason, certificate = R::KIND, "new certificate refused; keeping the one in service");
             }
         }
     }
+}
 
-    /// Watches the folders holding the files; a Secret volume swaps its `..data` link there.
-    fn watch_folders(
-        &self,
-        events: mpsc::Sender<()>,
-    ) -> Result<notify::RecommendedWatcher, TlsError> {
-        use notify::Watcher;
-        let mut watcher =
-            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-                // Reading the files is an event too: only changes wake the reloader.
-                let is_change =
-                    event.is_ok_and(|e| !matches!(e.kind, notify::EventKind::Access(_)));
-                if is_change {
-                    // A full channel already holds a wake-up; dropping this one loses nothing.
-                    let _ = events.try_send(());
-                }
-            })
-            .map_err(|source| TlsError::Watch {
-                path: self.cert_path.display().to_string(),
-                source,
-            })?;
-        let mut folders: Vec<&Path> = [&self.cert_path, &self.key_path]
-            .iter()
-            .map(|p| {
-                p.parent()
-                    .filter(|d| !d.as_os_str().is_empty())
-                    .unwrap_or(Path::new("."))
-            })
-            .collect();
-        folders.dedup();
-        for folder in folders {
-            watcher
-                .watch(folder, notify::RecursiveMode::NonRecursive)
-                .map_err(|source| TlsError::Watch {
-                    path: folder.display().to_string(),
-                    source,
-                })?;
+/// Watches the folders holding the files; a Secret volume swaps its `..data` link there.
+fn watch_folders(
+    files: &[&Path],
+    events: mpsc::Sender<()>,
+) -> Result<notify::RecommendedWatcher, TlsError> {
+    use notify::Watcher;
+    let watch_error = |path: &Path| {
+        let path = path.display().to_string();
+        move |source| TlsError::Watch { path, source }
+    };
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        // Reading the files is an event too: only changes wake the reloader.
+        let is_change = event.is_ok_and(|e| !matches!(e.kind, notify::EventKind::Access(_)));
+        if is_change {
+            // A full channel already holds a wake-up; dropping this one loses nothing.
+            let _ = events.try_send(());
         }
-        Ok(watcher)
+    })
+    .map_err(watch_error(
+        files.first().copied().unwrap_or(Path::new(".")),
+    ))?;
+    let mut folders: Vec<&Path> = files
+        .iter()
+        .map(|p| {
+            p.parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+        })
+        .collect();
+    folders.dedup();
+    for folder in folders {
+        watcher
+            .watch(folder, notify::RecursiveMode::NonRecursive)
+            .map_err(watch_error(folder))?;
     }
+    Ok(watcher)
 }
 
 impl ResolvesServerCert for CertStore {
@@ -265,11 +305,135 @@ impl ResolvesServerCert for CertStore {
     }
 }
 
-fn fingerprint(cert: &[u8], key: &[u8]) -> u64 {
+fn fingerprint(contents: &[&[u8]]) -> u64 {
     let mut hasher = DefaultHasher::new();
-    cert.hash(&mut hasher);
-    key.hash(&mut hasher);
+    contents.hash(&mut hasher);
     hasher.finish()
+}
+
+/// The CAs a client certificate must chain to (`--client-ca-file`), swapped atomically on
+/// reload. Handshakes ask it to verify; it hands each check to the verifier in service.
+pub struct ClientCaStore {
+    path: PathBuf,
+    current: ArcSwap<Verifier>,
+    last_seen: LastSeen,
+}
+
+/// `ArcSwap` holds sized values: the verifier in a box of its own.
+#[derive(Debug)]
+struct Verifier(Arc<dyn ClientCertVerifier>);
+
+impl std::fmt::Debug for ClientCaStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCaStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientCaStore {
+    /// Loads the CA file; one that does not load is an error at start-up.
+    pub fn open(path: &Path) -> Result<Arc<ClientCaStore>, TlsError> {
+        let pem = read(path)?;
+        let verifier = parse_client_ca(path, &pem)?;
+        Ok(Arc::new(ClientCaStore {
+            path: path.to_owned(),
+            current: ArcSwap::from_pointee(Verifier(verifier)),
+            last_seen: LastSeen::new(&[&pem]),
+        }))
+    }
+
+    fn verifier(&self) -> Arc<dyn ClientCertVerifier> {
+        self.current.load().0.clone()
+    }
+}
+
+fn parse_client_ca(path: &Path, pem: &[u8]) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
+    let bad = |reason: String| TlsError::BadClientCa {
+        path: path.display().to_string(),
+        reason,
+    };
+    let cas = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(e.to_string()))?;
+    if cas.is_empty() {
+        return Err(TlsError::NoCertificate {
+            path: path.display().to_string(),
+        });
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in cas {
+        roots.add(ca).map_err(|e| bad(e.to_string()))?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+        .build()
+        .map_err(|e| bad(e.to_string()))
+}
+
+impl Reloadable for ClientCaStore {
+    const KIND: &'static str = "client_ca";
+
+    fn files(&self) -> Vec<&Path> {
+        vec![&self.path]
+    }
+
+    fn reload(&self) -> Reload {
+        let pem = match read(&self.path) {
+            Ok(pem) => pem,
+            Err(e) => return Reload::Refused(e.to_string()),
+        };
+        if !self.last_seen.changed(&[&pem]) {
+            return Reload::Unchanged;
+        }
+        match parse_client_ca(&self.path, &pem) {
+            Ok(verifier) => {
+                self.current.store(Arc::new(Verifier(verifier)));
+                Reload::Reloaded
+            }
+            Err(e) => Reload::Refused(e.to_string()),
+        }
+    }
+}
+
+impl ClientCertVerifier for ClientCaStore {
+    /// No hints: a borrowed list cannot follow a reload. Clients that get none send the
+    /// certificate they have (RFC 8446 4.2.4; Go's client, the API server's, does).
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        self.verifier()
+            .verify_client_cert(end_entity, intermediates, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.verifier().verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.verifier().verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.verifier().supported_verify_schemes()
+    }
 }
 
 #[cfg(test)]
@@ -370,5 +534,33 @@ mod tests {
         std::fs::write(&key_path, &second.key_pem).unwrap();
         assert_eq!(store.reload(), Reload::Reloaded);
         assert_ne!(store.leaf(), original);
+    }
+
+    #[test]
+    fn client_ca_files_that_cannot_verify_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = certs::generate_client(1).unwrap();
+        let cases: Vec<(&str, String, &str)> = vec![
+            ("ca", ca.ca_pem.clone(), ""),
+            ("two-cas", format!("{}{}", ca.ca_pem, bundle().ca_pem), ""),
+            ("empty", String::new(), "no PEM certificate found"),
+            ("key", ca.ca_key_pem.clone(), "no PEM certificate found"),
+            (
+                "not-der",
+                "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n".into(),
+                "not a usable client CA",
+            ),
+        ];
+        for (name, pem, error) in cases {
+            let path = dir.path().join(format!("{name}.crt"));
+            std::fs::write(&path, pem).unwrap();
+            match ClientCaStore::open(&path) {
+                Ok(_) => assert!(error.is_empty(), "{name} should fail"),
+                Err(e) => assert!(
+                    !error.is_empty() && e.to_string().contains(error),
+                    "{name}: {e}"
+                ),
+            }
+        }
     }
 }

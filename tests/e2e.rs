@@ -7,6 +7,7 @@
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -30,8 +31,13 @@ impl ApiServer {
             .prefix("probegate-e2e-")
             .tempdir()
             .unwrap();
+        let admission = admission_configuration(workdir.path());
         let out = Command::new(root().join("tests/e2e/start-apiserver.sh"))
             .arg(workdir.path())
+            .env(
+                "PROBEGATE_APISERVER_ARGS",
+                format!("--admission-control-config-file={}", admission.display()),
+            )
             .stderr(Stdio::inherit())
             .output()
             .expect("tests/e2e/start-apiserver.sh runs");
@@ -47,6 +53,41 @@ impl ApiServer {
     }
 }
 
+/// The API server's side of client certificates, as the README shows it: a client
+/// certificate from `probegate certs --client` (in WORKDIR/client-certs), named in a
+/// kubeconfig that a WebhookAdmissionConfiguration points at. The user is `*`: the webhook
+/// is registered by URL, on a port not known yet.
+fn admission_configuration(workdir: &Path) -> PathBuf {
+    let client = workdir.join("client-certs");
+    let status = Command::new(env!("CARGO_BIN_EXE_probegate"))
+        .args(["certs", "--client", "--out"])
+        .arg(&client)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "probegate certs --client");
+    let kubeconfig = workdir.join("webhook-kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nusers:\n  - name: \"*\"\n    user:\n      client-certificate: {}\n      client-key: {}\n",
+            client.join("client.crt").display(),
+            client.join("client.key").display()
+        ),
+    )
+    .unwrap();
+    let admission = workdir.join("admission.yaml");
+    std::fs::write(
+        &admission,
+        format!(
+            "apiVersion: apiserver.config.k8s.io/v1\nkind: AdmissionConfiguration\nplugins:\n  - name: MutatingAdmissionWebhook\n    configuration:\n      apiVersion: apiserver.config.k8s.io/v1\n      kind: WebhookAdmissionConfiguration\n      kubeConfigFile: {}\n",
+            kubeconfig.display()
+        ),
+    )
+    .unwrap();
+    admission
+}
+
 impl Drop for ApiServer {
     fn drop(&mut self) {
         let _ = Command::new(root().join("tests/e2e/stop-apiserver.sh"))
@@ -60,6 +101,7 @@ struct Probegate {
     child: Child,
     webhook: String,
     health: String,
+    metrics: String,
 }
 
 impl Probegate {
@@ -86,6 +128,9 @@ impl Probegate {
             .arg(certs.join("tls.crt"))
             .arg("--tls-key-file")
             .arg(certs.join("tls.key"))
+            // Every replica takes reviews only from the API server's client certificate.
+            .arg("--client-ca-file")
+            .arg(certs.join("client-ca.crt"))
             .args(extra)
             .env("KUBECONFIG", kubeconfig)
             .stdout(Stdio::null())
@@ -104,17 +149,19 @@ impl Probegate {
                     let _ = tx.send((
                         log["webhook"].as_str().unwrap().to_owned(),
                         log["health"].as_str().unwrap().to_owned(),
+                        log["metrics"].as_str().unwrap().to_owned(),
                     ));
                 }
             }
         });
-        let (webhook, health) = rx
+        let (webhook, health, metrics) = rx
             .recv_timeout(Duration::from_secs(30))
             .expect("probegate logged its addresses");
         let probegate = Probegate {
             child,
             webhook,
             health,
+            metrics,
         };
         // Ready means the namespace and Service caches have synced from the API server.
         eventually("probegate ready", Duration::from_secs(60), || {
@@ -143,6 +190,15 @@ impl Drop for Probegate {
 }
 
 fn http_status(addr: &str, path: &str) -> Option<u16> {
+    http_get(addr, path)?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// A plain HTTP GET's whole answer, head and body.
+fn http_get(addr: &str, path: &str) -> Option<String> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
@@ -153,7 +209,7 @@ fn http_status(addr: &str, path: &str) -> Option<u16> {
     .ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
-    response.split_whitespace().nth(1)?.parse().ok()
+    Some(response)
 }
 
 /// Polls `check` until it holds; the deadline bounds the wait, it is not a sleep.
@@ -290,6 +346,11 @@ fn end_to_end_against_a_real_kube_apiserver() {
 
     let certs_dir = api.workdir.path().join("webhook-certs");
     certs(&certs_dir, None);
+    std::fs::copy(
+        client_certs(&certs_dir).join("client-ca.crt"),
+        certs_dir.join("client-ca.crt"),
+    )
+    .unwrap();
     // Replicas run with a shutdown delay, as the manifests run them (shorter, to keep the
     // suite short); step 10 rolls this one over to a second replica.
     let probegate = Probegate::start_with(&api.kubeconfig, &certs_dir, REPLICA);
@@ -309,6 +370,8 @@ fn end_to_end_against_a_real_kube_apiserver() {
         pod["metadata"]["annotations"]["probegate.io/injected"].is_string()
     });
 
+    // Every review so far and from here on came with the API server's client certificate.
+    step_only_the_api_servers_certificate_is_taken(&probegate, &ca_pem, &certs_dir);
     step_gates_go_where_a_load_balancer_sets_them(&kubectl);
     step_the_service_decides_the_port(&kubectl);
     step_metrics_coupling_warns_then_denies(&kubectl);
@@ -317,6 +380,7 @@ fn end_to_end_against_a_real_kube_apiserver() {
     step_namespace_changes_reach_the_next_review(&kubectl);
     step_rotation_under_load_loses_no_request(&kubectl, &certs_dir, &probegate.webhook);
     step_install_manifests_and_chart_are_accepted(&kubectl);
+    step_service_accounts_may_only_read_namespaces_and_services(&kubectl);
     step_offline_output_reads_the_same_in_kubectl(&kubectl);
     let mut probegate = step_rollout_loses_no_review(&kubectl, &certs_dir, &ca_pem, probegate);
 
@@ -681,8 +745,19 @@ fn leaf_der(pem: &str) -> Vec<u8> {
         .to_vec()
 }
 
-/// The leaf certificate a new TLS connection to `addr` is served.
-fn served_leaf(addr: &str, ca_pem: &str) -> Vec<u8> {
+/// The client certificates of `probegate certs --client`, made by ApiServer::start beside
+/// the webhook's certificates.
+fn client_certs(certs_dir: &Path) -> PathBuf {
+    certs_dir.parent().unwrap().join("client-certs")
+}
+
+/// A TLS connection to `addr`, trusting `ca_pem`, presenting the client certificate in
+/// `client` (client.crt, client.key) if given; handshaken as far as the client's side goes.
+fn tls_connect(
+    addr: &str,
+    ca_pem: &str,
+    client: Option<&Path>,
+) -> std::io::Result<rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>> {
     use rustls_pki_types::pem::PemObject;
     use std::io::Write;
     let mut roots = rustls::RootCertStore::empty();
@@ -690,19 +765,109 @@ fn served_leaf(addr: &str, ca_pem: &str) -> Vec<u8> {
         .add(rustls_pki_types::CertificateDer::from_pem_slice(ca_pem.as_bytes()).unwrap())
         .unwrap();
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let config = match client {
+        Some(dir) => builder
+            .with_client_auth_cert(
+                vec![
+                    rustls_pki_types::CertificateDer::from_pem_file(dir.join("client.crt"))
+                        .unwrap(),
+                ],
+                rustls_pki_types::PrivateKeyDer::from_pem_file(dir.join("client.key")).unwrap(),
+            )
+            .unwrap(),
+        None => builder.with_no_client_auth(),
+    };
     let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
     let connection = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
-    let mut tls = rustls::StreamOwned::new(connection, std::net::TcpStream::connect(addr).unwrap());
-    tls.flush().unwrap();
+    let tcp = std::net::TcpStream::connect(addr)?;
+    tcp.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut tls = rustls::StreamOwned::new(connection, tcp);
+    tls.flush()?;
     while tls.conn.is_handshaking() {
-        tls.conn.complete_io(&mut tls.sock).unwrap();
+        tls.conn.complete_io(&mut tls.sock)?;
     }
+    Ok(tls)
+}
+
+/// The leaf certificate a new TLS connection to `addr` is served (presenting the API
+/// server's client certificate, as the webhook requires).
+fn served_leaf(addr: &str, ca_pem: &str, client: &Path) -> Vec<u8> {
+    let tls = tls_connect(addr, ca_pem, Some(client)).unwrap();
     tls.conn.peer_certificates().unwrap()[0].to_vec()
+}
+
+/// POSTs a marker review to the webhook: its HTTP status, or the error that ended the
+/// connection (in TLS 1.3 a refused client certificate surfaces after the client's side of
+/// the handshake, at the first read).
+fn webhook_post(addr: &str, ca_pem: &str, client: Option<&Path>) -> Result<u16, String> {
+    use std::io::{Read, Write};
+    let mut tls = tls_connect(addr, ca_pem, client).map_err(|e| e.to_string())?;
+    let body = json!({
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {"uid": "1", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "namespace": "marker", "operation": "CREATE", "userInfo": {},
+            "object": bare_pod("marker", "direct")}
+    })
+    .to_string();
+    write!(
+        tls,
+        "POST /mutate HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .map_err(|e| e.to_string())?;
+    let mut response = String::new();
+    tls.read_to_string(&mut response)
+        .map_err(|e| e.to_string())?;
+    response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("no HTTP status in {response:?}"))
+}
+
+/// Step 0: the API server's reviews came with its client certificate (the webhook took
+/// them); a caller without one, or with one from another CA, fails the handshake, and
+/// each is counted once: the API server was never refused.
+fn step_only_the_api_servers_certificate_is_taken(
+    probegate: &Probegate,
+    ca_pem: &str,
+    certs_dir: &Path,
+) {
+    let client = client_certs(certs_dir);
+    assert_eq!(
+        webhook_post(&probegate.webhook, ca_pem, Some(&client)),
+        Ok(200),
+        "step 0: the API server's certificate"
+    );
+    let other = certs_dir.join("other-client-ca");
+    let status = Command::new(env!("CARGO_BIN_EXE_probegate"))
+        .args(["certs", "--client", "--out"])
+        .arg(&other)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for (who, dir) in [
+        ("no certificate", None),
+        ("another CA", Some(other.as_path())),
+    ] {
+        let refused = webhook_post(&probegate.webhook, ca_pem, dir);
+        assert!(refused.is_err(), "step 0: {who}: {refused:?}");
+        eprintln!("step 0: {who}: {}", refused.unwrap_err());
+    }
+    let metrics = http_get(&probegate.metrics, "/metrics").unwrap();
+    for reason in ["no_client_certificate", "client_certificate_refused"] {
+        let line = format!("probegate_tls_handshake_failures_total{{reason=\"{reason}\"}} 1");
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "step 0: {line} in\n{metrics}"
+        );
+    }
 }
 
 fn step_rotation_under_load_loses_no_request(kubectl: &Kubectl, certs_dir: &Path, webhook: &str) {
@@ -740,7 +905,7 @@ fn step_rotation_under_load_loses_no_request(kubectl: &Kubectl, certs_dir: &Path
     eventually(
         "step 7: renewed certificate served",
         Duration::from_secs(30),
-        || served_leaf(webhook, &ca_pem) == renewed_leaf,
+        || served_leaf(webhook, &ca_pem, &client_certs(certs_dir)) == renewed_leaf,
     );
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let sent = load.join().expect("step 7: every request succeeded");
@@ -818,6 +983,24 @@ fn step_install_manifests_and_chart_are_accepted(kubectl: &Kubectl) {
         "step 8: manifests/: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+
+    for (origin, text) in [
+        (
+            "kustomize client-auth",
+            common::kustomize_with_client_auth(),
+        ),
+        (
+            "helm template clientAuth",
+            common::helm_template(&["--set", "clientAuth.enabled=true"]),
+        ),
+    ] {
+        let out = kubectl.run(&["apply", "--dry-run=server", "-f", "-"], Some(&text));
+        assert!(
+            out.status.success(),
+            "step 8: {origin}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 
     for source in ["generate", "certManager"] {
         let mut text = common::helm_template(&["--set", &format!("certificates.source={source}")]);
@@ -1122,4 +1305,89 @@ fn step_rollout_loses_no_review(
         "step 11: {opened} new connections for {reviews} reviews: idle connections were not reused"
     );
     second
+}
+
+/// What `user` may do in `namespace`, one normalised row of `kubectl auth can-i --list`
+/// each (resources, non-resource URLs, resource names, verbs).
+fn can_i_list(kubectl: &Kubectl, user: &str, namespace: &str) -> BTreeSet<String> {
+    kubectl
+        .ok(
+            &["auth", "can-i", "--list", "--as", user, "-n", namespace],
+            None,
+        )
+        .lines()
+        .skip(1)
+        .map(|row| row.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|row| !row.is_empty())
+        .collect()
+}
+
+/// Step 8b: the ServiceAccounts that manifests/ and the chart create, impersonated, may do
+/// exactly what an account with no bindings may, plus get, list and watch on namespaces and
+/// services: nothing cluster-wide, and nothing in their own namespace.
+fn step_service_accounts_may_only_read_namespaces_and_services(kubectl: &Kubectl) {
+    for file in ["serviceaccount.yaml", "rbac.yaml"] {
+        let path = root().join("manifests").join(file);
+        kubectl.ok(&["apply", "-f", path.to_str().unwrap()], None);
+    }
+    // Another release name than the manifests' objects, so neither stands in for the other.
+    let out = Command::new(common::helm())
+        .current_dir(root())
+        .args([
+            "template",
+            "audit",
+            "charts/probegate",
+            "--namespace",
+            "probegate",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "step 8b: helm template");
+    let rendered = String::from_utf8(out.stdout).unwrap();
+    let mut stdin = rendered.as_bytes();
+    let access: Vec<Value> = probegate::manifest::read_paths(&[PathBuf::from("-")], &mut stdin)
+        .unwrap()
+        .into_iter()
+        .map(|d| d.value)
+        .filter(|v| {
+            let kind = v["kind"].as_str().unwrap_or_default();
+            kind == "ServiceAccount" || kind.contains("Role")
+        })
+        .collect();
+    let chart_account = access
+        .iter()
+        .find(|v| v["kind"] == "ServiceAccount")
+        .map(|v| v["metadata"]["name"].as_str().unwrap().to_owned())
+        .expect("step 8b: the chart creates a ServiceAccount");
+    assert_eq!(
+        access.len(),
+        3,
+        "step 8b: the chart's access objects: {access:?}"
+    );
+    kubectl.ok(
+        &["apply", "-f", "-"],
+        Some(&json!({"apiVersion": "v1", "kind": "List", "items": access}).to_string()),
+    );
+    let expected: BTreeSet<String> = [
+        "namespaces [] [] [get list watch]",
+        "services [] [] [get list watch]",
+    ]
+    .map(String::from)
+    .into();
+    for namespace in ["probegate", "default"] {
+        let baseline = can_i_list(kubectl, "system:serviceaccount:probegate:nobody", namespace);
+        for account in ["probegate", chart_account.as_str()] {
+            let user = format!("system:serviceaccount:probegate:{account}");
+            let rules = can_i_list(kubectl, &user, namespace);
+            let added: BTreeSet<String> = rules.difference(&baseline).cloned().collect();
+            assert_eq!(
+                added, expected,
+                "step 8b: {user} in {namespace}: {rules:#?}"
+            );
+            assert!(rules.is_superset(&baseline), "step 8b: {user}");
+        }
+    }
+    eprintln!(
+        "step 8b: the manifests' and the chart's accounts add only get/list/watch on namespaces and services"
+    );
 }

@@ -364,6 +364,75 @@ fn helm_renderings_decode_and_keep_the_webhook_safe() {
     }
 }
 
+/// The client-auth option of the chart and of manifests/ (a kustomize component): the flag
+/// reaches serve, pointing at a CA mounted read-only from the Secret users create.
+#[test]
+fn client_auth_option_passes_the_flag_and_mounts_the_ca() {
+    let flag = "--client-ca-file=/etc/probegate/client-ca/ca.crt";
+    let chart_off = helm_template(&[]);
+    assert!(!chart_off.contains("client-ca"), "off by default");
+    let renderings = [
+        (
+            "helm template clientAuth",
+            helm_template(&["--set", "clientAuth.enabled=true"]),
+            "probegate-client-ca",
+            "client-ca.crt",
+        ),
+        (
+            "helm template clientAuth secretName key",
+            helm_template(&[
+                "--set",
+                "clientAuth.enabled=true",
+                "--set",
+                "clientAuth.secretName=apiserver-ca",
+                "--set",
+                "clientAuth.key=ca.crt",
+            ]),
+            "apiserver-ca",
+            "ca.crt",
+        ),
+        (
+            "kustomize client-auth",
+            common::kustomize_with_client_auth(),
+            "probegate-client-ca",
+            "client-ca.crt",
+        ),
+    ];
+    for (origin, rendered, secret, key) in renderings {
+        let objects = documents(origin, &rendered);
+        for object in &objects {
+            check_typed(origin, object);
+        }
+        let deployment = objects.iter().find(|v| v["kind"] == "Deployment").unwrap();
+        let args = serve_args(deployment);
+        assert_eq!(
+            args.iter().filter(|a| *a == flag).count(),
+            1,
+            "{origin}: {args:?}"
+        );
+        let pod = &deployment["spec"]["template"]["spec"];
+        let mount = pod["containers"][0]["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["mountPath"] == "/etc/probegate/client-ca")
+            .unwrap_or_else(|| panic!("{origin}: CA mounted"));
+        assert_eq!(mount["readOnly"], true, "{origin}");
+        let volume = pod["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == mount["name"])
+            .unwrap_or_else(|| panic!("{origin}: volume"));
+        assert_eq!(volume["secret"]["secretName"], secret, "{origin}");
+        assert_eq!(
+            volume["secret"]["items"],
+            serde_json::json!([{"key": key, "path": "ca.crt"}]),
+            "{origin}"
+        );
+    }
+}
+
 #[test]
 fn helm_metrics_off_keeps_health_probes() {
     let rendered = helm_template(&["--set", "metrics.enabled=false"]);
@@ -525,6 +594,34 @@ fn certs_command_rejects_bad_input() {
             vec!["--dns", "bad name"],
             "is neither a DNS name nor an IP address",
         ),
+        (
+            vec!["--client", "--dns", "probegate.example"],
+            "cannot be used with",
+        ),
+        (
+            vec!["--client", "--days", "0"],
+            "validity must be 1 to 3650 days",
+        ),
+        (
+            vec![
+                "--client",
+                "--ca-cert",
+                "missing.crt",
+                "--ca-key",
+                "missing.key",
+            ],
+            "cannot read missing.crt",
+        ),
+        (
+            vec![
+                "--client",
+                "--ca-cert",
+                "Cargo.toml",
+                "--ca-key",
+                "Cargo.toml",
+            ],
+            "the CA certificate or key cannot be used",
+        ),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let out = Command::new(env!("CARGO_BIN_EXE_probegate"))
@@ -537,10 +634,12 @@ fn certs_command_rejects_bad_input() {
         assert!(!out.status.success(), "{args:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(error), "{args:?}: {stderr}");
-        assert!(
-            !dir.path().join("tls.key").exists(),
-            "nothing written on error"
-        );
+        for key in ["tls.key", "client.key"] {
+            assert!(
+                !dir.path().join(key).exists(),
+                "{args:?}: nothing written on error"
+            );
+        }
     }
 }
 
@@ -573,7 +672,27 @@ fn shipped_serve_args_are_known_flags_and_outlive_the_api_servers_idle_connectio
         .find(|v| v["kind"] == "Deployment")
         .map(|v| ("helm template".to_owned(), v))
         .unwrap();
-    for (origin, deployment) in [from_manifests, from_chart] {
+    let with_client_auth = [
+        (
+            "helm template clientAuth",
+            helm_template(&["--set", "clientAuth.enabled=true"]),
+        ),
+        (
+            "kustomize client-auth",
+            common::kustomize_with_client_auth(),
+        ),
+    ]
+    .map(|(origin, text)| {
+        let deployment = documents(origin, &text)
+            .into_iter()
+            .find(|v| v["kind"] == "Deployment")
+            .unwrap();
+        (origin.to_owned(), deployment)
+    });
+    for (origin, deployment) in [from_manifests, from_chart]
+        .into_iter()
+        .chain(with_client_auth)
+    {
         let args = serve_args(&deployment);
         assert_eq!(args[0], "serve", "{origin}");
         for arg in &args[1..] {
@@ -592,4 +711,122 @@ fn shipped_serve_args_are_known_flags_and_outlive_the_api_servers_idle_connectio
         // Go's http.Transport, the API server's webhook client, drops idle connections at 90 s.
         assert!(idle > 90, "{origin}: idle timeout {idle} s");
     }
+}
+
+/// kube-score checks left out of the install lint, each with why.
+const KUBE_SCORE_IGNORED: [(&str, &str); 1] = [(
+    "container-image-pull-policy",
+    // Always would make every restart of an admission webhook depend on the registry; the
+    // image is pinned to a release tag, and users who mirror it set the policy they need.
+    "IfNotPresent: a webhook pod restarting during a registry outage must still start",
+)];
+
+/// Every check kube-score grades below OK (10) in `rendered`, as "object: check (grade): why".
+fn kube_score_findings(rendered: &str) -> Vec<String> {
+    let mut command = Command::new(common::kube_score());
+    command.args(["score", "--output-format", "json"]);
+    for (check, _why) in KUBE_SCORE_IGNORED {
+        command.args(["--ignore-test", check]);
+    }
+    let mut child = command
+        .arg("-")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(rendered.as_bytes())
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    // 1 means it found something critical: an answer, listed below.
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "kube-score failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let objects: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(!objects.is_empty(), "kube-score scored nothing");
+    let mut findings = Vec::new();
+    for object in &objects {
+        for check in object["checks"].as_array().into_iter().flatten() {
+            let grade = check["grade"].as_i64().unwrap();
+            if check["skipped"] != true && grade < 10 {
+                findings.push(format!(
+                    "{}: {} ({grade}): {}",
+                    object["object_name"].as_str().unwrap(),
+                    check["check"]["id"].as_str().unwrap(),
+                    check["comments"]
+                ));
+            }
+        }
+    }
+    findings
+}
+
+#[test]
+fn kube_score_finds_nothing_in_what_users_install() {
+    let kustomize = |dir: &Path| {
+        let out = Command::new("kubectl")
+            .arg("kustomize")
+            .arg(dir)
+            .output()
+            .expect("kubectl is installed");
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let mut renderings = vec![
+        (
+            "kustomize manifests/".to_owned(),
+            kustomize(&root().join("manifests")),
+        ),
+        (
+            "kustomize client-auth".to_owned(),
+            common::kustomize_with_client_auth(),
+        ),
+        (
+            "helm template clientAuth".to_owned(),
+            helm_template(&["--set", "clientAuth.enabled=true"]),
+        ),
+        (
+            "helm template metrics off".to_owned(),
+            helm_template(&["--set", "metrics.enabled=false"]),
+        ),
+    ];
+    for args in CERT_SOURCES {
+        renderings.push((format!("helm template {args:?}"), helm_template(args)));
+    }
+    for (origin, rendered) in renderings {
+        let findings = kube_score_findings(&rendered);
+        assert!(findings.is_empty(), "{origin}:\n{}", findings.join("\n"));
+    }
+}
+
+#[test]
+fn kube_score_lint_reports_what_it_finds() {
+    // The lint above can fail: a Deployment without resources is graded critical.
+    let bare = r#"{"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "bare", "namespace": "x"},
+        "spec": {"selector": {"matchLabels": {"app": "bare"}}, "template": {
+            "metadata": {"labels": {"app": "bare"}},
+            "spec": {"containers": [{"name": "bare", "image": "bare:1"}]}}}}"#;
+    let findings = kube_score_findings(bare);
+    assert!(
+        findings
+            .iter()
+            .any(|f| f.contains("container-resources (1)")),
+        "{findings:#?}"
+    );
+    assert!(
+        !findings
+            .iter()
+            .any(|f| f.contains("container-image-pull-policy")),
+        "ignored checks stay ignored: {findings:#?}"
+    );
 }

@@ -444,7 +444,8 @@ async fn certificate_rotation_reaches_new_connections_and_bad_pairs_are_refused(
     };
     swap_secret(dir.path(), 3, &broken);
     let deadline = Instant::now() + Duration::from_secs(30);
-    let refused = r#"probegate_certificate_reloads_total{result="failure"} 1"#;
+    let refused =
+        r#"probegate_certificate_reloads_total{certificate="serving",result="failure"} 1"#;
     loop {
         let text = String::from_utf8(get(server.1, "/metrics").await.body).unwrap();
         if text.contains(refused) {
@@ -491,6 +492,7 @@ async fn start_with_cert_dir(
     let server = Server {
         listeners,
         certs: CertStore::open(&dir.join("tls.crt"), &dir.join("tls.key")).unwrap(),
+        client_ca: None,
         admission: Arc::new(Admission::new(directory, BTreeMap::new(), metrics.clone())),
         metrics,
         health: health.clone(),
@@ -1206,4 +1208,186 @@ async fn the_binary_closes_kept_alive_connections_after_its_idle_timeout() {
     tokio::time::timeout(Duration::from_secs(30), kept.closed())
         .await
         .expect("the server closed the idle connection");
+}
+
+/// `probegate certs --client`, the real binary, into `out`; signed by the client CA in
+/// `ca` when given.
+fn client_certs(out: &std::path::Path, ca: Option<&std::path::Path>) -> probegate::certs::Bundle {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_probegate"));
+    command.args(["certs", "--client", "--out"]).arg(out);
+    if let Some(ca) = ca {
+        command
+            .arg("--ca-cert")
+            .arg(ca.join("client-ca.crt"))
+            .arg("--ca-key")
+            .arg(ca.join("client-ca.key"));
+    }
+    let result = command.output().unwrap();
+    assert!(
+        result.status.success(),
+        "probegate certs --client: {}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let read = |file: &str| std::fs::read_to_string(out.join(file)).unwrap();
+    assert!(
+        !out.join("tls.crt").exists() && !out.join("ca.crt").exists(),
+        "client files never take a serving pair's names"
+    );
+    probegate::certs::Bundle {
+        ca_pem: read("client-ca.crt"),
+        ca_key_pem: read("client-ca.key"),
+        cert_pem: read("client.crt"),
+        key_pem: read("client.key"),
+    }
+}
+
+/// Replaces `path` in one step, as a Secret volume's link swap does.
+fn replace_file(path: &std::path::Path, contents: &str) {
+    let staged = path.with_extension("staged");
+    std::fs::write(&staged, contents).unwrap();
+    std::fs::rename(&staged, path).unwrap();
+}
+
+async fn metrics_text(serve: &Serve) -> String {
+    String::from_utf8(get(serve.metrics.unwrap(), "/metrics").await.body).unwrap()
+}
+
+/// Waits until the metrics show `line`.
+async fn wait_for_metric(serve: &Serve, line: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = metrics_text(serve).await;
+        if text.lines().any(|l| l == line) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never saw {line} in\n{text}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn with_a_client_ca_the_binary_serves_only_clients_with_its_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = client_certs(&dir.path().join("first"), None);
+    let renewed = client_certs(&dir.path().join("renewed"), Some(&dir.path().join("first")));
+    let other = client_certs(&dir.path().join("other"), None);
+    let ca_file = dir.path().join("client-ca.crt");
+    std::fs::write(&ca_file, &first.ca_pem).unwrap();
+    let serve = Serve::start(&[
+        "--metrics-addr",
+        "127.0.0.1:0",
+        "--standalone",
+        "--client-ca-file",
+        ca_file.to_str().unwrap(),
+    ])
+    .await;
+    let with = |bundle: &probegate::certs::Bundle| {
+        common::TlsClient::with_client_cert(
+            &serve.ca_pem,
+            serve.webhook,
+            &bundle.cert_pem,
+            &bundle.key_pem,
+        )
+    };
+    let mutated = |reply: Result<common::Reply, String>, who: &str| {
+        let reply = reply.unwrap_or_else(|e| panic!("{who}: {e}"));
+        assert_eq!(reply.status, 200, "{who}");
+        assert!(
+            apply_response(&pod(), &reply.json())["spec"]["containers"][0]["readinessProbe"]
+                .is_object(),
+            "{who}: reviewed"
+        );
+    };
+    let review = review(pod(), false);
+    mutated(with(&first).try_review(&review).await, "client certificate");
+    mutated(
+        with(&renewed).try_review(&review).await,
+        "renewed under the same CA",
+    );
+
+    let refused = serve.client().try_review(&review).await;
+    assert!(
+        refused.is_err(),
+        "no client certificate: {:?}",
+        refused.map(|r| r.status)
+    );
+    let refused = with(&other).try_review(&review).await;
+    assert!(
+        refused.is_err(),
+        "another CA: {:?}",
+        refused.map(|r| r.status)
+    );
+    wait_for_metric(
+        &serve,
+        r#"probegate_tls_handshake_failures_total{reason="no_client_certificate"} 1"#,
+    )
+    .await;
+    wait_for_metric(
+        &serve,
+        r#"probegate_tls_handshake_failures_total{reason="client_certificate_refused"} 1"#,
+    )
+    .await;
+    // Health and metrics stay plain HTTP, open to the kubelet and Prometheus.
+    assert_eq!(get(serve.health, "/readyz").await.status, 200);
+    assert_eq!(get(serve.metrics.unwrap(), "/metrics").await.status, 200);
+
+    // A new CA in the file reaches new connections without a restart.
+    replace_file(&ca_file, &other.ca_pem);
+    wait_for_metric(
+        &serve,
+        r#"probegate_certificate_reloads_total{certificate="client_ca",result="success"} 1"#,
+    )
+    .await;
+    mutated(
+        with(&other).try_review(&review).await,
+        "the new CA's client",
+    );
+    assert!(
+        with(&first).try_review(&review).await.is_err(),
+        "the old CA's client is refused once the CA is replaced"
+    );
+
+    // A file that is no CA is refused; the CA in service stays.
+    replace_file(&ca_file, "not a certificate\n");
+    wait_for_metric(
+        &serve,
+        r#"probegate_certificate_reloads_total{certificate="client_ca",result="failure"} 1"#,
+    )
+    .await;
+    mutated(
+        with(&other).try_review(&review).await,
+        "after a refused reload",
+    );
+}
+
+#[test]
+fn serve_refuses_to_start_with_an_unusable_client_ca_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let serving = common::bundle();
+    serving.write(dir.path()).unwrap();
+    std::fs::write(dir.path().join("garbage.crt"), "not a certificate\n").unwrap();
+    std::fs::write(dir.path().join("key-only.crt"), &serving.key_pem).unwrap();
+    for (file, error) in [
+        ("missing.crt", "cannot read"),
+        ("garbage.crt", "no PEM certificate found"),
+        ("key-only.crt", "no PEM certificate found"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_probegate"))
+            .args(["serve", "--standalone", "--addr", "127.0.0.1:0"])
+            .args(["--health-addr", "127.0.0.1:0", "--no-metrics"])
+            .arg("--tls-cert-file")
+            .arg(dir.path().join("tls.crt"))
+            .arg("--tls-key-file")
+            .arg(dir.path().join("tls.key"))
+            .arg("--client-ca-file")
+            .arg(dir.path().join(file))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{file}: started");
+        assert!(
+            stderr.contains(error) && stderr.contains(file),
+            "{file}: {stderr}"
+        );
+    }
 }

@@ -87,6 +87,7 @@ impl TestServer {
         let server = Server {
             listeners,
             certs,
+            client_ca: None,
             admission: Arc::new(Admission::new(directory, BTreeMap::new(), metrics.clone())),
             metrics,
             health: health.clone(),
@@ -153,16 +154,40 @@ impl Reply {
 
 impl TlsClient {
     pub fn new(ca_pem: &str, addr: SocketAddr) -> TlsClient {
+        Self::build(ca_pem, addr, None)
+    }
+
+    /// A client that presents `cert_pem` (with its key) when the server asks for one.
+    pub fn with_client_cert(
+        ca_pem: &str,
+        addr: SocketAddr,
+        cert_pem: &str,
+        key_pem: &str,
+    ) -> TlsClient {
+        Self::build(ca_pem, addr, Some((cert_pem, key_pem)))
+    }
+
+    fn build(ca_pem: &str, addr: SocketAddr, identity: Option<(&str, &str)>) -> TlsClient {
         let mut roots = rustls::RootCertStore::empty();
         for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
             roots.add(cert.unwrap()).unwrap();
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+            .with_root_certificates(roots);
+        let config = match identity {
+            Some((cert_pem, key_pem)) => builder
+                .with_client_auth_cert(
+                    CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+                        .collect::<Result<Vec<_>, _>>()
+                        .unwrap(),
+                    rustls_pki_types::PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap(),
+                )
+                .unwrap(),
+            None => builder.with_no_client_auth(),
+        };
         TlsClient {
             connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
             addr,
@@ -170,9 +195,34 @@ impl TlsClient {
     }
 
     pub async fn connect(&self) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
-        let tcp = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        self.try_connect().await.unwrap()
+    }
+
+    async fn try_connect(
+        &self,
+    ) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+        let tcp = tokio::net::TcpStream::connect(self.addr).await?;
         let name = ServerName::IpAddress(self.addr.ip().into());
-        self.connector.connect(name, tcp).await.unwrap()
+        self.connector.connect(name, tcp).await
+    }
+
+    /// A review on a new connection, or the error that ended it: in TLS 1.3 the server
+    /// judges a client certificate after the client's side of the handshake is done, so a
+    /// refusal can surface at the connect or at the first exchange.
+    pub async fn try_review(&self, review: &serde_json::Value) -> Result<Reply, String> {
+        let tls = self.try_connect().await.map_err(|e| e.to_string())?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(connection);
+        send(
+            &mut sender,
+            "POST",
+            "/mutate",
+            serde_json::to_vec(review).unwrap(),
+        )
+        .await
+        .map_err(|e| format!("{e:?}"))
     }
 
     /// The leaf certificate the server presents to a new connection.
@@ -370,6 +420,39 @@ pub fn helm_template(args: &[&str]) -> String {
     assert!(
         out.status.success(),
         "helm template {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `kubectl kustomize` of manifests/ with the client-auth component, from a copy (kustomize
+/// takes no absolute paths to bases).
+pub fn kustomize_with_client_auth() -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("base");
+    let manifests = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests");
+    for sub in ["", "client-auth"] {
+        std::fs::create_dir_all(base.join(sub)).unwrap();
+        for entry in std::fs::read_dir(manifests.join(sub)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                std::fs::copy(&path, base.join(sub).join(path.file_name().unwrap())).unwrap();
+            }
+        }
+    }
+    std::fs::write(
+        dir.path().join("kustomization.yaml"),
+        "resources:\n  - base\ncomponents:\n  - base/client-auth\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new("kubectl")
+        .arg("kustomize")
+        .arg(dir.path())
+        .output()
+        .expect("kubectl is installed");
+    assert!(
+        out.status.success(),
+        "kubectl kustomize: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Check an image from build-image.sh against the cargo-built binary.
+#
+# Usage: .ci/check-image.sh LAYOUT:TAG
+#   Reads the OCI layout (no daemon): the config must run /probegate serve as
+#   65532:65532 with the OCI labels; the one layer must hold exactly /probegate,
+#   /etc/passwd and /etc/group (so no shell, nothing else); the binary taken out
+#   of the layer must answer `--version` and `mutate` on every golden fixture
+#   (stdout, stderr and exit code) exactly as the cargo-built binary does.
+#   Prints the image's sizes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+die() { echo "check-image: FAIL: $*" >&2; exit 1; }
+log() { echo "check-image: $*" >&2; }
+
+[[ $# -eq 1 && $1 == *:* ]] || { echo "usage: $0 LAYOUT:TAG" >&2; exit 2; }
+layout=${1%:*}
+tag=${1##*:}
+blob() { printf '%s/blobs/%s' "$layout" "${1/://}"; }
+
+manifest=$(jq -r --arg tag "$tag" \
+    '.manifests[] | select(.annotations["org.opencontainers.image.ref.name"] == $tag) | .digest' \
+    "$layout/index.json")
+[[ -n $manifest ]] || die "no tag $tag in $layout"
+config=$(jq -r '.config.digest' "$(blob "$manifest")")
+
+expect() { # expect WHAT JQ-FILTER EXPECTED
+    local got
+    got=$(jq -c "$2" "$(blob "$config")")
+    [[ $got == "$3" ]] || die "$1 is $got, expected $3"
+    log "ok: $1 $got"
+}
+expect user '.config.User' '"65532:65532"'
+expect entrypoint '.config.Entrypoint' '["/probegate"]'
+expect command '.config.Cmd' '["serve"]'
+expect platform '[.os, .architecture]' '["linux","amd64"]'
+version=$(cargo metadata --no-deps --format-version 1 --locked | jq -r '.packages[] | select(.name == "probegate") | .version')
+expect version-label '.config.Labels["org.opencontainers.image.version"]' "\"$version\""
+for label in source licenses revision; do
+    expect "$label-label" ".config.Labels[\"org.opencontainers.image.$label\"] | type" '"string"'
+done
+
+layers=$(jq -r '.layers[].digest' "$(blob "$manifest")")
+[[ $(wc -l <<<"$layers") -eq 1 ]] || die "expected one layer, got: $layers"
+entries=$(tar -tzf "$(blob "$layers")" | sed 's|^\./||; s|/$||' | grep -v -e '^$' -e '^\.$' | sort | paste -sd' ')
+[[ $entries == "etc etc/group etc/passwd probegate" ]] ||
+    die "the layer holds $entries; expected only etc/group, etc/passwd, probegate (no shell)"
+log "ok: layer holds $entries"
+
+work=$(mktemp -d)
+trap 'rm -rf -- "$work"' EXIT
+tar -xzf "$(blob "$layers")" -C "$work" ./probegate 2>/dev/null || tar -xzf "$(blob "$layers")" -C "$work" probegate
+owner=$(tar -tvzf "$(blob "$layers")" | awk '$NF ~ /probegate$/ { print $2 }')
+[[ $owner == 0/0 ]] || die "/probegate is owned by $owner; root-owned so the user 65532 cannot change it"
+from_image=$work/probegate
+
+cargo build --locked >&2
+cargo_built=target/debug/probegate
+
+same() { # same WHAT ARGS...: both binaries answer alike
+    local what=$1
+    shift
+    local a b
+    a=$("$from_image" "$@" 2>"$work/a.err"; echo "exit $?")
+    b=$("$cargo_built" "$@" 2>"$work/b.err"; echo "exit $?")
+    [[ $a == "$b" ]] || die "$what: stdout differs: image: $a / cargo: $b"
+    cmp -s "$work/a.err" "$work/b.err" || die "$what: stderr differs"
+}
+same --version --version
+[[ $("$from_image" --version) == "probegate $version" ]] || die "--version is $("$from_image" --version)"
+cases=0
+for dir in tests/golden/*/; do
+    args=()
+    if [[ -f $dir/args ]]; then read -r -a args <"$dir/args"; fi
+    same "mutate $dir" mutate -f "$dir/input.yaml" "${args[@]}"
+    cases=$((cases + 1))
+done
+log "ok: --version and mutate on $cases golden fixtures answer as the cargo-built binary"
+
+layer_bytes=$(jq -r '.layers[0].size' "$(blob "$manifest")")
+binary_bytes=$(stat -c %s "$from_image")
+total=$(du -sb "$layout" | cut -f1)
+log "sizes: compressed layer $layer_bytes bytes, binary $binary_bytes bytes, OCI layout $total bytes"
