@@ -105,3 +105,98 @@ fn json_value() -> impl Strategy<Value = serde_json::Value> {
         serde_json::json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request})
     })
 }
+
+/// Every input a fuzz target once failed on (`fuzz/regressions/TARGET/`), through the same
+/// checks, so what was fixed stays fixed without a nightly toolchain.
+#[test]
+fn inputs_the_fuzzers_found_stay_fixed() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions");
+    let none = BTreeMap::new();
+    let mut replayed = 0;
+    for target in ["review", "engine", "yaml"] {
+        let Ok(entries) = std::fs::read_dir(root.join(target)) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            let data = std::fs::read(&path).unwrap();
+            eprintln!("replaying {}", path.display());
+            match target {
+                "review" => cases::check_review(&cases::admission(&none), &none, &data),
+                "engine" => cases::check_fuzz_case(&data),
+                _ => cases::check_yaml(&data),
+            }
+            replayed += 1;
+        }
+    }
+    eprintln!("{replayed} inputs replayed");
+}
+
+/// Writes the fuzz targets' seed corpora from the golden fixtures, the examples, the
+/// manifests and the benchmark fixture: `cargo test --test properties -- --ignored
+/// seed_fuzz_corpora` (see RELIABILITY.md). Ignored: it writes files, and checks nothing.
+#[test]
+#[ignore = "a tool: writes fuzz/corpus/"]
+fn seed_fuzz_corpora() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let corpus = root.join("fuzz/corpus");
+    let mut yaml_files = Vec::new();
+    for dir in ["tests/golden", "examples", "manifests", "charts"] {
+        collect(&root.join(dir), &mut yaml_files);
+    }
+    std::fs::create_dir_all(corpus.join("yaml")).unwrap();
+    std::fs::create_dir_all(corpus.join("review")).unwrap();
+    let mut objects = Vec::new();
+    for (i, file) in yaml_files.iter().enumerate() {
+        std::fs::copy(file, corpus.join(format!("yaml/seed-{i:03}"))).unwrap();
+        let text = std::fs::read_to_string(file).unwrap();
+        if let Ok(documents) = probegate::yaml::load_all(&text) {
+            objects.extend(documents.into_iter().filter(|d| d["kind"].is_string()));
+        }
+    }
+    let bench: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(root.join("benches/fixtures/deployment.json")).unwrap(),
+    )
+    .unwrap();
+    objects.push(bench);
+    let mut reviews: Vec<Vec<u8>> = objects
+        .iter()
+        .map(|object| {
+            let (group, version) = probegate::workload::Workload::split_api_version(
+                object["apiVersion"].as_str().unwrap_or_default(),
+            );
+            serde_json::to_vec(&serde_json::json!({
+                "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                "request": {
+                    "uid": "b4e6c6f5-4a2f-4a0e-9d59-3a1c0e7c2f11",
+                    "kind": {"group": group, "version": version, "kind": object["kind"]},
+                    "resource": {"group": group, "version": version, "resource": "things"},
+                    "namespace": object["metadata"]["namespace"].as_str().unwrap_or("default"),
+                    "operation": "CREATE", "userInfo": {"username": "seed"},
+                    "object": object, "oldObject": null, "dryRun": false
+                }
+            }))
+            .unwrap()
+        })
+        .collect();
+    reviews.push(std::fs::read(root.join("examples/admission-review-pod.json")).unwrap());
+    for (i, review) in reviews.iter().enumerate() {
+        std::fs::write(corpus.join(format!("review/seed-{i:03}")), review).unwrap();
+    }
+    eprintln!("{} YAML files, {} reviews", yaml_files.len(), reviews.len());
+
+    fn collect(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        entries.sort();
+        for path in entries {
+            if path.is_dir() {
+                collect(&path, out);
+            } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                out.push(path);
+            }
+        }
+    }
+}

@@ -888,3 +888,60 @@ pub fn check_review(admission: &Admission, annotations: &BTreeMap<String, String
         "not idempotent through the admission layer"
     );
 }
+
+/// The YAML loader as `probegate mutate` uses it: a document that loads is written back and
+/// reads as the same value; input that reads as manifests goes through the offline run to
+/// a report or an error, and the YAML it prints reads back.
+pub fn check_yaml(data: &[u8]) {
+    use probegate::offline::{self, Options, OutputFormat};
+    use probegate::yaml;
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(values) = yaml::load_all(text) {
+        for value in values.iter().filter(|v| !v.is_null()) {
+            let written = yaml::to_string(value);
+            match yaml::load_all(&written) {
+                Ok(back) => assert_eq!(
+                    back.as_slice(),
+                    std::slice::from_ref(value),
+                    "written as\n{written}"
+                ),
+                Err(error) => panic!("its own output does not load: {error}\n{written}"),
+            }
+        }
+    }
+    let stdin = std::path::PathBuf::from("-");
+    let Ok(documents) = probegate::manifest::read_paths(&[stdin], &mut text.as_bytes()) else {
+        return;
+    };
+    for format in [OutputFormat::Yaml, OutputFormat::Json, OutputFormat::Patch] {
+        let options = Options {
+            format,
+            ..Options::default()
+        };
+        let Ok(report) = offline::run(documents.clone(), &options) else {
+            continue;
+        };
+        if format == OutputFormat::Yaml
+            && let Err(error) = yaml::load_all(&report.stdout)
+        {
+            panic!(
+                "mutate's YAML output does not load: {error}\n{}",
+                report.stdout
+            );
+        }
+    }
+}
+
+/// The engine target's input: a case, checked on the engine and through a review body.
+pub fn check_fuzz_case(data: &[u8]) {
+    let mut u = Unstructured::new(data);
+    let Ok(case) = case(&mut u) else {
+        return;
+    };
+    check_engine(&case);
+    if let Ok(body) = review_body(&mut u, &case) {
+        check_review(&admission(&case.namespace), &case.namespace, &body);
+    }
+}
