@@ -219,6 +219,8 @@ fn find_target(
         .iter()
         .flatten()
         .filter(|p| p.protocol.as_deref().is_none_or(|proto| proto == "TCP"))
+        // An entry without a number decodes as 0; neither it nor one out of range can be probed.
+        .filter(|p| (1..=65535).contains(&p.container_port))
         .collect();
     // The port a Service sends traffic to is the one whose readiness matters: a broker's
     // AMQP port, not its management UI declared before it.
@@ -653,6 +655,14 @@ mod tests {
                 vec![("", 9090, "")],
                 vec!["--metrics-bind-address=:9090"],
                 "serve metrics as far as it can tell: 9090 (--metrics-bind-address=:9090)",
+            ),
+            // A port entry without a number (decoded as 0) or out of range, found by
+            // fuzzing: never a probe on it.
+            (vec![("", 0, "")], vec![], "declares no TCP containerPort"),
+            (
+                vec![("http", 70000, "TCP")],
+                vec![],
+                "declares no TCP containerPort",
             ),
         ];
         for (ports, args, why) in cases {
