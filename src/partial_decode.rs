@@ -24,6 +24,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference,
 use serde::Deserialize;
 
 use crate::engine::metrics_coupling::reads_variable;
+use crate::engine::reads_annotation;
 use crate::workload::{DecodeError, Workload};
 
 /// Decodes `object` if `group/version/kind` is one probegate handles; `Ok(None)` otherwise.
@@ -74,6 +75,14 @@ impl Seed {
         })
     }
 
+    fn api_version(self) -> &'static str {
+        match self {
+            Seed::Pod => "v1",
+            Seed::Deployment | Seed::StatefulSet | Seed::DaemonSet | Seed::ReplicaSet => "apps/v1",
+            Seed::Job | Seed::CronJob => "batch/v1",
+        }
+    }
+
     pub fn kind(self) -> &'static str {
         match self {
             Seed::Pod => "Pod",
@@ -92,9 +101,14 @@ impl<'de> serde::de::DeserializeSeed<'de> for Seed {
 
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Workload, D::Error> {
         Ok(match self {
-            Seed::Pod => Workload::Pod(PodView::deserialize(d)?.into()),
+            Seed::Pod => {
+                let o = PodView::deserialize(d)?;
+                check_types(self, o.api_version.as_deref(), o.kind.as_deref())?;
+                Workload::Pod(o.into())
+            }
             Seed::Deployment => {
                 let o = TemplatedView::deserialize(d)?;
+                check_types(self, o.api_version.as_deref(), o.kind.as_deref())?;
                 Workload::Deployment(Deployment {
                     metadata: o.metadata.into(),
                     spec: DeploymentSpec {
@@ -106,6 +120,7 @@ impl<'de> serde::de::DeserializeSeed<'de> for Seed {
             }
             Seed::StatefulSet => {
                 let o = TemplatedView::deserialize(d)?;
+                check_types(self, o.api_version.as_deref(), o.kind.as_deref())?;
                 Workload::StatefulSet(StatefulSet {
                     metadata: o.metadata.into(),
                     spec: StatefulSetSpec {
@@ -117,6 +132,7 @@ impl<'de> serde::de::DeserializeSeed<'de> for Seed {
             }
             Seed::DaemonSet => {
                 let o = TemplatedView::deserialize(d)?;
+                check_types(self, o.api_version.as_deref(), o.kind.as_deref())?;
                 Workload::DaemonSet(DaemonSet {
                     metadata: o.metadata.into(),
                     spec: DaemonSetSpec {
@@ -128,6 +144,7 @@ impl<'de> serde::de::DeserializeSeed<'de> for Seed {
             }
             Seed::ReplicaSet => {
                 let o = OptionalTemplatedView::deserialize(d)?;
+                check_types(self, o.api_version.as_deref(), o.kind.as_deref())?;
                 Workload::ReplicaSet(ReplicaSet {
                     metadata: o.metadata.into(),
                     spec: ReplicaSetSpec {
@@ -139,6 +156,7 @@ impl<'de> serde::de::DeserializeSeed<'de> for Seed {
             }
             Seed::Job => {
                 let o = JobView::deserialize(d)?;
+                check_types(self, o.api_version.as_deref(), o.kind.as_deref())?;
                 Workload::Job(Job {
                     metadata: o.metadata.into(),
                     spec: o.spec.map(Into::into),
@@ -147,6 +165,7 @@ impl<'de> serde::de::DeserializeSeed<'de> for Seed {
             }
             Seed::CronJob => {
                 let o = CronJobView::deserialize(d)?;
+                check_types(self, o.api_version.as_deref(), o.kind.as_deref())?;
                 Workload::CronJob(CronJob {
                     metadata: o.metadata.into(),
                     spec: CronJobSpec {
@@ -163,10 +182,35 @@ impl<'de> serde::de::DeserializeSeed<'de> for Seed {
     }
 }
 
-/// Every field of ObjectMeta but `managedFields`, which is read past.
+/// The object's own `apiVersion` and `kind`, where it says them, must name what the review
+/// says it is, as the full decode requires.
+fn check_types<E: serde::de::Error>(
+    seed: Seed,
+    api_version: Option<&str>,
+    kind: Option<&str>,
+) -> Result<(), E> {
+    let expected = seed.api_version();
+    if let Some(found) = api_version.filter(|v| *v != expected) {
+        return Err(E::invalid_value(
+            serde::de::Unexpected::Str(found),
+            &expected,
+        ));
+    }
+    if let Some(found) = kind.filter(|k| *k != seed.kind()) {
+        return Err(E::invalid_value(
+            serde::de::Unexpected::Str(found),
+            &seed.kind(),
+        ));
+    }
+    Ok(())
+}
+
+/// Every field of ObjectMeta but `managedFields`, which is read past, and the annotations no
+/// rule reads (the last-applied configuration, a second copy of the object, among them).
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", default)]
 struct MetaView {
+    #[serde(deserialize_with = "read_annotations")]
     annotations: Option<BTreeMap<String, String>>,
     creation_timestamp: Option<Time>,
     deletion_grace_period_seconds: Option<i64>,
@@ -181,6 +225,44 @@ struct MetaView {
     resource_version: Option<String>,
     self_link: Option<String>,
     uid: Option<String>,
+}
+
+/// The annotations a rule reads; the map itself stays `Some` when others were read past, as
+/// whether it exists decides the shape of the patch.
+fn read_annotations<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<BTreeMap<String, String>>, D::Error> {
+    struct Visitor;
+    impl<'de> serde::de::Visitor<'de> for Visitor {
+        type Value = Option<BTreeMap<String, String>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a map of strings")
+        }
+        fn visit_none<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_map(self)
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut kept = BTreeMap::new();
+            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                if reads_annotation(&key) {
+                    kept.insert(key.into_owned(), map.next_value::<String>()?);
+                } else {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+            Ok(Some(kept))
+        }
+    }
+    deserializer.deserialize_option(Visitor)
 }
 
 impl From<MetaView> for ObjectMeta {
@@ -332,6 +414,10 @@ impl From<TemplateView> for PodTemplateSpec {
 
 #[derive(Deserialize)]
 struct PodView {
+    #[serde(default, rename = "apiVersion")]
+    api_version: Option<String>,
+    #[serde(default)]
+    kind: Option<String>,
     #[serde(default)]
     metadata: MetaView,
     #[serde(default)]
@@ -351,6 +437,10 @@ impl From<PodView> for Pod {
 /// Deployments, StatefulSets and DaemonSets: a template in the spec.
 #[derive(Deserialize)]
 struct TemplatedView {
+    #[serde(default, rename = "apiVersion")]
+    api_version: Option<String>,
+    #[serde(default)]
+    kind: Option<String>,
     #[serde(default)]
     metadata: MetaView,
     #[serde(default)]
@@ -366,6 +456,10 @@ struct TemplateHolder {
 /// ReplicaSets: the template is optional.
 #[derive(Deserialize)]
 struct OptionalTemplatedView {
+    #[serde(default, rename = "apiVersion")]
+    api_version: Option<String>,
+    #[serde(default)]
+    kind: Option<String>,
     #[serde(default)]
     metadata: MetaView,
     #[serde(default)]
@@ -380,6 +474,10 @@ struct OptionalTemplateHolder {
 
 #[derive(Deserialize)]
 struct JobView {
+    #[serde(default, rename = "apiVersion")]
+    api_version: Option<String>,
+    #[serde(default)]
+    kind: Option<String>,
     #[serde(default)]
     metadata: MetaView,
     #[serde(default)]
@@ -397,6 +495,10 @@ impl From<TemplateHolder> for JobSpec {
 
 #[derive(Deserialize)]
 struct CronJobView {
+    #[serde(default, rename = "apiVersion")]
+    api_version: Option<String>,
+    #[serde(default)]
+    kind: Option<String>,
     #[serde(default)]
     metadata: MetaView,
     #[serde(default)]
@@ -495,7 +597,8 @@ mod tests {
     #[test]
     fn unread_fields_are_not_built_and_read_ones_must_fit() {
         let pod = |container: serde_json::Value| {
-            serde_json::json!({"metadata": {"name": "p", "managedFields": [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}]},
+            serde_json::json!({"metadata": {"name": "p", "managedFields": [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}],
+                    "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{\"a\": 1}"}},
                 "spec": {"containers": [container]}})
             .to_string()
         };
@@ -513,6 +616,8 @@ mod tests {
             panic!("a Pod")
         };
         assert_eq!(p.metadata.managed_fields, None);
+        // Annotations no rule reads are read past; the map is still there.
+        assert_eq!(p.metadata.annotations, Some(BTreeMap::new()));
         let container = &p.spec.unwrap().containers[0];
         assert_eq!(container.resources, None);
         // Only the variables a rule reads are kept.
@@ -536,5 +641,11 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.kind, "Pod");
         assert!(decode("", "v1", "Service", "{}").unwrap().is_none());
+        // The object's own apiVersion and kind, where given, must be what the review says.
+        for (api_version, kind) in [("v1", "Service"), ("v2", "Pod")] {
+            let object = format!(r#"{{"apiVersion": "{api_version}", "kind": "{kind}"}}"#);
+            assert!(decode("", "v1", "Pod", &object).is_err(), "{object}");
+        }
+        assert!(decode("", "v1", "Pod", r#"{"apiVersion": "v1", "kind": "Pod"}"#).is_ok());
     }
 }

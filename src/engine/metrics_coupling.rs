@@ -103,6 +103,11 @@ impl MetricsFacts {
     }
 }
 
+/// Whether this rule reads a Pod annotation of that name.
+pub fn reads_annotation(key: &str) -> bool {
+    key == PROMETHEUS_PORT_ANNOTATION
+}
+
 /// Whether this rule reads an environment variable of that name: every one it acts on
 /// (`ENABLE_METRICS`, `METRICS_PORT`, ...) names metrics, so the webhook's decoder keeps
 /// only those.

@@ -33,6 +33,12 @@ pub struct Context<'a> {
     pub services: &'a [&'a Service],
 }
 
+/// Whether any rule reads the annotation `key` of a Pod or workload: probegate's own
+/// settings and record, and the scrape port the metrics rule takes as evidence.
+pub fn reads_annotation(key: &str) -> bool {
+    key.starts_with(policy::PREFIX) || metrics_coupling::reads_annotation(key)
+}
+
 /// Which rule a warning comes from; a bounded label for metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Rule {
