@@ -1,0 +1,398 @@
+//! `probegate audit`: what the webhook would change in a live cluster, and the hazards
+//! already running there. Read-only: it only ever gets and lists.
+//!
+//! Workloads are judged by the engine exactly as the webhook would judge them at admission
+//! (cluster defaults and the namespace's annotations as layers, the namespace's Services as
+//! evidence). Namespaces the shipped webhook configuration never sends (`scope.rs`) are not
+//! judged, as `mutate` does not judge them; their pods are still checked for live hazards,
+//! since a hazard there is as real as anywhere (kube-ovn runs in kube-system).
+
+pub mod changes;
+pub mod hazards;
+pub mod list;
+pub mod report;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{Event, Namespace, Pod, Service};
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::api::{Api, ListParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+use serde::de::DeserializeOwned;
+
+use crate::namespace_cache::{policy_annotations, slim_service};
+use crate::scope;
+use crate::workload::Workload;
+use list::Progress;
+use report::{Finding, Report, Summary};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("cannot load the kubeconfig: {0}")]
+    Config(String),
+    #[error(
+        "forbidden: missing permission to {verb} {resource} {place} (the read-only ClusterRole probegate-audit grants what audit reads); the API server said: {message}"
+    )]
+    Forbidden {
+        verb: &'static str,
+        resource: String,
+        place: String,
+        message: String,
+    },
+    #[error("unauthorized: the API server does not accept these credentials: {message}")]
+    Unauthorized { message: String },
+    #[error("cannot {verb} {resource} {place}: {source}")]
+    Request {
+        verb: &'static str,
+        resource: String,
+        place: String,
+        #[source]
+        source: Box<kube::Error>,
+    },
+    #[error("namespace {0:?} not found")]
+    NoSuchNamespace(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Every namespace (`-A`).
+    All,
+    /// These namespaces; empty means the kubeconfig context's namespace.
+    Namespaces(Vec<String>),
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+    pub scope: Scope,
+    /// Applied to every namespace, under its own annotations, as `serve` applies them.
+    pub namespace_annotations: BTreeMap<String, String>,
+    pub stuck_after: SignedDuration,
+    pub progress: bool,
+}
+
+/// Parses `--stuck-after`: `10m`, `90s`, `1h30m` (at least one second).
+pub fn parse_duration(text: &str) -> Result<SignedDuration, String> {
+    let duration: SignedDuration = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("expected a duration such as 10m, 90s or 1h30m, got {text:?}"))?;
+    if duration < SignedDuration::from_secs(1) {
+        return Err(format!("the duration must be at least 1s, got {text:?}"));
+    }
+    Ok(duration)
+}
+
+/// Connects like kubectl: `--kubeconfig`, else KUBECONFIG or ~/.kube/config, else the
+/// in-cluster service account; `--context` picks the context.
+/// Returns the client and the context's namespace (kubectl's default for `-n`).
+async fn connect(options: &Options) -> Result<(Client, String), AuditError> {
+    let config_options = KubeConfigOptions {
+        context: options.context.clone(),
+        ..KubeConfigOptions::default()
+    };
+    let config = match &options.kubeconfig {
+        Some(path) => {
+            let kubeconfig = Kubeconfig::read_from(path)
+                .map_err(|e| AuditError::Config(format!("{}: {e}", path.display())))?;
+            Config::from_custom_kubeconfig(kubeconfig, &config_options)
+                .await
+                .map_err(|e| AuditError::Config(format!("{}: {e}", path.display())))?
+        }
+        None if options.context.is_some() => Config::from_kubeconfig(&config_options)
+            .await
+            .map_err(|e| AuditError::Config(e.to_string()))?,
+        None => Config::infer()
+            .await
+            .map_err(|e| AuditError::Config(e.to_string()))?,
+    };
+    let default_namespace = config.default_namespace.clone();
+    let client = Client::try_from(config).map_err(|e| AuditError::Config(e.to_string()))?;
+    Ok((client, default_namespace))
+}
+
+/// What is known about the namespaces in scope before workloads are judged.
+struct Namespaces {
+    /// `None` reads every namespace; otherwise these.
+    names: Option<Vec<String>>,
+    annotations: HashMap<String, BTreeMap<String, String>>,
+    services: HashMap<String, Vec<Service>>,
+}
+
+impl Namespaces {
+    /// The Api for each place a namespaced kind is read from.
+    fn apis<K>(&self, client: &Client) -> Vec<(Option<String>, Api<K>)>
+    where
+        K: kube::Resource<DynamicType = (), Scope = NamespaceResourceScope>,
+    {
+        match &self.names {
+            None => vec![(None, Api::all(client.clone()))],
+            Some(names) => names
+                .iter()
+                .map(|ns| (Some(ns.clone()), Api::namespaced(client.clone(), ns)))
+                .collect(),
+        }
+    }
+}
+
+/// The whole run: connect, read, judge, report.
+pub async fn run(options: &Options) -> Result<Report, AuditError> {
+    let (client, context_namespace) = connect(options).await?;
+    let names = match &options.scope {
+        Scope::All => None,
+        Scope::Namespaces(names) if names.is_empty() => Some(vec![context_namespace]),
+        Scope::Namespaces(names) => Some(names.clone()),
+    };
+    let audit = Audit {
+        client,
+        progress: Progress {
+            enabled: options.progress,
+        },
+        defaults: options.namespace_annotations.clone(),
+        stuck_after: options.stuck_after,
+        now: Timestamp::now(),
+    };
+    let result = audit.run(names).await;
+    audit.progress.clear();
+    result
+}
+
+struct Audit {
+    client: Client,
+    progress: Progress,
+    defaults: BTreeMap<String, String>,
+    stuck_after: SignedDuration,
+    now: Timestamp,
+}
+
+impl Audit {
+    async fn run(&self, names: Option<Vec<String>>) -> Result<Report, AuditError> {
+        let namespaces = self.namespaces(names).await?;
+        let mut summary = Summary::default();
+        let mut findings = Vec::new();
+        let tallies = self.liveness_events(&namespaces).await?;
+
+        self.judge::<Deployment>(
+            &namespaces,
+            Workload::Deployment,
+            &mut summary,
+            &mut findings,
+        )
+        .await?;
+        self.judge::<StatefulSet>(
+            &namespaces,
+            Workload::StatefulSet,
+            &mut summary,
+            &mut findings,
+        )
+        .await?;
+        self.judge::<DaemonSet>(
+            &namespaces,
+            Workload::DaemonSet,
+            &mut summary,
+            &mut findings,
+        )
+        .await?;
+        self.judge::<ReplicaSet>(
+            &namespaces,
+            Workload::ReplicaSet,
+            &mut summary,
+            &mut findings,
+        )
+        .await?;
+        self.judge::<Job>(&namespaces, Workload::Job, &mut summary, &mut findings)
+            .await?;
+        self.judge::<CronJob>(&namespaces, Workload::CronJob, &mut summary, &mut findings)
+            .await?;
+        self.pods(&namespaces, tallies, &mut summary, &mut findings)
+            .await?;
+
+        let listed = namespaces.names.unwrap_or_else(|| vec!["*".into()]);
+        Ok(Report::new(listed, summary, findings))
+    }
+
+    /// Annotations and Services of the namespaces in scope.
+    async fn namespaces(&self, names: Option<Vec<String>>) -> Result<Namespaces, AuditError> {
+        let mut annotations = HashMap::new();
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        match &names {
+            None => {
+                list::pages(&api, None, ListParams::default(), self.progress, |page| {
+                    for ns in page {
+                        let name = ns.metadata.name.clone().unwrap_or_default();
+                        annotations.insert(name, policy_annotations(&ns.metadata));
+                    }
+                })
+                .await?;
+            }
+            Some(names) => {
+                for name in names {
+                    let ns = api
+                        .get_opt(name)
+                        .await
+                        .map_err(|source| list::error::<Namespace>("get", Some(name), source))?
+                        .ok_or_else(|| AuditError::NoSuchNamespace(name.clone()))?;
+                    annotations.insert(name.clone(), policy_annotations(&ns.metadata));
+                }
+            }
+        }
+        let mut namespaces = Namespaces {
+            names,
+            annotations,
+            services: HashMap::new(),
+        };
+        let mut services: HashMap<String, Vec<Service>> = HashMap::new();
+        for (place, api) in namespaces.apis::<Service>(&self.client) {
+            list::pages(
+                &api,
+                place.as_deref(),
+                ListParams::default(),
+                self.progress,
+                |page| {
+                    for service in page {
+                        let ns = service.metadata.namespace.clone().unwrap_or_default();
+                        services.entry(ns).or_default().push(slim_service(service));
+                    }
+                },
+            )
+            .await?;
+        }
+        namespaces.services = services;
+        Ok(namespaces)
+    }
+
+    /// Liveness failures and the restarts they caused, from the Events the API server
+    /// still keeps (an hour by default: its --event-ttl).
+    async fn liveness_events(
+        &self,
+        namespaces: &Namespaces,
+    ) -> Result<hazards::Tallies, AuditError> {
+        let mut tallies = hazards::Tallies::new();
+        for (place, api) in namespaces.apis::<Event>(&self.client) {
+            for reason in ["Unhealthy", "Killing"] {
+                let params = ListParams::default()
+                    .fields(&format!("involvedObject.kind=Pod,reason={reason}"));
+                list::pages(&api, place.as_deref(), params, self.progress, |page| {
+                    for event in &page {
+                        hazards::tally_event(&mut tallies, event);
+                    }
+                })
+                .await?;
+            }
+        }
+        Ok(tallies)
+    }
+
+    /// The engine's findings for one workload, or its count among the excluded.
+    fn judge_one(
+        &self,
+        workload: &Workload,
+        namespaces: &Namespaces,
+        summary: &mut Summary,
+        findings: &mut Vec<Finding>,
+    ) {
+        if !changes::is_judged(workload) {
+            return;
+        }
+        let namespace = workload.metadata().namespace.clone().unwrap_or_default();
+        if scope::is_excluded(&namespace) {
+            *summary.excluded_namespaces.entry(namespace).or_default() += 1;
+            return;
+        }
+        summary.workloads += 1;
+        let empty = BTreeMap::new();
+        let layers = [
+            &self.defaults,
+            namespaces.annotations.get(&namespace).unwrap_or(&empty),
+        ];
+        let services: Vec<&Service> = namespaces
+            .services
+            .get(&namespace)
+            .into_iter()
+            .flatten()
+            .collect();
+        let mutation = changes::judge(workload, &layers, &services);
+        findings.extend(changes::findings(workload, &mutation));
+    }
+
+    async fn judge<K>(
+        &self,
+        namespaces: &Namespaces,
+        wrap: fn(K) -> Workload,
+        summary: &mut Summary,
+        findings: &mut Vec<Finding>,
+    ) -> Result<(), AuditError>
+    where
+        K: kube::Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug,
+    {
+        for (place, api) in namespaces.apis::<K>(&self.client) {
+            list::pages(
+                &api,
+                place.as_deref(),
+                ListParams::default(),
+                self.progress,
+                |page| {
+                    for object in page {
+                        self.judge_one(&wrap(object), namespaces, summary, findings);
+                    }
+                },
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Bare pods are judged like workloads; every pod is checked for live hazards.
+    async fn pods(
+        &self,
+        namespaces: &Namespaces,
+        mut tallies: hazards::Tallies,
+        summary: &mut Summary,
+        findings: &mut Vec<Finding>,
+    ) -> Result<(), AuditError> {
+        let empty = BTreeMap::new();
+        for (place, api) in namespaces.apis::<Pod>(&self.client) {
+            list::pages(
+                &api,
+                place.as_deref(),
+                ListParams::default(),
+                self.progress,
+                |page| {
+                    for pod in page {
+                        summary.pods += 1;
+                        let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+                        let layers = [
+                            &self.defaults,
+                            namespaces.annotations.get(&namespace).unwrap_or(&empty),
+                        ];
+                        let services: Vec<&Service> = namespaces
+                            .services
+                            .get(&namespace)
+                            .into_iter()
+                            .flatten()
+                            .collect();
+                        findings.extend(hazards::stuck_readiness_gates(
+                            &pod,
+                            self.now,
+                            self.stuck_after,
+                        ));
+                        findings.extend(hazards::metrics_coupled_probes(&pod, &layers, &services));
+                        findings.extend(hazards::liveness_restarts(&pod, &mut tallies));
+                        self.judge_one(&Workload::Pod(pod), namespaces, summary, findings);
+                    }
+                },
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}
