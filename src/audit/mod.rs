@@ -16,8 +16,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 use k8s_openapi::NamespaceResourceScope;
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
-use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Event, Namespace, Pod, Service};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, ListParams};
@@ -126,6 +124,14 @@ struct Namespaces {
 }
 
 impl Namespaces {
+    /// A namespace's annotations and Services: what the webhook's cache would hold for it.
+    fn evidence(&self, namespace: &str) -> (&BTreeMap<String, String>, Vec<&Service>) {
+        static NONE: BTreeMap<String, String> = BTreeMap::new();
+        let annotations = self.annotations.get(namespace).unwrap_or(&NONE);
+        let services = self.services.get(namespace).into_iter().flatten().collect();
+        (annotations, services)
+    }
+
     /// The Api for each place a namespaced kind is read from.
     fn apis<K>(&self, client: &Client) -> Vec<(Option<String>, Api<K>)>
     where
@@ -174,47 +180,23 @@ struct Audit {
 impl Audit {
     async fn run(&self, names: Option<Vec<String>>) -> Result<Report, AuditError> {
         let namespaces = self.namespaces(names).await?;
-        let mut summary = Summary::default();
-        let mut findings = Vec::new();
         let tallies = self.liveness_events(&namespaces).await?;
 
-        self.judge::<Deployment>(
-            &namespaces,
-            Workload::Deployment,
-            &mut summary,
-            &mut findings,
-        )
-        .await?;
-        self.judge::<StatefulSet>(
-            &namespaces,
-            Workload::StatefulSet,
-            &mut summary,
-            &mut findings,
-        )
-        .await?;
-        self.judge::<DaemonSet>(
-            &namespaces,
-            Workload::DaemonSet,
-            &mut summary,
-            &mut findings,
-        )
-        .await?;
-        self.judge::<ReplicaSet>(
-            &namespaces,
-            Workload::ReplicaSet,
-            &mut summary,
-            &mut findings,
-        )
-        .await?;
-        self.judge::<Job>(&namespaces, Workload::Job, &mut summary, &mut findings)
+        let mut out = Out::default();
+        self.judge(&namespaces, Workload::Deployment, &mut out)
             .await?;
-        self.judge::<CronJob>(&namespaces, Workload::CronJob, &mut summary, &mut findings)
+        self.judge(&namespaces, Workload::StatefulSet, &mut out)
             .await?;
-        self.pods(&namespaces, tallies, &mut summary, &mut findings)
+        self.judge(&namespaces, Workload::DaemonSet, &mut out)
             .await?;
+        self.judge(&namespaces, Workload::ReplicaSet, &mut out)
+            .await?;
+        self.judge(&namespaces, Workload::Job, &mut out).await?;
+        self.judge(&namespaces, Workload::CronJob, &mut out).await?;
+        self.pods(&namespaces, tallies, &mut out).await?;
 
         let listed = namespaces.names.unwrap_or_else(|| vec!["*".into()]);
-        Ok(Report::new(listed, summary, findings))
+        Ok(Report::new(listed, out.summary, out.findings))
     }
 
     /// Annotations and Services of the namespaces in scope.
@@ -290,43 +272,29 @@ impl Audit {
     }
 
     /// The engine's findings for one workload, or its count among the excluded.
-    fn judge_one(
-        &self,
-        workload: &Workload,
-        namespaces: &Namespaces,
-        summary: &mut Summary,
-        findings: &mut Vec<Finding>,
-    ) {
+    fn judge_one(&self, workload: &Workload, namespaces: &Namespaces, out: &mut Out) {
         if !changes::is_judged(workload) {
             return;
         }
-        let namespace = workload.metadata().namespace.clone().unwrap_or_default();
-        if scope::is_excluded(&namespace) {
-            *summary.excluded_namespaces.entry(namespace).or_default() += 1;
+        let namespace = workload.metadata().namespace.as_deref().unwrap_or_default();
+        if scope::is_excluded(namespace) {
+            *out.summary
+                .excluded_namespaces
+                .entry(namespace.to_owned())
+                .or_default() += 1;
             return;
         }
-        summary.workloads += 1;
-        let empty = BTreeMap::new();
-        let layers = [
-            &self.defaults,
-            namespaces.annotations.get(&namespace).unwrap_or(&empty),
-        ];
-        let services: Vec<&Service> = namespaces
-            .services
-            .get(&namespace)
-            .into_iter()
-            .flatten()
-            .collect();
-        let mutation = changes::judge(workload, &layers, &services);
-        findings.extend(changes::findings(workload, &mutation));
+        out.summary.workloads += 1;
+        let (namespace_layer, services) = namespaces.evidence(namespace);
+        let mutation = changes::judge(workload, &[&self.defaults, namespace_layer], &services);
+        out.findings.extend(changes::findings(workload, &mutation));
     }
 
     async fn judge<K>(
         &self,
         namespaces: &Namespaces,
         wrap: fn(K) -> Workload,
-        summary: &mut Summary,
-        findings: &mut Vec<Finding>,
+        out: &mut Out,
     ) -> Result<(), AuditError>
     where
         K: kube::Resource<DynamicType = (), Scope = NamespaceResourceScope>
@@ -342,7 +310,7 @@ impl Audit {
                 self.progress,
                 |page| {
                     for object in page {
-                        self.judge_one(&wrap(object), namespaces, summary, findings);
+                        self.judge_one(&wrap(object), namespaces, out);
                     }
                 },
             )
@@ -356,10 +324,8 @@ impl Audit {
         &self,
         namespaces: &Namespaces,
         mut tallies: hazards::Tallies,
-        summary: &mut Summary,
-        findings: &mut Vec<Finding>,
+        out: &mut Out,
     ) -> Result<(), AuditError> {
-        let empty = BTreeMap::new();
         for (place, api) in namespaces.apis::<Pod>(&self.client) {
             list::pages(
                 &api,
@@ -368,18 +334,11 @@ impl Audit {
                 self.progress,
                 |page| {
                     for pod in page {
-                        summary.pods += 1;
-                        let namespace = pod.metadata.namespace.clone().unwrap_or_default();
-                        let layers = [
-                            &self.defaults,
-                            namespaces.annotations.get(&namespace).unwrap_or(&empty),
-                        ];
-                        let services: Vec<&Service> = namespaces
-                            .services
-                            .get(&namespace)
-                            .into_iter()
-                            .flatten()
-                            .collect();
+                        out.summary.pods += 1;
+                        let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
+                        let (namespace_layer, services) = namespaces.evidence(namespace);
+                        let layers = [&self.defaults, namespace_layer];
+                        let findings = &mut out.findings;
                         findings.extend(hazards::stuck_readiness_gates(
                             &pod,
                             self.now,
@@ -387,7 +346,7 @@ impl Audit {
                         ));
                         findings.extend(hazards::metrics_coupled_probes(&pod, &layers, &services));
                         findings.extend(hazards::liveness_restarts(&pod, &mut tallies));
-                        self.judge_one(&Workload::Pod(pod), namespaces, summary, findings);
+                        self.judge_one(&Workload::Pod(pod), namespaces, out);
                     }
                 },
             )
@@ -395,4 +354,11 @@ impl Audit {
         }
         Ok(())
     }
+}
+
+/// What the run found so far.
+#[derive(Default)]
+struct Out {
+    summary: Summary,
+    findings: Vec<Finding>,
 }
