@@ -50,12 +50,25 @@ pub fn error<K: kube::Resource<DynamicType = ()>>(
         kube::Error::Api(status) if status.code == 401 => AuditError::Unauthorized {
             message: status.message,
         },
-        source => AuditError::Request {
-            verb,
-            resource,
-            place,
-            source: Box::new(source),
-        },
+        source => {
+            let mut reason = source.to_string();
+            let mut cause = std::error::Error::source(&source);
+            while let Some(error) = cause {
+                let text = error.to_string();
+                // Layers often repeat their cause's text.
+                if !reason.contains(&text) {
+                    reason.push_str(": ");
+                    reason.push_str(&text);
+                }
+                cause = error.source();
+            }
+            AuditError::Request {
+                verb,
+                resource,
+                place,
+                reason,
+            }
+        }
     }
 }
 

@@ -44,13 +44,14 @@ pub enum AuditError {
     },
     #[error("unauthorized: the API server does not accept these credentials: {message}")]
     Unauthorized { message: String },
-    #[error("cannot {verb} {resource} {place}: {source}")]
+    #[error("cannot {verb} {resource} {place}: {reason}")]
     Request {
         verb: &'static str,
         resource: String,
         place: String,
-        #[source]
-        source: Box<kube::Error>,
+        /// The error and its causes, outermost first ("client error (Connect): tcp
+        /// connect error: Connection refused").
+        reason: String,
     },
     #[error("namespace {0:?} not found")]
     NoSuchNamespace(String),
