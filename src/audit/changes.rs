@@ -93,7 +93,7 @@ pub fn findings(workload: &Workload, mutation: &Mutation) -> Vec<Finding> {
         findings.push(Finding {
             container: container_named(&warning.message),
             rule: Some(warning.rule.as_str().into()),
-            title: warning_title(warning.rule).into(),
+            title: warning_title(warning.rule, &warning.message),
             message: warning.message.clone(),
             // The engine's warnings end with how to settle them.
             action: warning.message.clone(),
@@ -113,12 +113,19 @@ pub fn findings(workload: &Workload, mutation: &Mutation) -> Vec<Finding> {
     findings
 }
 
-fn warning_title(rule: Rule) -> &'static str {
+fn warning_title(rule: Rule, message: &str) -> String {
     match rule {
-        Rule::Policy => "probegate.io annotation ignored",
-        Rule::Probes => "probe not added",
-        Rule::ReadinessGates => "readiness gates held back",
-        Rule::MetricsCoupling => "probe depends on metrics being on",
+        Rule::Policy => "probegate.io annotation ignored".into(),
+        Rule::Probes => "probe not added".into(),
+        Rule::ReadinessGates => "readiness gates held back".into(),
+        // The coupling rule's messages name the probe: "livenessProbe targets port N".
+        Rule::MetricsCoupling => match ProbeKind::ALL
+            .into_iter()
+            .find(|kind| message.contains(&format!("{} targets port", kind.field())))
+        {
+            Some(kind) => format!("{} depends on metrics being on", kind.field()),
+            None => "a probe depends on metrics being on".into(),
+        },
     }
 }
 
@@ -301,6 +308,19 @@ mod tests {
         }));
         assert!(!is_judged(&owned));
         assert!(findings(&owned, &judge(&owned, &[], &[])).is_empty());
+    }
+
+    #[test]
+    fn coupling_titles_name_the_probe() {
+        let message = "container \"ctl\": livenessProbe targets port 10660, which serves metrics";
+        assert_eq!(
+            warning_title(Rule::MetricsCoupling, message),
+            "livenessProbe depends on metrics being on"
+        );
+        assert_eq!(
+            warning_title(Rule::MetricsCoupling, "other"),
+            "a probe depends on metrics being on"
+        );
     }
 
     #[test]

@@ -177,11 +177,17 @@ pub fn metrics_coupled_probes(
         let existing = ProbeKind::ALL
             .into_iter()
             .filter_map(|kind| probes::existing(container, kind).map(|p| (kind, p)));
-        for message in metrics_coupling::check(container, &facts, existing) {
+        for (kind, probe) in existing {
+            let Some(message) = metrics_coupling::check(container, &facts, [(kind, probe)])
+                .into_iter()
+                .next()
+            else {
+                continue;
+            };
             let status = container_status(pod, &container.name);
             let mut finding =
                 pod_finding(pod, Some(&container.name), FindingType::MetricsCoupledProbe);
-            finding.title = "running with a probe on a metrics-only port".into();
+            finding.title = format!("running with its {} on a metrics-only port", kind.field());
             finding.action = "serve health on a port of its own or enable metrics; if the port listens anyway, set probegate.io/metrics-coupling: off on the workload".into();
             finding.evidence = facts.ports.values().cloned().collect();
             finding.evidence.extend(
@@ -588,6 +594,10 @@ mod tests {
             assert_eq!(found.len(), expected, "{case}: {found:?}");
             if expected > 0 {
                 assert_eq!(found[0].container.as_deref(), Some("controller"));
+                assert_eq!(
+                    found[0].title,
+                    "running with its readinessProbe on a metrics-only port"
+                );
                 assert!(
                     found[0].message.contains("--enable-metrics=false"),
                     "{}",
