@@ -390,6 +390,30 @@ pub fn step_audit_finds_hazards_then_passes_once_fixed(kubectl: &Kubectl, workdi
     );
 
     step_audit_runs_with_a_users_own_permissions(kubectl, workdir);
+    step_audit_reads_every_page(kubectl);
+}
+
+/// More Deployments than one page holds: every one is judged, so `continue` is followed.
+fn step_audit_reads_every_page(kubectl: &Kubectl) {
+    let ns = "audit-pages";
+    let count = probegate::audit::list::PAGE_SIZE as usize + 1;
+    let mut items =
+        vec![json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})];
+    items.extend((0..count).map(|i| deployment(ns, &format!("app-{i}"), json!({}), web("web"))));
+    kubectl.ok(
+        &["create", "-f", "-"],
+        Some(&json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string()),
+    );
+    let found = report(&kubectl.kubeconfig, &["-n", ns, "-o", "json"]);
+    assert_eq!(
+        found["summary"]["workloads"], count,
+        "audit step: every page read"
+    );
+    assert_eq!(
+        found["summary"]["findings"], count,
+        "audit step: one finding each"
+    );
+    kubectl.ok(&["delete", "namespace", ns, "--wait=false"], None);
 }
 
 /// The read-only ClusterRole bound in one namespace is all a namespace-scoped audit needs;
