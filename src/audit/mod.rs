@@ -363,3 +363,29 @@ struct Out {
     summary: Summary,
     findings: Vec<Finding>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stuck_after_durations() {
+        // (text, seconds or None for an error)
+        let cases = [
+            ("10m", Some(600)),
+            ("90s", Some(90)),
+            ("1h30m", Some(5400)),
+            ("1h 30m", Some(5400)),
+            ("5", None),
+            ("0s", None),
+            ("soon", None),
+        ];
+        for (text, seconds) in cases {
+            assert_eq!(
+                parse_duration(text).ok().map(|d| d.as_secs()),
+                seconds,
+                "{text}"
+            );
+        }
+    }
+}
