@@ -482,6 +482,14 @@ fn step_audit_runs_with_a_users_own_permissions(kubectl: &Kubectl, workdir: &Pat
             .unwrap()
             .push(json!({"name": user, "context": {"cluster": cluster, "user": user}}));
     }
+    let mut stranger = admin.clone();
+    stranger["name"] = json!("stranger");
+    stranger["user"] = json!({"token": "not-a-token-the-server-knows"});
+    config["users"].as_array_mut().unwrap().push(stranger);
+    config["contexts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "stranger", "context": {"cluster": cluster, "user": "stranger"}}));
     let impersonating = workdir.join("audit-kubeconfig.json");
     std::fs::write(&impersonating, config.to_string()).unwrap();
 
@@ -521,4 +529,27 @@ fn step_audit_runs_with_a_users_own_permissions(kubectl: &Kubectl, workdir: &Pat
         "{stderr}"
     );
     assert!(out.stdout.is_empty(), "no report from a partial read");
+
+    let out = audit(&impersonating, &["--context", "stranger", "-n", NS]);
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        code(&out),
+        Some(2),
+        "audit step: unknown credentials: {stderr}"
+    );
+    assert!(
+        stderr.contains("unauthorized: the API server does not accept these credentials"),
+        "{stderr}"
+    );
+    let out = audit(kubectl.kubeconfig.as_path(), &["-n", "no-such-namespace"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        code(&out),
+        Some(2),
+        "audit step: a missing namespace: {stderr}"
+    );
+    assert!(
+        stderr.contains("namespace \"no-such-namespace\" not found"),
+        "{stderr}"
+    );
 }
