@@ -2,6 +2,7 @@
 //! gates pods lack, and warns when a probe depends on a metrics switch.
 
 pub mod admission;
+pub mod audit;
 pub mod certs;
 pub mod engine;
 pub mod health;

@@ -40,6 +40,54 @@ enum Command {
     /// Make a CA and a serving certificate for the webhook's Service (or, with --client, a
     /// client certificate for the API server).
     Certs(CertsArgs),
+    /// Read a live cluster (read-only): what the webhook would change in the workloads
+    /// running there, and the probe hazards already running.
+    Audit(AuditArgs),
+}
+
+#[derive(clap::Args)]
+struct AuditArgs {
+    /// The kubeconfig file; default: KUBECONFIG, then ~/.kube/config, then in-cluster.
+    #[arg(long, value_name = "PATH")]
+    kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use; default: its current context.
+    #[arg(long, value_name = "NAME")]
+    context: Option<String>,
+    /// A namespace to read (repeatable); default: the context's namespace.
+    #[arg(
+        short = 'n',
+        long = "namespace",
+        value_name = "NAMESPACE",
+        conflicts_with = "all_namespaces"
+    )]
+    namespaces: Vec<String>,
+    /// Read every namespace.
+    #[arg(short = 'A', long)]
+    all_namespaces: bool,
+    /// KEY=VALUE applied to every namespace, under its own annotations, as given to
+    /// `serve` (repeatable).
+    #[arg(long = "namespace-annotation", value_name = "KEY=VALUE", value_parser = offline::parse_annotation)]
+    namespace_annotations: Vec<(String, String)>,
+    /// What to print.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = AuditFormat::Table)]
+    output: AuditFormat,
+    /// Exit 1 when there is any finding, 0 when clean (2 on errors, always).
+    #[arg(long)]
+    check: bool,
+    /// How long a readiness gate may stay unset while the containers are ready before it
+    /// counts as stuck (10m, 90s, 1h30m).
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = probegate::audit::parse_duration)]
+    stuck_after: k8s_openapi::jiff::SignedDuration,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum AuditFormat {
+    /// One row per finding, grouped by namespace, and a summary line.
+    Table,
+    /// The AuditReport schema (README.md), as JSON.
+    Json,
+    /// The same, as YAML.
+    Yaml,
 }
 
 #[derive(clap::Args)]
@@ -165,6 +213,7 @@ fn main() -> ExitCode {
         Command::Mutate(args) => mutate(args),
         Command::Serve(args) => report(serve(args)),
         Command::Certs(args) => report(make_certs(args)),
+        Command::Audit(args) => audit(args),
     }
 }
 
@@ -407,5 +456,64 @@ fn mutate(args: MutateArgs) -> ExitCode {
             eprintln!("error: {error}");
             ExitCode::from(EXIT_BAD_INPUT)
         }
+    }
+}
+
+#[tokio::main]
+#[deny(unused_variables)]
+async fn audit(args: AuditArgs) -> ExitCode {
+    use std::io::IsTerminal as _;
+    let AuditArgs {
+        kubeconfig,
+        context,
+        namespaces,
+        all_namespaces,
+        namespace_annotations,
+        output,
+        check,
+        stuck_after,
+    } = args;
+    let options = probegate::audit::Options {
+        kubeconfig,
+        context,
+        scope: if all_namespaces {
+            probegate::audit::Scope::All
+        } else {
+            probegate::audit::Scope::Namespaces(namespaces)
+        },
+        namespace_annotations: namespace_annotations.into_iter().collect(),
+        stuck_after,
+        progress: std::io::stderr().is_terminal(),
+    };
+    let report = match probegate::audit::run(&options).await {
+        Ok(report) => report,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    let text = match output {
+        AuditFormat::Table => Ok(report.to_table()),
+        AuditFormat::Json => report.to_json(),
+        AuditFormat::Yaml => report.to_yaml(),
+    };
+    let written = text.map_err(std::io::Error::other).and_then(|text| {
+        let mut stdout = std::io::stdout().lock();
+        stdout
+            .write_all(text.as_bytes())
+            .and_then(|()| stdout.flush())
+    });
+    match written {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(e) => {
+            eprintln!("error: cannot write the output: {e}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    }
+    if check && !report.findings.is_empty() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }

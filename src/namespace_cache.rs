@@ -232,7 +232,7 @@ fn map_event<K, T>(event: Event<K>, mut f: impl FnMut(K) -> T) -> Event<T> {
 }
 
 /// Only `probegate.io/` annotations matter; the rest is not kept.
-fn policy_annotations(meta: &ObjectMeta) -> BTreeMap<String, String> {
+pub fn policy_annotations(meta: &ObjectMeta) -> BTreeMap<String, String> {
     meta.annotations
         .iter()
         .flatten()
@@ -243,7 +243,7 @@ fn policy_annotations(meta: &ObjectMeta) -> BTreeMap<String, String> {
 
 /// Only the selector, the ports and `probegate.io/` annotations (a Service's readiness
 /// gates) are evidence; the rest is not kept.
-fn slim_service(service: Service) -> Service {
+pub fn slim_service(service: Service) -> Service {
     let annotations = policy_annotations(&service.metadata);
     Service {
         metadata: ObjectMeta {

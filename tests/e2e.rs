@@ -8,6 +8,9 @@
 mod common;
 
 use std::collections::BTreeSet;
+#[path = "e2e/audit.rs"]
+mod audit;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -382,6 +385,7 @@ fn end_to_end_against_a_real_kube_apiserver() {
     step_install_manifests_and_chart_are_accepted(&kubectl);
     step_service_accounts_may_only_read_namespaces_and_services(&kubectl);
     step_offline_output_reads_the_same_in_kubectl(&kubectl);
+    audit::step_audit_finds_hazards_then_passes_once_fixed(&kubectl, api.workdir.path());
     let mut probegate = step_rollout_loses_no_review(&kubectl, &certs_dir, &ca_pem, probegate);
 
     // Last: with probegate gone, pods are still created (failurePolicy: Ignore), promptly.

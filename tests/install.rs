@@ -830,3 +830,49 @@ fn kube_score_lint_reports_what_it_finds() {
         "ignored checks stay ignored: {findings:#?}"
     );
 }
+
+/// `probegate audit`'s ClusterRole: read-only, off by default in the chart, outside the
+/// kustomization in manifests/, and the same rules in both.
+#[test]
+fn audit_cluster_role_is_read_only_optional_and_the_same_in_chart_and_manifests() {
+    let is_audit_role = |v: &&Value| {
+        v["kind"] == "ClusterRole"
+            && v["metadata"]["labels"]["app.kubernetes.io/component"] == "audit"
+    };
+    let default = documents("default", &helm_template(&[]));
+    assert!(!default.iter().any(|v| is_audit_role(&v)), "off by default");
+    let rendered = documents(
+        "audit role on",
+        &helm_template(&["--set", "audit.clusterRole.create=true"]),
+    );
+    let from_chart = rendered
+        .iter()
+        .find(is_audit_role)
+        .expect("rendered when asked");
+    check_typed("audit role on", from_chart);
+    assert!(
+        from_chart["metadata"]["name"]
+            .as_str()
+            .unwrap()
+            .ends_with("-audit"),
+        "{}",
+        from_chart["metadata"]["name"]
+    );
+    let manifests = manifests();
+    let (_, from_manifests) = manifests
+        .iter()
+        .find(|(origin, v)| origin == "audit-clusterrole.yaml" && is_audit_role(&v))
+        .expect("manifests/audit-clusterrole.yaml");
+    assert_eq!(from_chart["rules"], from_manifests["rules"]);
+    for rule in from_manifests["rules"].as_array().unwrap() {
+        for verb in rule["verbs"].as_array().unwrap() {
+            assert!(verb == "get" || verb == "list", "read-only: {rule}");
+        }
+    }
+    let kustomization =
+        std::fs::read_to_string(root().join("manifests/kustomization.yaml")).unwrap();
+    assert!(
+        !kustomization.contains("audit-clusterrole.yaml"),
+        "the webhook's install does not need it"
+    );
+}

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# audit-scale.sh [DEPLOYMENTS] [NAMESPACES] [PODS] — measure `probegate audit -A` against the
+# end-to-end kube-apiserver (tests/e2e/start-apiserver.sh) holding DEPLOYMENTS Deployments
+# (default 2000) spread over NAMESPACES namespaces (default 50), each with a headless Service (the e2e
+# API server's Service IP range is a /24) and, if PODS is 1 (the default), one Pod each
+# (owned by a made-up ReplicaSet, as the e2e API server runs no controllers), and
+# report the wall time and peak RSS (GNU time's "Maximum resident set size") of three runs.
+# Needs what the e2e suite needs (Go on a first run, kubectl) and /usr/bin/time. Results go
+# in BENCHMARKS.md by hand: this is measurement, never a test.
+set -euo pipefail
+deployments=${1:-2000}
+namespaces=${2:-50}
+pods=${3:-1}
+root=$(cd "$(dirname "$0")/.." && pwd)
+cargo build --release --manifest-path "$root/Cargo.toml" >&2
+binary=$root/target/release/probegate
+workdir=$(mktemp -d /tmp/probegate-audit-scale.XXXXXX)
+trap '"$root/tests/e2e/stop-apiserver.sh" "$workdir" >/dev/null 2>&1 || true; rm -rf "$workdir"' EXIT
+kubeconfig=$("$root/tests/e2e/start-apiserver.sh" "$workdir")
+kubectl() { command kubectl --kubeconfig "$kubeconfig" "$@"; }
+
+# One List file per namespace, created in one call each: fast, and the API server sees
+# ordinary creates.
+per=$(( (deployments + namespaces - 1) / namespaces ))
+made=0
+for n in $(seq 1 "$namespaces"); do
+    ns=scale-$n
+    python3 - "$ns" "$per" "$(( deployments - made ))" "$pods" >"$workdir/$ns.json" <<'PY'
+import json, sys
+ns, per, left, pods = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
+items = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}]
+for i in range(min(per, left)):
+    name = f"app-{i}"
+    labels = {"app": name}
+    items.append({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": ns},
+                  "spec": {"clusterIP": "None", "selector": labels, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}})
+    items.append({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": ns},
+                  "spec": {"selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels},
+                  "spec": {"containers": [{"name": "app", "image": "example.com/app:1",
+                           "args": ["--metrics-addr=:9090", "--enable-metrics=false"],
+                           "ports": [{"name": "http", "containerPort": 8080}, {"name": "metrics", "containerPort": 9090}],
+                           "env": [{"name": f"VAR_{k}", "value": "x" * 40} for k in range(20)]}]}}}})
+    if pods:
+        items.append({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"{name}-5d8f-x", "namespace": ns,
+                      "labels": labels, "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                      "name": f"{name}-5d8f", "uid": "00000000-0000-0000-0000-000000000001", "controller": True}]},
+                      "spec": items[-1]["spec"]["template"]["spec"]})
+print(json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+PY
+    made=$(( made + (per < deployments - made ? per : deployments - made) ))
+    kubectl create -f "$workdir/$ns.json" >/dev/null
+done
+echo "created $(kubectl get deployments -A --no-headers | wc -l) Deployments and $(kubectl get pods -A --no-headers | wc -l) Pods in $namespaces namespaces" >&2
+
+for run in 1 2 3; do
+    /usr/bin/time -f "run $run: wall %e s, peak RSS %M KiB, exit %x" \
+        "$binary" audit --kubeconfig "$kubeconfig" -A -o json >"$workdir/report.json" || true
+    python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("  ", r["summary"])' "$workdir/report.json"
+done

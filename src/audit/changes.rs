@@ -1,0 +1,334 @@
+//! What the webhook would do to a workload at admission, as findings: the engine's own
+//! answer (`engine::mutate`, the same call the webhook and `mutate` make), read back from
+//! its patch and warnings.
+
+use std::collections::BTreeMap;
+
+use json_patch::PatchOperation;
+use k8s_openapi::api::core::v1::Service;
+use serde_json::Value;
+
+use super::report::{Finding, FindingType};
+use crate::engine::{self, Context, Mutation, Rule};
+use crate::policy::{INJECTED_ANNOTATION, ProbeKind};
+use crate::workload::Workload;
+
+/// Whether the audit judges this workload with the engine: not when a controller owns it
+/// (its controller's template is judged instead, and the engine leaves it alone too).
+pub fn is_judged(workload: &Workload) -> bool {
+    !workload
+        .metadata()
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|owner| owner.controller == Some(true))
+}
+
+/// Runs the engine on `workload` as the webhook would with these annotation layers (cluster
+/// defaults, then the namespace's) and the namespace's Services.
+pub fn judge(
+    workload: &Workload,
+    layers: &[&BTreeMap<String, String>],
+    services: &[&Service],
+) -> Mutation {
+    engine::mutate(workload, &Context { layers, services })
+}
+
+/// The engine's answer for one workload, as findings.
+pub fn findings(workload: &Workload, mutation: &Mutation) -> Vec<Finding> {
+    let meta = workload.metadata();
+    let blank = Finding {
+        namespace: meta.namespace.clone().unwrap_or_else(|| "default".into()),
+        kind: workload.kind().into(),
+        name: meta.name.clone().unwrap_or_default(),
+        container: None,
+        finding_type: FindingType::Warning,
+        rule: None,
+        title: String::new(),
+        message: String::new(),
+        action: String::new(),
+        evidence: Vec::new(),
+    };
+    let added = Added::from_mutation(workload, mutation);
+    let record = added
+        .record
+        .iter()
+        .map(|r| format!("{INJECTED_ANNOTATION}: {r}"));
+    let mut findings = Vec::new();
+    if mutation.is_finding() {
+        for (container, probes) in &added.probes {
+            let fields: Vec<&str> = probes.iter().map(|(kind, _)| kind.field()).collect();
+            findings.push(Finding {
+                container: Some(container.clone()),
+                finding_type: FindingType::ProbesWouldBeAdded,
+                title: format!("would add {}", fields.join(", ")),
+                message: format!(
+                    "the webhook adds {} to container {container:?} of every new pod",
+                    fields.join(", ")
+                ),
+                action: "review the probes; set them on the workload to choose them yourself, or list the container in probegate.io/skip-containers".into(),
+                evidence: probes
+                    .iter()
+                    .map(|(kind, probe)| format!("{}: {probe}", kind.field()))
+                    .chain(record.clone())
+                    .collect(),
+                ..blank.clone()
+            });
+        }
+        if !added.gates.is_empty() {
+            findings.push(Finding {
+                finding_type: FindingType::ReadinessGatesWouldBeAdded,
+                title: format!("would add readiness gate(s) {}", added.gates.join(", ")),
+                message: format!(
+                    "the webhook adds readiness gate(s) {} to every new pod: pods become Ready only once these conditions are True",
+                    added.gates.join(", ")
+                ),
+                action: "make sure a controller sets these conditions (a load balancer controller), or set probegate.io/readiness-gates: none".into(),
+                evidence: record.clone().collect(),
+                ..blank.clone()
+            });
+        }
+    }
+    for warning in &mutation.warnings {
+        findings.push(Finding {
+            container: container_named(&warning.message),
+            rule: Some(warning.rule.as_str().into()),
+            title: warning_title(warning.rule, &warning.message),
+            message: warning.message.clone(),
+            // The engine's warnings end with how to settle them.
+            action: warning.message.clone(),
+            ..blank.clone()
+        });
+    }
+    if let Some(reason) = &mutation.denial {
+        findings.push(Finding {
+            finding_type: FindingType::WouldBeDenied,
+            rule: Some(Rule::MetricsCoupling.as_str().into()),
+            title: "would be refused (metrics-coupling: deny)".into(),
+            message: reason.clone(),
+            action: reason.clone(),
+            ..blank
+        });
+    }
+    findings
+}
+
+fn warning_title(rule: Rule, message: &str) -> String {
+    match rule {
+        Rule::Policy => "probegate.io annotation ignored".into(),
+        Rule::Probes => "probe not added".into(),
+        Rule::ReadinessGates => "readiness gates held back".into(),
+        // The coupling rule's messages name the probe: "livenessProbe targets port N".
+        Rule::MetricsCoupling => match ProbeKind::ALL
+            .into_iter()
+            .find(|kind| message.contains(&format!("{} targets port", kind.field())))
+        {
+            Some(kind) => format!("{} depends on metrics being on", kind.field()),
+            None => "a probe depends on metrics being on".into(),
+        },
+    }
+}
+
+/// Engine messages about one container start `container "NAME":`.
+fn container_named(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("container \"")?;
+    let end = rest.find('"')?;
+    Some(rest[..end].to_owned())
+}
+
+/// What a mutation adds, read from its patch: the operations the engine writes are adds of
+/// a container's probe, of readiness gates, and of the `probegate.io/injected` record.
+#[derive(Debug, Default, PartialEq)]
+pub struct Added {
+    /// Container name to the probes added to it, in patch order.
+    pub probes: Vec<(String, Vec<(ProbeKind, String)>)>,
+    pub gates: Vec<String>,
+    /// The `probegate.io/injected` value the pods would carry.
+    pub record: Option<String>,
+}
+
+impl Added {
+    pub fn from_mutation(workload: &Workload, mutation: &Mutation) -> Added {
+        let mut added = Added::default();
+        let Some(parts) = workload.pod_parts() else {
+            return added;
+        };
+        for op in &mutation.patch.0 {
+            let PatchOperation::Add(op) = op else {
+                continue;
+            };
+            let tokens: Vec<String> = op.path.tokens().map(|t| t.decoded().into_owned()).collect();
+            let Some(rest) = tokens.strip_prefix(
+                &parts
+                    .base
+                    .iter()
+                    .map(|t| (*t).to_owned())
+                    .collect::<Vec<_>>()[..],
+            ) else {
+                continue;
+            };
+            let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
+            match rest.as_slice() {
+                ["spec", "containers", index, field] => {
+                    let (Some(container), Some(kind)) = (
+                        index
+                            .parse::<usize>()
+                            .ok()
+                            .and_then(|i| parts.spec.containers.get(i)),
+                        ProbeKind::ALL.into_iter().find(|k| k.field() == *field),
+                    ) else {
+                        continue;
+                    };
+                    let probe = describe_probe(&op.value);
+                    match added
+                        .probes
+                        .iter_mut()
+                        .find(|(name, _)| *name == container.name)
+                    {
+                        Some((_, list)) => list.push((kind, probe)),
+                        None => added
+                            .probes
+                            .push((container.name.clone(), vec![(kind, probe)])),
+                    }
+                }
+                ["spec", "readinessGates", ..] => {
+                    let gates = match &op.value {
+                        Value::Array(items) => items.iter().collect(),
+                        single => vec![single],
+                    };
+                    added.gates.extend(
+                        gates
+                            .into_iter()
+                            .filter_map(|g| g["conditionType"].as_str().map(str::to_owned)),
+                    );
+                }
+                ["metadata", "annotations", key] if *key == INJECTED_ANNOTATION => {
+                    added.record = op.value.as_str().map(str::to_owned);
+                }
+                ["metadata", "annotations"] => {
+                    added.record = op.value[INJECTED_ANNOTATION].as_str().map(str::to_owned);
+                }
+                ["metadata"] => {
+                    added.record = op.value["annotations"][INJECTED_ANNOTATION]
+                        .as_str()
+                        .map(str::to_owned);
+                }
+                _ => {}
+            }
+        }
+        added
+    }
+}
+
+/// `httpGet :8080/readyz`, `tcpSocket :5432`: the handler and where it points.
+fn describe_probe(probe: &Value) -> String {
+    let port = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    if let Some(http) = probe.get("httpGet") {
+        format!(
+            "httpGet :{}{}",
+            port(&http["port"]),
+            http["path"].as_str().unwrap_or("/")
+        )
+    } else if let Some(tcp) = probe.get("tcpSocket") {
+        format!("tcpSocket :{}", port(&tcp["port"]))
+    } else if let Some(grpc) = probe.get("grpc") {
+        format!("grpc :{}", port(&grpc["port"]))
+    } else {
+        "exec".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode(value: Value) -> Workload {
+        let api_version = value["apiVersion"].as_str().unwrap().to_owned();
+        let kind = value["kind"].as_str().unwrap().to_owned();
+        let (group, version) = Workload::split_api_version(&api_version);
+        Workload::decode(group, version, &kind, value)
+            .unwrap()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_bare_app_gets_probe_findings_with_the_record() {
+        let workload = decode(serde_json::json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "web", "image": "w", "ports": [{"name": "http", "containerPort": 8080}]}]}
+            }}
+        }));
+        let mutation = judge(&workload, &[], &[]);
+        let found = findings(&workload, &mutation);
+        let probes: Vec<&Finding> = found
+            .iter()
+            .filter(|f| f.finding_type == FindingType::ProbesWouldBeAdded)
+            .collect();
+        assert_eq!(probes.len(), 1, "{found:?}");
+        assert_eq!(probes[0].container.as_deref(), Some("web"));
+        assert!(
+            probes[0].title.contains("readinessProbe"),
+            "{}",
+            probes[0].title
+        );
+        assert!(
+            probes[0]
+                .evidence
+                .iter()
+                .any(|e| e.starts_with("probegate.io/injected: web=")),
+            "{:?}",
+            probes[0].evidence
+        );
+        assert_eq!(
+            (
+                probes[0].namespace.as_str(),
+                probes[0].kind.as_str(),
+                probes[0].name.as_str()
+            ),
+            ("shop", "Deployment", "web")
+        );
+    }
+
+    #[test]
+    fn controller_owned_workloads_are_not_judged() {
+        let owned = decode(serde_json::json!({
+            "apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "metadata": {"name": "web-1", "namespace": "shop", "ownerReferences": [
+                {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "u", "controller": true}]},
+            "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "web", "image": "w"}]}
+            }}
+        }));
+        assert!(!is_judged(&owned));
+        assert!(findings(&owned, &judge(&owned, &[], &[])).is_empty());
+    }
+
+    #[test]
+    fn coupling_titles_name_the_probe() {
+        let message = "container \"ctl\": livenessProbe targets port 10660, which serves metrics";
+        assert_eq!(
+            warning_title(Rule::MetricsCoupling, message),
+            "livenessProbe depends on metrics being on"
+        );
+        assert_eq!(
+            warning_title(Rule::MetricsCoupling, "other"),
+            "a probe depends on metrics being on"
+        );
+    }
+
+    #[test]
+    fn container_names_come_from_the_message() {
+        assert_eq!(
+            container_named("container \"ctl\": livenessProbe targets"),
+            Some("ctl".into())
+        );
+        assert_eq!(container_named("probegate.io/probes: bad"), None);
+    }
+}

@@ -1,0 +1,741 @@
+//! Live hazards: what only a running cluster shows, as pure functions of typed Pods and
+//! Events (the clock is an argument), so each rule is tested on objects alone.
+
+use std::collections::{BTreeMap, HashMap};
+
+use k8s_openapi::api::core::v1::{Event, Pod, PodCondition, Service};
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+
+use super::report::{Finding, FindingType};
+use crate::engine::metrics_coupling::{self, MetricsFacts};
+use crate::engine::{command_line, probes, services};
+use crate::policy::{CouplingMode, ProbeKind, Settings};
+
+fn pod_finding(pod: &Pod, container: Option<&str>, finding_type: FindingType) -> Finding {
+    Finding {
+        namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+        kind: "Pod".into(),
+        name: pod.metadata.name.clone().unwrap_or_default(),
+        container: container.map(str::to_owned),
+        finding_type,
+        rule: None,
+        title: String::new(),
+        message: String::new(),
+        action: String::new(),
+        evidence: Vec::new(),
+    }
+}
+
+fn condition<'a>(pod: &'a Pod, condition_type: &str) -> Option<&'a PodCondition> {
+    pod.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == condition_type)
+}
+
+fn phase(pod: &Pod) -> Option<&str> {
+    pod.status.as_ref()?.phase.as_deref()
+}
+
+/// `1h5m`, `12m`, `40s`: how long, for people.
+pub fn human(duration: SignedDuration) -> String {
+    let seconds = duration.as_secs().max(0);
+    let (hours, minutes, secs) = (seconds / 3600, seconds % 3600 / 60, seconds % 60);
+    match (hours, minutes) {
+        (0, 0) => format!("{secs}s"),
+        (0, m) => format!("{m}m"),
+        (h, 0) => format!("{h}h"),
+        (h, m) => format!("{h}h{m}m"),
+    }
+}
+
+/// A readiness gate whose condition has been missing or not True for at least `stuck_after`
+/// while the pod's containers are ready: the pod runs but never gets traffic (the failure of
+/// a load balancer controller that never registers the target). The time runs from when the
+/// containers became ready, or from the gate condition's own last change if that is later.
+pub fn stuck_readiness_gates(
+    pod: &Pod,
+    now: Timestamp,
+    stuck_after: SignedDuration,
+) -> Vec<Finding> {
+    let gates = pod.spec.as_ref().and_then(|s| s.readiness_gates.as_ref());
+    let Some(gates) = gates.filter(|g| !g.is_empty()) else {
+        return Vec::new();
+    };
+    if phase(pod) != Some("Running") {
+        return Vec::new();
+    }
+    let Some(containers_ready) = condition(pod, "ContainersReady").filter(|c| c.status == "True")
+    else {
+        return Vec::new();
+    };
+    let ready_since = containers_ready
+        .last_transition_time
+        .as_ref()
+        .or(pod.metadata.creation_timestamp.as_ref())
+        .map(|t| t.0);
+    let mut findings = Vec::new();
+    for gate in gates {
+        let gate_condition = condition(pod, &gate.condition_type);
+        if gate_condition.is_some_and(|c| c.status == "True") {
+            continue;
+        }
+        let changed = gate_condition
+            .and_then(|c| c.last_transition_time.as_ref())
+            .map(|t| t.0);
+        let Some(since) = [ready_since, changed].into_iter().flatten().max() else {
+            continue;
+        };
+        let stuck_for = now.duration_since(since);
+        if stuck_for < stuck_after {
+            continue;
+        }
+        let state = match gate_condition {
+            None => "was never set".to_owned(),
+            Some(c) => {
+                let why = [c.reason.as_deref(), c.message.as_deref()]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(": ");
+                if why.is_empty() {
+                    format!("is {}", c.status)
+                } else {
+                    format!("is {} ({why})", c.status)
+                }
+            }
+        };
+        let mut finding = pod_finding(pod, None, FindingType::StuckReadinessGate);
+        finding.title = format!(
+            "readiness gate {} stuck for {}",
+            gate.condition_type,
+            human(stuck_for)
+        );
+        finding.message = format!(
+            "readiness gate {:?} {state}, and the containers have been ready for {}: the pod runs but is not Ready, so it gets no traffic and a rollout waiting on it stalls",
+            gate.condition_type,
+            human(now.duration_since(ready_since.unwrap_or(since)))
+        );
+        finding.action = format!(
+            "check the controller that sets {} (for a load balancer gate: its logs and whether it registered the target); delete the pod once it is fixed",
+            gate.condition_type
+        );
+        finding.evidence = vec![
+            format!(
+                "condition {}: {}",
+                gate.condition_type,
+                gate_condition.map_or("absent", |c| c.status.as_str())
+            ),
+            format!(
+                "condition ContainersReady: True since {}",
+                containers_ready
+                    .last_transition_time
+                    .as_ref()
+                    .map_or_else(|| "the pod's creation".to_owned(), |t| t.0.to_string())
+            ),
+        ];
+        findings.push(finding);
+    }
+    findings
+}
+
+/// The coupling rule on a running pod's own probes: a probe on a port that serves metrics
+/// while the container's metrics are switched off. Catches pods created before probegate,
+/// or in namespaces it never sees. `layers` are the cluster defaults and the namespace's
+/// annotations; `metrics-coupling: off` there or on the pod silences it, as in the webhook.
+pub fn metrics_coupled_probes(
+    pod: &Pod,
+    layers: &[&BTreeMap<String, String>],
+    namespace_services: &[&Service],
+) -> Vec<Finding> {
+    let Some(spec) = pod.spec.as_ref() else {
+        return Vec::new();
+    };
+    if phase(pod) != Some("Running") {
+        return Vec::new();
+    }
+    let mut layers = layers.to_vec();
+    layers.extend(pod.metadata.annotations.as_ref());
+    let (settings, _) = Settings::resolve(&layers);
+    if settings.metrics_coupling == CouplingMode::Off {
+        return Vec::new();
+    }
+    let labels = pod.metadata.labels.as_ref();
+    let selecting = services::selecting(
+        namespace_services,
+        pod.metadata.namespace.as_deref(),
+        labels,
+    );
+    let targets = services::targets(&selecting);
+    let mut findings = Vec::new();
+    for container in &spec.containers {
+        let flags = command_line::flags(container);
+        let facts =
+            MetricsFacts::gather(container, &flags, Some(&pod.metadata), &settings, &targets);
+        let existing = ProbeKind::ALL
+            .into_iter()
+            .filter_map(|kind| probes::existing(container, kind).map(|p| (kind, p)));
+        for (kind, probe) in existing {
+            let Some(message) = metrics_coupling::check(container, &facts, [(kind, probe)])
+                .into_iter()
+                .next()
+            else {
+                continue;
+            };
+            let status = container_status(pod, &container.name);
+            let mut finding =
+                pod_finding(pod, Some(&container.name), FindingType::MetricsCoupledProbe);
+            finding.title = format!("running with its {} on a metrics-only port", kind.field());
+            finding.action = "serve health on a port of its own or enable metrics; if the port listens anyway, set probegate.io/metrics-coupling: off on the workload".into();
+            finding.evidence = facts.ports.values().cloned().collect();
+            finding.evidence.extend(
+                facts
+                    .switched_off
+                    .iter()
+                    .map(|off| format!("metrics off: {off}")),
+            );
+            if let Some((ready, restarts)) = status {
+                finding
+                    .evidence
+                    .push(format!("ready: {ready}, restarts: {restarts}"));
+            }
+            finding.message = message;
+            findings.push(finding);
+        }
+    }
+    findings
+}
+
+fn container_status(pod: &Pod, name: &str) -> Option<(bool, i32)> {
+    pod.status
+        .as_ref()?
+        .container_statuses
+        .iter()
+        .flatten()
+        .find(|s| s.name == name)
+        .map(|s| (s.ready, s.restart_count))
+}
+
+/// What the recorded Events say about one container's liveness probe.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LivenessTally {
+    /// `Unhealthy` events of a failed liveness probe, counting repeats.
+    pub failures: i64,
+    /// `Killing` events of a restart for a failed liveness probe, counting repeats.
+    pub kills: i64,
+    /// The latest failure's message (the probe's own output).
+    pub last_message: Option<String>,
+    last_seen: Option<Timestamp>,
+}
+
+/// (namespace, pod, container) to its tally.
+pub type Tallies = HashMap<(String, String, String), LivenessTally>;
+
+/// Adds an Event to the tallies if it records a liveness probe failure or the restart it
+/// caused (the kubelet's `Unhealthy` "Liveness probe failed: ..." and `Killing` "Container
+/// X failed liveness probe, will be restarted").
+pub fn tally_event(tallies: &mut Tallies, event: &Event) {
+    let object = &event.involved_object;
+    if object.kind.as_deref() != Some("Pod") {
+        return;
+    }
+    let (Some(namespace), Some(pod)) = (
+        object
+            .namespace
+            .as_deref()
+            .or(event.metadata.namespace.as_deref()),
+        object.name.as_deref(),
+    ) else {
+        return;
+    };
+    let Some(container) = object
+        .field_path
+        .as_deref()
+        .and_then(|p| p.strip_prefix("spec.containers{"))
+        .and_then(|p| p.strip_suffix('}'))
+    else {
+        return;
+    };
+    let message = event.message.as_deref().unwrap_or_default();
+    let failure = event.reason.as_deref() == Some("Unhealthy")
+        && (message.starts_with("Liveness probe failed")
+            || message.starts_with("Liveness probe errored"));
+    let kill =
+        event.reason.as_deref() == Some("Killing") && message.contains("failed liveness probe");
+    if !failure && !kill {
+        return;
+    }
+    // A repeated event is one object with a count (or a series, in events.k8s.io terms).
+    let count = event
+        .series
+        .as_ref()
+        .and_then(|s| s.count.map(i64::from))
+        .or(event.count.map(i64::from))
+        .unwrap_or(1)
+        .max(1);
+    let seen = event
+        .last_timestamp
+        .as_ref()
+        .map(|t| t.0)
+        .or(event.event_time.as_ref().map(|t| t.0));
+    let tally = tallies
+        .entry((namespace.to_owned(), pod.to_owned(), container.to_owned()))
+        .or_default();
+    if kill {
+        tally.kills += count;
+    } else {
+        tally.failures += count;
+        if tally.last_message.is_none() || seen > tally.last_seen {
+            tally.last_message = Some(message.to_owned());
+            tally.last_seen = seen;
+        }
+    }
+}
+
+/// Containers of `pod` that the kubelet restarted for a failed liveness probe, from the
+/// tallies of recorded Events and the container's restart count. A pod's entries are taken
+/// out of `tallies`.
+pub fn liveness_restarts(pod: &Pod, tallies: &mut Tallies) -> Vec<Finding> {
+    let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let mut findings = Vec::new();
+    for container in pod.spec.iter().flat_map(|s| &s.containers) {
+        let key = (namespace.clone(), name.clone(), container.name.clone());
+        let Some(tally) = tallies.remove(&key) else {
+            continue;
+        };
+        if tally.kills == 0 {
+            // Failures the probe's threshold absorbed cost nothing yet.
+            continue;
+        }
+        let restarts = container_status(pod, &container.name).map(|(_, r)| r);
+        let mut finding = pod_finding(pod, Some(&container.name), FindingType::LivenessRestarts);
+        finding.title = format!(
+            "restarted {} time(s) for a failed liveness probe{}",
+            tally.kills,
+            restarts.map_or_else(String::new, |r| format!(" ({r} restart(s) in all)"))
+        );
+        finding.message = format!(
+            "the kubelet killed container {:?} {} time(s) because its liveness probe failed ({} failure(s) recorded); a liveness probe that fails while the process is only slow or its dependencies are down turns a slow start or an outage into restarts",
+            container.name, tally.kills, tally.failures
+        );
+        finding.action = "check the liveness probe: a startup probe for slow starts, a longer timeout or threshold, or a liveness check that tests the process only".into();
+        finding.evidence = vec![
+            format!("{} Killing event(s) naming the liveness probe", tally.kills),
+            format!(
+                "{} Unhealthy event(s) of the liveness probe",
+                tally.failures
+            ),
+        ];
+        if let Some(restarts) = restarts {
+            finding.evidence.push(format!("restartCount: {restarts}"));
+        }
+        if let Some(message) = tally.last_message {
+            finding.evidence.push(format!("last failure: {message}"));
+        }
+        findings.push(finding);
+    }
+    findings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{
+        Container, ContainerPort, ContainerStatus, EventSeries, ObjectReference, PodReadinessGate,
+        PodSpec, PodStatus, Probe, TCPSocketAction,
+    };
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+    fn at(minutes_ago: i64) -> Time {
+        Time(now() - SignedDuration::from_mins(minutes_ago))
+    }
+
+    fn now() -> Timestamp {
+        "2026-01-01T12:00:00Z".parse().unwrap()
+    }
+
+    fn cond(condition_type: &str, status: &str, minutes_ago: Option<i64>) -> PodCondition {
+        PodCondition {
+            type_: condition_type.into(),
+            status: status.into(),
+            last_transition_time: minutes_ago.map(at),
+            ..PodCondition::default()
+        }
+    }
+
+    fn pod(phase: &str, gates: &[&str], conditions: Vec<PodCondition>) -> Pod {
+        Pod {
+            metadata: ObjectMeta {
+                name: Some("web-1".into()),
+                namespace: Some("shop".into()),
+                creation_timestamp: Some(at(120)),
+                ..ObjectMeta::default()
+            },
+            spec: Some(PodSpec {
+                containers: vec![Container {
+                    name: "web".into(),
+                    ..Container::default()
+                }],
+                readiness_gates: Some(
+                    gates
+                        .iter()
+                        .map(|g| PodReadinessGate {
+                            condition_type: g.to_string(),
+                        })
+                        .collect(),
+                ),
+                ..PodSpec::default()
+            }),
+            status: Some(PodStatus {
+                phase: Some(phase.into()),
+                conditions: Some(conditions),
+                ..PodStatus::default()
+            }),
+        }
+    }
+
+    const GATE: &str = "target-health.elbv2.k8s.aws/web";
+
+    #[test]
+    fn stuck_readiness_gate_cases() {
+        let ten = SignedDuration::from_mins(10);
+        // (case, phase, conditions, expected stuck)
+        let cases: Vec<(&str, &str, Vec<PodCondition>, bool)> = vec![
+            (
+                "never set, ready an hour",
+                "Running",
+                vec![cond("ContainersReady", "True", Some(60))],
+                true,
+            ),
+            (
+                "never set, ready 5 minutes",
+                "Running",
+                vec![cond("ContainersReady", "True", Some(5))],
+                false,
+            ),
+            (
+                "False for an hour",
+                "Running",
+                vec![
+                    cond("ContainersReady", "True", Some(60)),
+                    cond(GATE, "False", Some(60)),
+                ],
+                true,
+            ),
+            (
+                "False, but changed 2 minutes ago",
+                "Running",
+                vec![
+                    cond("ContainersReady", "True", Some(60)),
+                    cond(GATE, "False", Some(2)),
+                ],
+                false,
+            ),
+            (
+                "True",
+                "Running",
+                vec![
+                    cond("ContainersReady", "True", Some(60)),
+                    cond(GATE, "True", Some(50)),
+                ],
+                false,
+            ),
+            (
+                "containers not ready",
+                "Running",
+                vec![cond("ContainersReady", "False", Some(60))],
+                false,
+            ),
+            ("no ContainersReady condition", "Running", vec![], false),
+            (
+                "pending",
+                "Pending",
+                vec![cond("ContainersReady", "True", Some(60))],
+                false,
+            ),
+            (
+                "no time on ContainersReady: from creation",
+                "Running",
+                vec![cond("ContainersReady", "True", None)],
+                true,
+            ),
+        ];
+        for (case, phase, conditions, stuck) in cases {
+            let found = stuck_readiness_gates(&pod(phase, &[GATE], conditions), now(), ten);
+            assert_eq!(found.len(), usize::from(stuck), "{case}: {found:?}");
+            if stuck {
+                assert_eq!(found[0].finding_type, FindingType::StuckReadinessGate);
+                assert!(found[0].title.contains(GATE), "{case}: {}", found[0].title);
+                assert_eq!(
+                    (found[0].kind.as_str(), found[0].name.as_str()),
+                    ("Pod", "web-1")
+                );
+            }
+        }
+        // No gates, nothing to be stuck on.
+        let ungated = pod(
+            "Running",
+            &[],
+            vec![cond("ContainersReady", "True", Some(60))],
+        );
+        assert!(stuck_readiness_gates(&ungated, now(), ten).is_empty());
+    }
+
+    #[test]
+    fn a_stuck_gate_says_how_long_and_why() {
+        let mut false_gate = cond(GATE, "False", Some(30));
+        false_gate.reason = Some("Failed".into());
+        let p = pod(
+            "Running",
+            &[GATE],
+            vec![cond("ContainersReady", "True", Some(90)), false_gate],
+        );
+        let found = stuck_readiness_gates(&p, now(), SignedDuration::from_mins(10));
+        assert_eq!(
+            found[0].title,
+            format!("readiness gate {GATE} stuck for 30m")
+        );
+        assert!(
+            found[0].message.contains("is False (Failed)"),
+            "{}",
+            found[0].message
+        );
+        assert!(
+            found[0].message.contains("ready for 1h30m"),
+            "{}",
+            found[0].message
+        );
+    }
+
+    fn coupled_pod(phase: &str, metrics_flag: &str, annotations: &[(&str, &str)]) -> Pod {
+        let mut p = pod(phase, &[], vec![]);
+        p.metadata.annotations = Some(
+            annotations
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+        p.spec.as_mut().unwrap().containers = vec![Container {
+            name: "controller".into(),
+            args: Some(vec!["--metrics-addr=:10660".into(), metrics_flag.into()]),
+            ports: Some(vec![ContainerPort {
+                name: Some("metrics".into()),
+                container_port: 10660,
+                ..ContainerPort::default()
+            }]),
+            readiness_probe: Some(Probe {
+                tcp_socket: Some(TCPSocketAction {
+                    port: IntOrString::Int(10660),
+                    host: None,
+                }),
+                ..Probe::default()
+            }),
+            ..Container::default()
+        }];
+        p.status.as_mut().unwrap().container_statuses = Some(vec![ContainerStatus {
+            name: "controller".into(),
+            ready: false,
+            restart_count: 4,
+            ..ContainerStatus::default()
+        }]);
+        p
+    }
+
+    #[test]
+    fn metrics_coupled_probe_cases() {
+        let none = BTreeMap::new();
+        let off = BTreeMap::from([(
+            "probegate.io/metrics-coupling".to_string(),
+            "off".to_string(),
+        )]);
+        // (case, pod, namespace layer, expected findings)
+        let cases = [
+            (
+                "metrics off, probe on the metrics port",
+                coupled_pod("Running", "--enable-metrics=false", &[]),
+                &none,
+                1,
+            ),
+            (
+                "metrics on",
+                coupled_pod("Running", "--enable-metrics=true", &[]),
+                &none,
+                0,
+            ),
+            (
+                "not running",
+                coupled_pod("Pending", "--enable-metrics=false", &[]),
+                &none,
+                0,
+            ),
+            (
+                "namespace turned the rule off",
+                coupled_pod("Running", "--enable-metrics=false", &[]),
+                &off,
+                0,
+            ),
+            (
+                "pod turned the rule off",
+                coupled_pod(
+                    "Running",
+                    "--enable-metrics=false",
+                    &[("probegate.io/metrics-coupling", "off")],
+                ),
+                &none,
+                0,
+            ),
+        ];
+        for (case, p, layer, expected) in cases {
+            let found = metrics_coupled_probes(&p, &[layer], &[]);
+            assert_eq!(found.len(), expected, "{case}: {found:?}");
+            if expected > 0 {
+                assert_eq!(found[0].container.as_deref(), Some("controller"));
+                assert_eq!(
+                    found[0].title,
+                    "running with its readinessProbe on a metrics-only port"
+                );
+                assert!(
+                    found[0].message.contains("--enable-metrics=false"),
+                    "{}",
+                    found[0].message
+                );
+                assert!(
+                    found[0]
+                        .evidence
+                        .contains(&"ready: false, restarts: 4".to_string()),
+                    "{:?}",
+                    found[0].evidence
+                );
+            }
+        }
+    }
+
+    fn event(
+        reason: &str,
+        message: &str,
+        container: &str,
+        count: Option<i32>,
+        series: Option<i32>,
+    ) -> Event {
+        Event {
+            metadata: ObjectMeta {
+                namespace: Some("shop".into()),
+                ..ObjectMeta::default()
+            },
+            involved_object: ObjectReference {
+                kind: Some("Pod".into()),
+                name: Some("web-1".into()),
+                namespace: Some("shop".into()),
+                field_path: Some(format!("spec.containers{{{container}}}")),
+                ..ObjectReference::default()
+            },
+            reason: Some(reason.into()),
+            message: Some(message.into()),
+            count,
+            series: series.map(|count| EventSeries {
+                count: Some(count),
+                ..EventSeries::default()
+            }),
+            ..Event::default()
+        }
+    }
+
+    #[test]
+    fn liveness_restart_cases() {
+        let failed = "Liveness probe failed: Get \"http://10.0.0.5:8080/healthz\": context deadline exceeded";
+        let killed = "Container web failed liveness probe, will be restarted";
+        // (case, events, expected finding, expected kills)
+        let cases = [
+            (
+                "failures and a kill",
+                vec![
+                    event("Unhealthy", failed, "web", Some(3), None),
+                    event("Killing", killed, "web", Some(1), None),
+                ],
+                true,
+                1,
+            ),
+            (
+                "kills counted by series",
+                vec![event("Killing", killed, "web", None, Some(4))],
+                true,
+                4,
+            ),
+            (
+                "failures the threshold absorbed",
+                vec![event("Unhealthy", failed, "web", Some(2), None)],
+                false,
+                0,
+            ),
+            (
+                "readiness failures are not liveness",
+                vec![event(
+                    "Unhealthy",
+                    "Readiness probe failed: 503",
+                    "web",
+                    Some(9),
+                    None,
+                )],
+                false,
+                0,
+            ),
+            (
+                "a kill for another reason",
+                vec![event(
+                    "Killing",
+                    "Stopping container web",
+                    "web",
+                    Some(1),
+                    None,
+                )],
+                false,
+                0,
+            ),
+            (
+                "another container",
+                vec![event("Killing", killed, "sidecar", Some(1), None)],
+                false,
+                0,
+            ),
+        ];
+        for (case, events, expected, kills) in cases {
+            let mut tallies = Tallies::new();
+            for e in &events {
+                tally_event(&mut tallies, e);
+            }
+            let mut p = pod("Running", &[], vec![]);
+            p.status.as_mut().unwrap().container_statuses = Some(vec![ContainerStatus {
+                name: "web".into(),
+                restart_count: 7,
+                ..ContainerStatus::default()
+            }]);
+            let found = liveness_restarts(&p, &mut tallies);
+            assert_eq!(found.len(), usize::from(expected), "{case}: {found:?}");
+            if expected {
+                assert_eq!(found[0].container.as_deref(), Some("web"), "{case}");
+                assert!(
+                    found[0]
+                        .title
+                        .starts_with(&format!("restarted {kills} time(s)")),
+                    "{case}: {}",
+                    found[0].title
+                );
+                assert!(
+                    found[0].evidence.contains(&"restartCount: 7".to_string()),
+                    "{case}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn human_durations() {
+        for (seconds, text) in [(40, "40s"), (720, "12m"), (3600, "1h"), (3900, "1h5m")] {
+            assert_eq!(human(SignedDuration::from_secs(seconds)), text);
+        }
+    }
+}

@@ -1,0 +1,391 @@
+//! `probegate audit`: what the webhook would change in a live cluster, and the hazards
+//! already running there. Read-only: it only ever gets and lists.
+//!
+//! Workloads are judged by the engine exactly as the webhook would judge them at admission
+//! (cluster defaults and the namespace's annotations as layers, the namespace's Services as
+//! evidence). Namespaces the shipped webhook configuration never sends (`scope.rs`) are not
+//! judged, as `mutate` does not judge them; their pods are still checked for live hazards,
+//! since a hazard there is as real as anywhere (kube-ovn runs in kube-system).
+
+pub mod changes;
+pub mod hazards;
+pub mod list;
+pub mod report;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::core::v1::{Event, Namespace, Pod, Service};
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::api::{Api, ListParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+use serde::de::DeserializeOwned;
+
+use crate::namespace_cache::{policy_annotations, slim_service};
+use crate::scope;
+use crate::workload::Workload;
+use list::Progress;
+use report::{Finding, Report, Summary};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("cannot load the kubeconfig: {0}")]
+    Config(String),
+    #[error(
+        "forbidden: missing permission to {verb} {resource} {place} (the read-only ClusterRole probegate-audit grants what audit reads); the API server said: {message}"
+    )]
+    Forbidden {
+        verb: &'static str,
+        resource: String,
+        place: String,
+        message: String,
+    },
+    #[error("unauthorized: the API server does not accept these credentials: {message}")]
+    Unauthorized { message: String },
+    #[error("cannot {verb} {resource} {place}: {reason}")]
+    Request {
+        verb: &'static str,
+        resource: String,
+        place: String,
+        /// The error and its causes, outermost first ("client error (Connect): tcp
+        /// connect error: Connection refused").
+        reason: String,
+    },
+    #[error("namespace {0:?} not found")]
+    NoSuchNamespace(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Every namespace (`-A`).
+    All,
+    /// These namespaces; empty means the kubeconfig context's namespace.
+    Namespaces(Vec<String>),
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+    pub scope: Scope,
+    /// Applied to every namespace, under its own annotations, as `serve` applies them.
+    pub namespace_annotations: BTreeMap<String, String>,
+    pub stuck_after: SignedDuration,
+    pub progress: bool,
+}
+
+/// Parses `--stuck-after`: `10m`, `90s`, `1h30m` (at least one second).
+pub fn parse_duration(text: &str) -> Result<SignedDuration, String> {
+    let duration: SignedDuration = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("expected a duration such as 10m, 90s or 1h30m, got {text:?}"))?;
+    if duration < SignedDuration::from_secs(1) {
+        return Err(format!("the duration must be at least 1s, got {text:?}"));
+    }
+    Ok(duration)
+}
+
+/// Connects like kubectl: `--kubeconfig`, else KUBECONFIG or ~/.kube/config, else the
+/// in-cluster service account; `--context` picks the context.
+/// Returns the client and the context's namespace (kubectl's default for `-n`).
+async fn connect(options: &Options) -> Result<(Client, String), AuditError> {
+    let config_options = KubeConfigOptions {
+        context: options.context.clone(),
+        ..KubeConfigOptions::default()
+    };
+    let config = match &options.kubeconfig {
+        Some(path) => {
+            let kubeconfig = Kubeconfig::read_from(path)
+                .map_err(|e| AuditError::Config(format!("{}: {e}", path.display())))?;
+            Config::from_custom_kubeconfig(kubeconfig, &config_options)
+                .await
+                .map_err(|e| AuditError::Config(format!("{}: {e}", path.display())))?
+        }
+        None if options.context.is_some() => Config::from_kubeconfig(&config_options)
+            .await
+            .map_err(|e| AuditError::Config(e.to_string()))?,
+        None => Config::infer()
+            .await
+            .map_err(|e| AuditError::Config(e.to_string()))?,
+    };
+    let default_namespace = config.default_namespace.clone();
+    let client = Client::try_from(config).map_err(|e| AuditError::Config(e.to_string()))?;
+    Ok((client, default_namespace))
+}
+
+/// What is known about the namespaces in scope before workloads are judged.
+struct Namespaces {
+    /// `None` reads every namespace; otherwise these.
+    names: Option<Vec<String>>,
+    annotations: HashMap<String, BTreeMap<String, String>>,
+    services: HashMap<String, Vec<Service>>,
+}
+
+impl Namespaces {
+    /// A namespace's annotations and Services: what the webhook's cache would hold for it.
+    fn evidence(&self, namespace: &str) -> (&BTreeMap<String, String>, Vec<&Service>) {
+        static NONE: BTreeMap<String, String> = BTreeMap::new();
+        let annotations = self.annotations.get(namespace).unwrap_or(&NONE);
+        let services = self.services.get(namespace).into_iter().flatten().collect();
+        (annotations, services)
+    }
+
+    /// The Api for each place a namespaced kind is read from.
+    fn apis<K>(&self, client: &Client) -> Vec<(Option<String>, Api<K>)>
+    where
+        K: kube::Resource<DynamicType = (), Scope = NamespaceResourceScope>,
+    {
+        match &self.names {
+            None => vec![(None, Api::all(client.clone()))],
+            Some(names) => names
+                .iter()
+                .map(|ns| (Some(ns.clone()), Api::namespaced(client.clone(), ns)))
+                .collect(),
+        }
+    }
+}
+
+/// The whole run: connect, read, judge, report.
+pub async fn run(options: &Options) -> Result<Report, AuditError> {
+    let (client, context_namespace) = connect(options).await?;
+    let names = match &options.scope {
+        Scope::All => None,
+        Scope::Namespaces(names) if names.is_empty() => Some(vec![context_namespace]),
+        Scope::Namespaces(names) => Some(names.clone()),
+    };
+    let audit = Audit {
+        client,
+        progress: Progress {
+            enabled: options.progress,
+        },
+        defaults: options.namespace_annotations.clone(),
+        stuck_after: options.stuck_after,
+        now: Timestamp::now(),
+    };
+    let result = audit.run(names).await;
+    audit.progress.clear();
+    result
+}
+
+struct Audit {
+    client: Client,
+    progress: Progress,
+    defaults: BTreeMap<String, String>,
+    stuck_after: SignedDuration,
+    now: Timestamp,
+}
+
+impl Audit {
+    async fn run(&self, names: Option<Vec<String>>) -> Result<Report, AuditError> {
+        let namespaces = self.namespaces(names).await?;
+        let tallies = self.liveness_events(&namespaces).await?;
+
+        let mut out = Out::default();
+        self.judge(&namespaces, Workload::Deployment, &mut out)
+            .await?;
+        self.judge(&namespaces, Workload::StatefulSet, &mut out)
+            .await?;
+        self.judge(&namespaces, Workload::DaemonSet, &mut out)
+            .await?;
+        self.judge(&namespaces, Workload::ReplicaSet, &mut out)
+            .await?;
+        self.judge(&namespaces, Workload::Job, &mut out).await?;
+        self.judge(&namespaces, Workload::CronJob, &mut out).await?;
+        self.pods(&namespaces, tallies, &mut out).await?;
+
+        let listed = namespaces.names.unwrap_or_else(|| vec!["*".into()]);
+        Ok(Report::new(listed, out.summary, out.findings))
+    }
+
+    /// Annotations and Services of the namespaces in scope.
+    async fn namespaces(&self, names: Option<Vec<String>>) -> Result<Namespaces, AuditError> {
+        let mut annotations = HashMap::new();
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        match &names {
+            None => {
+                list::pages(&api, None, ListParams::default(), self.progress, |page| {
+                    for ns in page {
+                        let name = ns.metadata.name.clone().unwrap_or_default();
+                        annotations.insert(name, policy_annotations(&ns.metadata));
+                    }
+                })
+                .await?;
+            }
+            Some(names) => {
+                for name in names {
+                    let ns = api
+                        .get_opt(name)
+                        .await
+                        .map_err(|source| list::error::<Namespace>("get", Some(name), source))?
+                        .ok_or_else(|| AuditError::NoSuchNamespace(name.clone()))?;
+                    annotations.insert(name.clone(), policy_annotations(&ns.metadata));
+                }
+            }
+        }
+        let mut namespaces = Namespaces {
+            names,
+            annotations,
+            services: HashMap::new(),
+        };
+        let mut services: HashMap<String, Vec<Service>> = HashMap::new();
+        for (place, api) in namespaces.apis::<Service>(&self.client) {
+            list::pages(
+                &api,
+                place.as_deref(),
+                ListParams::default(),
+                self.progress,
+                |page| {
+                    for service in page {
+                        let ns = service.metadata.namespace.clone().unwrap_or_default();
+                        services.entry(ns).or_default().push(slim_service(service));
+                    }
+                },
+            )
+            .await?;
+        }
+        namespaces.services = services;
+        Ok(namespaces)
+    }
+
+    /// Liveness failures and the restarts they caused, from the Events the API server
+    /// still keeps (an hour by default: its --event-ttl).
+    async fn liveness_events(
+        &self,
+        namespaces: &Namespaces,
+    ) -> Result<hazards::Tallies, AuditError> {
+        let mut tallies = hazards::Tallies::new();
+        for (place, api) in namespaces.apis::<Event>(&self.client) {
+            for reason in ["Unhealthy", "Killing"] {
+                let params = ListParams::default()
+                    .fields(&format!("involvedObject.kind=Pod,reason={reason}"));
+                list::pages(&api, place.as_deref(), params, self.progress, |page| {
+                    for event in &page {
+                        hazards::tally_event(&mut tallies, event);
+                    }
+                })
+                .await?;
+            }
+        }
+        Ok(tallies)
+    }
+
+    /// The engine's findings for one workload, or its count among the excluded.
+    fn judge_one(&self, workload: &Workload, namespaces: &Namespaces, out: &mut Out) {
+        if !changes::is_judged(workload) {
+            return;
+        }
+        let namespace = workload.metadata().namespace.as_deref().unwrap_or_default();
+        if scope::is_excluded(namespace) {
+            *out.summary
+                .excluded_namespaces
+                .entry(namespace.to_owned())
+                .or_default() += 1;
+            return;
+        }
+        out.summary.workloads += 1;
+        let (namespace_layer, services) = namespaces.evidence(namespace);
+        let mutation = changes::judge(workload, &[&self.defaults, namespace_layer], &services);
+        out.findings.extend(changes::findings(workload, &mutation));
+    }
+
+    async fn judge<K>(
+        &self,
+        namespaces: &Namespaces,
+        wrap: fn(K) -> Workload,
+        out: &mut Out,
+    ) -> Result<(), AuditError>
+    where
+        K: kube::Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug,
+    {
+        for (place, api) in namespaces.apis::<K>(&self.client) {
+            list::pages(
+                &api,
+                place.as_deref(),
+                ListParams::default(),
+                self.progress,
+                |page| {
+                    for object in page {
+                        self.judge_one(&wrap(object), namespaces, out);
+                    }
+                },
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Bare pods are judged like workloads; every pod is checked for live hazards.
+    async fn pods(
+        &self,
+        namespaces: &Namespaces,
+        mut tallies: hazards::Tallies,
+        out: &mut Out,
+    ) -> Result<(), AuditError> {
+        for (place, api) in namespaces.apis::<Pod>(&self.client) {
+            list::pages(
+                &api,
+                place.as_deref(),
+                ListParams::default(),
+                self.progress,
+                |page| {
+                    for pod in page {
+                        out.summary.pods += 1;
+                        let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
+                        let (namespace_layer, services) = namespaces.evidence(namespace);
+                        let layers = [&self.defaults, namespace_layer];
+                        let findings = &mut out.findings;
+                        findings.extend(hazards::stuck_readiness_gates(
+                            &pod,
+                            self.now,
+                            self.stuck_after,
+                        ));
+                        findings.extend(hazards::metrics_coupled_probes(&pod, &layers, &services));
+                        findings.extend(hazards::liveness_restarts(&pod, &mut tallies));
+                        self.judge_one(&Workload::Pod(pod), namespaces, out);
+                    }
+                },
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+/// What the run found so far.
+#[derive(Default)]
+struct Out {
+    summary: Summary,
+    findings: Vec<Finding>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stuck_after_durations() {
+        // (text, seconds or None for an error)
+        let cases = [
+            ("10m", Some(600)),
+            ("90s", Some(90)),
+            ("1h30m", Some(5400)),
+            ("1h 30m", Some(5400)),
+            ("5", None),
+            ("0s", None),
+            ("soon", None),
+        ];
+        for (text, seconds) in cases {
+            assert_eq!(
+                parse_duration(text).ok().map(|d| d.as_secs()),
+                seconds,
+                "{text}"
+            );
+        }
+    }
+}
