@@ -96,55 +96,66 @@ impl Seed {
     }
 }
 
+/// A view that carries the object's own `apiVersion` and `kind`.
+trait Typed {
+    fn types(&self) -> (Option<&str>, Option<&str>);
+}
+
+macro_rules! typed_views {
+    ($($view:ident),*) => {$(
+        impl Typed for $view {
+            fn types(&self) -> (Option<&str>, Option<&str>) {
+                (self.api_version.as_deref(), self.kind.as_deref())
+            }
+        }
+    )*};
+}
+typed_views!(
+    PodView,
+    TemplatedView,
+    OptionalTemplatedView,
+    JobView,
+    CronJobView
+);
+
+/// Reads a view and checks its `apiVersion` and `kind` against the seed's.
+fn view<'de, V, D>(seed: Seed, d: D) -> Result<V, D::Error>
+where
+    V: Deserialize<'de> + Typed,
+    D: serde::Deserializer<'de>,
+{
+    let view = V::deserialize(d)?;
+    let (api_version, kind) = view.types();
+    check_types(seed, api_version, kind)?;
+    Ok(view)
+}
+
+/// Deployments, StatefulSets and DaemonSets: only their template is read.
+macro_rules! templated {
+    ($variant:ident, $spec:ident, $view:expr) => {{
+        let o: TemplatedView = $view;
+        Workload::$variant($variant {
+            metadata: o.metadata.into(),
+            spec: $spec {
+                template: o.spec.template.into(),
+                ..$spec::default()
+            },
+            status: None,
+        })
+    }};
+}
+
 impl<'de> serde::de::DeserializeSeed<'de> for Seed {
     type Value = Workload;
 
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Workload, D::Error> {
         Ok(match self {
-            Seed::Pod => {
-                let o = PodView::deserialize(d)?;
-                check_types(self, o.api_version.as_deref(), o.kind.as_deref())?;
-                Workload::Pod(o.into())
-            }
-            Seed::Deployment => {
-                let o = TemplatedView::deserialize(d)?;
-                check_types(self, o.api_version.as_deref(), o.kind.as_deref())?;
-                Workload::Deployment(Deployment {
-                    metadata: o.metadata.into(),
-                    spec: DeploymentSpec {
-                        template: o.spec.template.into(),
-                        ..DeploymentSpec::default()
-                    },
-                    status: None,
-                })
-            }
-            Seed::StatefulSet => {
-                let o = TemplatedView::deserialize(d)?;
-                check_types(self, o.api_version.as_deref(), o.kind.as_deref())?;
-                Workload::StatefulSet(StatefulSet {
-                    metadata: o.metadata.into(),
-                    spec: StatefulSetSpec {
-                        template: o.spec.template.into(),
-                        ..StatefulSetSpec::default()
-                    },
-                    status: None,
-                })
-            }
-            Seed::DaemonSet => {
-                let o = TemplatedView::deserialize(d)?;
-                check_types(self, o.api_version.as_deref(), o.kind.as_deref())?;
-                Workload::DaemonSet(DaemonSet {
-                    metadata: o.metadata.into(),
-                    spec: DaemonSetSpec {
-                        template: o.spec.template.into(),
-                        ..DaemonSetSpec::default()
-                    },
-                    status: None,
-                })
-            }
+            Seed::Pod => Workload::Pod(view::<PodView, D>(self, d)?.into()),
+            Seed::Deployment => templated!(Deployment, DeploymentSpec, view(self, d)?),
+            Seed::StatefulSet => templated!(StatefulSet, StatefulSetSpec, view(self, d)?),
+            Seed::DaemonSet => templated!(DaemonSet, DaemonSetSpec, view(self, d)?),
             Seed::ReplicaSet => {
-                let o = OptionalTemplatedView::deserialize(d)?;
-                check_types(self, o.api_version.as_deref(), o.kind.as_deref())?;
+                let o: OptionalTemplatedView = view(self, d)?;
                 Workload::ReplicaSet(ReplicaSet {
                     metadata: o.metadata.into(),
                     spec: ReplicaSetSpec {
@@ -155,8 +166,7 @@ impl<'de> serde::de::DeserializeSeed<'de> for Seed {
                 })
             }
             Seed::Job => {
-                let o = JobView::deserialize(d)?;
-                check_types(self, o.api_version.as_deref(), o.kind.as_deref())?;
+                let o: JobView = view(self, d)?;
                 Workload::Job(Job {
                     metadata: o.metadata.into(),
                     spec: o.spec.map(Into::into),
@@ -164,8 +174,7 @@ impl<'de> serde::de::DeserializeSeed<'de> for Seed {
                 })
             }
             Seed::CronJob => {
-                let o = CronJobView::deserialize(d)?;
-                check_types(self, o.api_version.as_deref(), o.kind.as_deref())?;
+                let o: CronJobView = view(self, d)?;
                 Workload::CronJob(CronJob {
                     metadata: o.metadata.into(),
                     spec: CronJobSpec {
