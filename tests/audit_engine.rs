@@ -2,8 +2,10 @@
 //! equals what `probegate mutate` says for the same manifest and namespace annotations
 //! (warnings, refusals and the `probegate.io/injected` record of what is added).
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use k8s_openapi::api::core::v1::{Namespace, Service};
@@ -12,17 +14,6 @@ use probegate::audit::report::FindingType;
 use probegate::namespace_cache::{policy_annotations, slim_service};
 use probegate::workload::Workload;
 use serde_json::Value;
-
-fn cases() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
-    let mut cases: Vec<PathBuf> = std::fs::read_dir(root)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("input.yaml").is_file())
-        .collect();
-    cases.sort();
-    cases
-}
 
 /// Every object of the input, `List` items included.
 fn objects(case: &Path) -> Vec<Value> {
@@ -57,7 +48,7 @@ struct Answer {
 #[test]
 fn audit_answers_what_mutate_answers() {
     let mut compared = 0;
-    for case in cases() {
+    for case in common::golden_cases() {
         let args: Vec<String> = std::fs::read_to_string(case.join("args"))
             .map(|a| a.split_whitespace().map(str::to_owned).collect())
             .unwrap_or_default();

@@ -5,7 +5,9 @@
 //! (expected exit code, 0 when absent). `PROBEGATE_BLESS=1` rewrites the expectations;
 //! review the diff before committing it.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use probegate::manifest;
@@ -28,18 +30,6 @@ fn probegate(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
     child.wait_with_output().unwrap()
 }
 
-fn cases() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
-    let mut cases: Vec<PathBuf> = std::fs::read_dir(root)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("input.yaml").is_file())
-        .collect();
-    cases.sort();
-    assert!(cases.len() >= 9, "golden cases missing: {cases:?}");
-    cases
-}
-
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
@@ -53,7 +43,7 @@ fn extra_args(case: &Path) -> Vec<String> {
 #[test]
 fn golden_outputs_match() {
     let bless = std::env::var_os("PROBEGATE_BLESS").is_some();
-    for case in cases() {
+    for case in common::golden_cases() {
         let extra = extra_args(&case);
         let mut args = vec!["mutate", "-f", "input.yaml"];
         args.extend(extra.iter().map(String::as_str));
@@ -78,7 +68,7 @@ fn golden_outputs_match() {
 
 #[test]
 fn output_still_decodes_as_its_kind() {
-    for case in cases() {
+    for case in common::golden_cases() {
         let documents =
             manifest::read_paths(&[case.join("expected.yaml")], &mut std::io::empty()).unwrap();
         for document in documents {
@@ -93,7 +83,7 @@ fn output_still_decodes_as_its_kind() {
 
 #[test]
 fn mutate_is_idempotent_and_check_passes_clean_output() {
-    for case in cases() {
+    for case in common::golden_cases() {
         let name = case.file_name().unwrap().to_string_lossy();
         let extra = extra_args(&case);
         let expected = read(&case.join("expected.yaml"));
@@ -184,7 +174,7 @@ fn excluded_namespaces_are_mutated_when_asked() {
 
 #[test]
 fn patch_output_applies_to_the_input() {
-    for case in cases() {
+    for case in common::golden_cases() {
         let name = case.file_name().unwrap().to_string_lossy();
         if case.join("exit").exists() {
             continue;

@@ -5,7 +5,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 /// kube-score's checks about probes.
@@ -50,21 +50,10 @@ fn probe_grades(manifest: &[u8]) -> BTreeMap<(String, String), i64> {
     grades
 }
 
-fn golden_cases() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
-    let mut cases: Vec<PathBuf> = std::fs::read_dir(root)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("input.yaml").is_file())
-        .collect();
-    cases.sort();
-    cases
-}
-
 #[test]
 fn probegate_output_is_never_rated_worse_than_its_input() {
     let mut scored = 0;
-    for case in golden_cases() {
+    for case in common::golden_cases() {
         let name = case.file_name().unwrap().to_string_lossy().into_owned();
         let before = probe_grades(&std::fs::read(case.join("input.yaml")).unwrap());
         let after = probe_grades(&std::fs::read(case.join("expected.yaml")).unwrap());

@@ -457,3 +457,16 @@ pub fn kustomize_with_client_auth() -> String {
     );
     String::from_utf8(out.stdout).unwrap()
 }
+
+/// The golden fixtures' folders (`tests/golden/*/` with an `input.yaml`), in name order.
+pub fn golden_cases() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("input.yaml").is_file())
+        .collect();
+    cases.sort();
+    assert!(cases.len() >= 9, "golden cases missing: {cases:?}");
+    cases
+}
