@@ -96,44 +96,21 @@ impl Seed {
     }
 }
 
-/// A view that carries the object's own `apiVersion` and `kind`.
-trait Typed {
-    fn types(&self) -> (Option<&str>, Option<&str>);
-}
-
-macro_rules! typed_views {
-    ($($view:ident),*) => {$(
-        impl Typed for $view {
-            fn types(&self) -> (Option<&str>, Option<&str>) {
-                (self.api_version.as_deref(), self.kind.as_deref())
-            }
-        }
-    )*};
-}
-typed_views!(
-    PodView,
-    TemplatedView,
-    OptionalTemplatedView,
-    JobView,
-    CronJobView
-);
-
 /// Reads a view and checks its `apiVersion` and `kind` against the seed's.
-fn view<'de, V, D>(seed: Seed, d: D) -> Result<V, D::Error>
+fn view<'de, S, D>(seed: Seed, d: D) -> Result<ObjectView<S>, D::Error>
 where
-    V: Deserialize<'de> + Typed,
+    S: Deserialize<'de> + Default,
     D: serde::Deserializer<'de>,
 {
-    let view = V::deserialize(d)?;
-    let (api_version, kind) = view.types();
-    check_types(seed, api_version, kind)?;
+    let view = ObjectView::<S>::deserialize(d)?;
+    check_types(seed, view.api_version.as_deref(), view.kind.as_deref())?;
     Ok(view)
 }
 
 /// Deployments, StatefulSets and DaemonSets: only their template is read.
 macro_rules! templated {
     ($variant:ident, $spec:ident, $view:expr) => {{
-        let o: TemplatedView = $view;
+        let o: ObjectView<TemplateHolder> = $view;
         Workload::$variant($variant {
             metadata: o.metadata.into(),
             spec: $spec {
@@ -150,12 +127,12 @@ impl<'de> serde::de::DeserializeSeed<'de> for Seed {
 
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Workload, D::Error> {
         Ok(match self {
-            Seed::Pod => Workload::Pod(view::<PodView, D>(self, d)?.into()),
+            Seed::Pod => Workload::Pod(view::<Option<PodSpecView>, D>(self, d)?.into()),
             Seed::Deployment => templated!(Deployment, DeploymentSpec, view(self, d)?),
             Seed::StatefulSet => templated!(StatefulSet, StatefulSetSpec, view(self, d)?),
             Seed::DaemonSet => templated!(DaemonSet, DaemonSetSpec, view(self, d)?),
             Seed::ReplicaSet => {
-                let o: OptionalTemplatedView = view(self, d)?;
+                let o: ObjectView<OptionalTemplateHolder> = view(self, d)?;
                 Workload::ReplicaSet(ReplicaSet {
                     metadata: o.metadata.into(),
                     spec: ReplicaSetSpec {
@@ -166,7 +143,7 @@ impl<'de> serde::de::DeserializeSeed<'de> for Seed {
                 })
             }
             Seed::Job => {
-                let o: JobView = view(self, d)?;
+                let o: ObjectView<Option<TemplateHolder>> = view(self, d)?;
                 Workload::Job(Job {
                     metadata: o.metadata.into(),
                     spec: o.spec.map(Into::into),
@@ -174,7 +151,7 @@ impl<'de> serde::de::DeserializeSeed<'de> for Seed {
                 })
             }
             Seed::CronJob => {
-                let o: CronJobView = view(self, d)?;
+                let o: ObjectView<CronJobSpecView> = view(self, d)?;
                 Workload::CronJob(CronJob {
                     metadata: o.metadata.into(),
                     spec: CronJobSpec {
@@ -421,8 +398,10 @@ impl From<TemplateView> for PodTemplateSpec {
     }
 }
 
+/// What is read of every handled object: its own apiVersion and kind (checked against the
+/// review's), its metadata, and the part of its spec that holds the pod template.
 #[derive(Deserialize)]
-struct PodView {
+struct ObjectView<S> {
     #[serde(default, rename = "apiVersion")]
     api_version: Option<String>,
     #[serde(default)]
@@ -430,11 +409,11 @@ struct PodView {
     #[serde(default)]
     metadata: MetaView,
     #[serde(default)]
-    spec: Option<PodSpecView>,
+    spec: S,
 }
 
-impl From<PodView> for Pod {
-    fn from(p: PodView) -> Pod {
+impl From<ObjectView<Option<PodSpecView>>> for Pod {
+    fn from(p: ObjectView<Option<PodSpecView>>) -> Pod {
         Pod {
             metadata: p.metadata.into(),
             spec: p.spec.map(Into::into),
@@ -443,54 +422,18 @@ impl From<PodView> for Pod {
     }
 }
 
-/// Deployments, StatefulSets and DaemonSets: a template in the spec.
-#[derive(Deserialize)]
-struct TemplatedView {
-    #[serde(default, rename = "apiVersion")]
-    api_version: Option<String>,
-    #[serde(default)]
-    kind: Option<String>,
-    #[serde(default)]
-    metadata: MetaView,
-    #[serde(default)]
-    spec: TemplateHolder,
-}
-
 #[derive(Deserialize, Default)]
 #[serde(default)]
+/// Deployments, StatefulSets, DaemonSets and Jobs: a template in the spec.
 struct TemplateHolder {
     template: TemplateView,
 }
 
-/// ReplicaSets: the template is optional.
-#[derive(Deserialize)]
-struct OptionalTemplatedView {
-    #[serde(default, rename = "apiVersion")]
-    api_version: Option<String>,
-    #[serde(default)]
-    kind: Option<String>,
-    #[serde(default)]
-    metadata: MetaView,
-    #[serde(default)]
-    spec: OptionalTemplateHolder,
-}
-
 #[derive(Deserialize, Default)]
 #[serde(default)]
+/// ReplicaSets: the template is optional.
 struct OptionalTemplateHolder {
     template: Option<TemplateView>,
-}
-
-#[derive(Deserialize)]
-struct JobView {
-    #[serde(default, rename = "apiVersion")]
-    api_version: Option<String>,
-    #[serde(default)]
-    kind: Option<String>,
-    #[serde(default)]
-    metadata: MetaView,
-    #[serde(default)]
-    spec: Option<TemplateHolder>,
 }
 
 impl From<TemplateHolder> for JobSpec {
@@ -500,18 +443,6 @@ impl From<TemplateHolder> for JobSpec {
             ..JobSpec::default()
         }
     }
-}
-
-#[derive(Deserialize)]
-struct CronJobView {
-    #[serde(default, rename = "apiVersion")]
-    api_version: Option<String>,
-    #[serde(default)]
-    kind: Option<String>,
-    #[serde(default)]
-    metadata: MetaView,
-    #[serde(default)]
-    spec: CronJobSpecView,
 }
 
 #[derive(Deserialize, Default)]
