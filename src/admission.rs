@@ -15,7 +15,7 @@ use crate::engine::{self, Context, Mutation, Rule};
 use crate::metrics::{Metrics, Outcome};
 use crate::namespace_cache::Directory;
 use crate::partial_decode;
-use crate::workload::Workload;
+use crate::workload::{Kind, Workload};
 
 const REVIEW_API_VERSION: &str = "admission.k8s.io/v1";
 
@@ -285,7 +285,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for WireRequest<'a> {
                         "userInfo" => user_info = map.next_value::<IgnoredAny>().map(|_| true)?,
                         "object" => {
                             let seed = kind.as_ref().map(|k: &GroupVersionKind| {
-                                partial_decode::Seed::for_kind(&k.group, &k.version, &k.kind)
+                                Kind::of(&k.group, &k.version, &k.kind)
                             });
                             object = match seed {
                                 Some(Some(seed)) => match map.next_value_seed(OrNull(seed))? {
@@ -327,12 +327,12 @@ impl<'de: 'a, 'a> Deserialize<'de> for WireRequest<'a> {
 }
 
 /// A seed's value, or `None` for JSON `null`.
-struct OrNull(partial_decode::Seed);
+struct OrNull(Kind);
 
 impl<'de> serde::de::DeserializeSeed<'de> for OrNull {
     type Value = Option<Workload>;
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        struct Visitor(partial_decode::Seed);
+        struct Visitor(Kind);
         impl<'de> serde::de::Visitor<'de> for Visitor {
             type Value = Option<Workload>;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -484,10 +484,7 @@ fn check_type(api_version: &str, kind: &str) -> Result<(), ReviewError> {
 
 /// A bounded label: the kinds probegate handles, or `other`.
 fn kind_label(request: &Incoming) -> &'static str {
-    Workload::KINDS
-        .into_iter()
-        .find(|k| *k == request.kind.kind)
-        .unwrap_or("other")
+    Kind::label(&request.kind.kind)
 }
 
 fn operation_label(operation: &Operation) -> &'static str {

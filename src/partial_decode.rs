@@ -25,7 +25,8 @@ use serde::Deserialize;
 
 use crate::engine::metrics_coupling::reads_variable;
 use crate::engine::reads_annotation;
-use crate::workload::{DecodeError, Workload};
+use crate::workload::{DecodeError, Kind, Workload};
+use k8s_openapi::Resource;
 
 /// Decodes `object` if `group/version/kind` is one probegate handles; `Ok(None)` otherwise.
 pub fn decode(
@@ -34,161 +35,130 @@ pub fn decode(
     kind: &str,
     object: &str,
 ) -> Result<Option<Workload>, DecodeError> {
-    let Some(seed) = Seed::for_kind(group, version, kind) else {
+    let Some(kind) = Kind::of(group, version, kind) else {
         return Ok(None);
     };
     let mut deserializer = serde_json::Deserializer::from_str(object);
-    let workload = serde::de::DeserializeSeed::deserialize(seed, &mut deserializer)
+    let workload = serde::de::DeserializeSeed::deserialize(kind, &mut deserializer)
         .and_then(|workload| deserializer.end().map(|()| workload))
         .map_err(|source| DecodeError {
-            kind: seed.kind(),
+            kind: kind.name(),
             source,
         })?;
     Ok(Some(workload))
 }
 
-/// Reads one handled kind straight off a deserializer: the admission layer decodes the
+/// A handled kind reads itself straight off a deserializer: the admission layer decodes the
 /// object with it in the same pass as the rest of the review.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Seed {
-    Pod,
-    Deployment,
-    StatefulSet,
-    DaemonSet,
-    ReplicaSet,
-    Job,
-    CronJob,
-}
+impl<'de> serde::de::DeserializeSeed<'de> for Kind {
+    type Value = Workload;
 
-impl Seed {
-    /// The seed for `group/version/kind`, if probegate handles it.
-    pub fn for_kind(group: &str, version: &str, kind: &str) -> Option<Seed> {
-        Some(match (group, version, kind) {
-            ("", "v1", "Pod") => Seed::Pod,
-            ("apps", "v1", "Deployment") => Seed::Deployment,
-            ("apps", "v1", "StatefulSet") => Seed::StatefulSet,
-            ("apps", "v1", "DaemonSet") => Seed::DaemonSet,
-            ("apps", "v1", "ReplicaSet") => Seed::ReplicaSet,
-            ("batch", "v1", "Job") => Seed::Job,
-            ("batch", "v1", "CronJob") => Seed::CronJob,
-            _ => return None,
-        })
-    }
-
-    fn api_version(self) -> &'static str {
-        match self {
-            Seed::Pod => "v1",
-            Seed::Deployment | Seed::StatefulSet | Seed::DaemonSet | Seed::ReplicaSet => "apps/v1",
-            Seed::Job | Seed::CronJob => "batch/v1",
-        }
-    }
-
-    pub fn kind(self) -> &'static str {
-        match self {
-            Seed::Pod => "Pod",
-            Seed::Deployment => "Deployment",
-            Seed::StatefulSet => "StatefulSet",
-            Seed::DaemonSet => "DaemonSet",
-            Seed::ReplicaSet => "ReplicaSet",
-            Seed::Job => "Job",
-            Seed::CronJob => "CronJob",
-        }
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Workload, D::Error> {
+        self.read_view(d)
     }
 }
 
-/// Reads a view and checks its `apiVersion` and `kind` against the seed's.
-fn view<'de, S, D>(seed: Seed, d: D) -> Result<ObjectView<S>, D::Error>
+/// What the webhook reads of a kind's spec, and how the typed object is built from it.
+pub(crate) trait Viewed: Sized {
+    type Spec: for<'de> Deserialize<'de> + Default;
+    fn from_view(metadata: ObjectMeta, spec: Self::Spec) -> Self;
+}
+
+/// Reads the view of `T` and checks its `apiVersion` and `kind`: the object's own, where it
+/// says them, must name what the review says it is, as the full decode requires.
+pub(crate) fn read<'de, T, D>(d: D) -> Result<T, D::Error>
 where
-    S: Deserialize<'de> + Default,
+    T: Viewed + Resource,
     D: serde::Deserializer<'de>,
 {
-    let view = ObjectView::<S>::deserialize(d)?;
-    check_types(seed, view.api_version.as_deref(), view.kind.as_deref())?;
-    Ok(view)
+    let view = ObjectView::<T::Spec>::deserialize(d)?;
+    for (found, expected) in [(view.api_version, T::API_VERSION), (view.kind, T::KIND)] {
+        if let Some(found) = found.filter(|f| f != expected) {
+            return Err(serde::de::Error::invalid_value(
+                serde::de::Unexpected::Str(&found),
+                &expected,
+            ));
+        }
+    }
+    Ok(T::from_view(view.metadata.into(), view.spec))
+}
+
+impl Viewed for Pod {
+    type Spec = Option<PodSpecView>;
+    fn from_view(metadata: ObjectMeta, spec: Self::Spec) -> Pod {
+        Pod {
+            metadata,
+            spec: spec.map(Into::into),
+            status: None,
+        }
+    }
 }
 
 /// Deployments, StatefulSets and DaemonSets: only their template is read.
 macro_rules! templated {
-    ($variant:ident, $spec:ident, $view:expr) => {{
-        let o: ObjectView<TemplateHolder> = $view;
-        Workload::$variant($variant {
-            metadata: o.metadata.into(),
-            spec: $spec {
-                template: o.spec.template.into(),
-                ..$spec::default()
+    ($($kind:ident: $spec:ident),+ $(,)?) => {
+        $(impl Viewed for $kind {
+            type Spec = TemplateHolder;
+            fn from_view(metadata: ObjectMeta, spec: TemplateHolder) -> $kind {
+                $kind {
+                    metadata,
+                    spec: $spec {
+                        template: spec.template.into(),
+                        ..$spec::default()
+                    },
+                    status: None,
+                }
+            }
+        })+
+    };
+}
+
+templated!(
+    Deployment: DeploymentSpec,
+    StatefulSet: StatefulSetSpec,
+    DaemonSet: DaemonSetSpec,
+);
+
+impl Viewed for ReplicaSet {
+    type Spec = OptionalTemplateHolder;
+    fn from_view(metadata: ObjectMeta, spec: OptionalTemplateHolder) -> ReplicaSet {
+        ReplicaSet {
+            metadata,
+            spec: ReplicaSetSpec {
+                template: spec.template.map(Into::into),
+                ..ReplicaSetSpec::default()
             },
             status: None,
-        })
-    }};
-}
-
-impl<'de> serde::de::DeserializeSeed<'de> for Seed {
-    type Value = Workload;
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Workload, D::Error> {
-        Ok(match self {
-            Seed::Pod => Workload::Pod(view::<Option<PodSpecView>, D>(self, d)?.into()),
-            Seed::Deployment => templated!(Deployment, DeploymentSpec, view(self, d)?),
-            Seed::StatefulSet => templated!(StatefulSet, StatefulSetSpec, view(self, d)?),
-            Seed::DaemonSet => templated!(DaemonSet, DaemonSetSpec, view(self, d)?),
-            Seed::ReplicaSet => {
-                let o: ObjectView<OptionalTemplateHolder> = view(self, d)?;
-                Workload::ReplicaSet(ReplicaSet {
-                    metadata: o.metadata.into(),
-                    spec: ReplicaSetSpec {
-                        template: o.spec.template.map(Into::into),
-                        ..ReplicaSetSpec::default()
-                    },
-                    status: None,
-                })
-            }
-            Seed::Job => {
-                let o: ObjectView<Option<TemplateHolder>> = view(self, d)?;
-                Workload::Job(Job {
-                    metadata: o.metadata.into(),
-                    spec: o.spec.map(Into::into),
-                    status: None,
-                })
-            }
-            Seed::CronJob => {
-                let o: ObjectView<CronJobSpecView> = view(self, d)?;
-                Workload::CronJob(CronJob {
-                    metadata: o.metadata.into(),
-                    spec: CronJobSpec {
-                        job_template: JobTemplateSpec {
-                            metadata: None,
-                            spec: o.spec.job_template.spec.map(Into::into),
-                        },
-                        ..CronJobSpec::default()
-                    },
-                    status: None,
-                })
-            }
-        })
+        }
     }
 }
 
-/// The object's own `apiVersion` and `kind`, where it says them, must name what the review
-/// says it is, as the full decode requires.
-fn check_types<E: serde::de::Error>(
-    seed: Seed,
-    api_version: Option<&str>,
-    kind: Option<&str>,
-) -> Result<(), E> {
-    let expected = seed.api_version();
-    if let Some(found) = api_version.filter(|v| *v != expected) {
-        return Err(E::invalid_value(
-            serde::de::Unexpected::Str(found),
-            &expected,
-        ));
+impl Viewed for Job {
+    type Spec = Option<TemplateHolder>;
+    fn from_view(metadata: ObjectMeta, spec: Option<TemplateHolder>) -> Job {
+        Job {
+            metadata,
+            spec: spec.map(Into::into),
+            status: None,
+        }
     }
-    if let Some(found) = kind.filter(|k| *k != seed.kind()) {
-        return Err(E::invalid_value(
-            serde::de::Unexpected::Str(found),
-            &seed.kind(),
-        ));
+}
+
+impl Viewed for CronJob {
+    type Spec = CronJobSpecView;
+    fn from_view(metadata: ObjectMeta, spec: CronJobSpecView) -> CronJob {
+        CronJob {
+            metadata,
+            spec: CronJobSpec {
+                job_template: JobTemplateSpec {
+                    metadata: None,
+                    spec: spec.job_template.spec.map(Into::into),
+                },
+                ..CronJobSpec::default()
+            },
+            status: None,
+        }
     }
-    Ok(())
 }
 
 /// Every field of ObjectMeta but `managedFields`, which is read past, and the annotations no
@@ -363,7 +333,7 @@ impl From<ContainerView> for Container {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct PodSpecView {
+pub(crate) struct PodSpecView {
     containers: Vec<ContainerView>,
     #[serde(default)]
     restart_policy: Option<String>,
@@ -412,27 +382,17 @@ struct ObjectView<S> {
     spec: S,
 }
 
-impl From<ObjectView<Option<PodSpecView>>> for Pod {
-    fn from(p: ObjectView<Option<PodSpecView>>) -> Pod {
-        Pod {
-            metadata: p.metadata.into(),
-            spec: p.spec.map(Into::into),
-            status: None,
-        }
-    }
-}
-
 #[derive(Deserialize, Default)]
 #[serde(default)]
 /// Deployments, StatefulSets, DaemonSets and Jobs: a template in the spec.
-struct TemplateHolder {
+pub(crate) struct TemplateHolder {
     template: TemplateView,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
 /// ReplicaSets: the template is optional.
-struct OptionalTemplateHolder {
+pub(crate) struct OptionalTemplateHolder {
     template: Option<TemplateView>,
 }
 
@@ -447,7 +407,7 @@ impl From<TemplateHolder> for JobSpec {
 
 #[derive(Deserialize, Default)]
 #[serde(default, rename_all = "camelCase")]
-struct CronJobSpecView {
+pub(crate) struct CronJobSpecView {
     job_template: JobTemplateView,
 }
 

@@ -1,26 +1,18 @@
 //! The admission objects probegate mutates, as typed k8s-openapi objects.
+//!
+//! The handled kinds are listed once, in `handled_kinds!` below: the enum, the kind names,
+//! API versions, the full decode `mutate` uses and the partial decode the webhook uses all
+//! come from that line. A kind also says where its pod spec is (`PodCarrier`, here) and
+//! what the webhook reads of it (`partial_decode::Viewed`).
 
+use k8s_openapi::Resource;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Pod, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::de::DeserializeOwned;
 
-/// An object that carries a pod spec, directly or through a template.
-#[derive(Debug, Clone, PartialEq)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "one value per request, never stored in bulk"
-)]
-pub enum Workload {
-    Pod(Pod),
-    Deployment(Deployment),
-    StatefulSet(StatefulSet),
-    DaemonSet(DaemonSet),
-    ReplicaSet(ReplicaSet),
-    Job(Job),
-    CronJob(CronJob),
-}
+use crate::partial_decode;
 
 #[derive(Debug, thiserror::Error)]
 #[error("the object does not fit {kind}: {source}")]
@@ -29,6 +21,100 @@ pub struct DecodeError {
     #[source]
     pub source: serde_json::Error,
 }
+
+macro_rules! handled_kinds {
+    ($($kind:ident),+ $(,)?) => {
+        /// An object that carries a pod spec, directly or through a template.
+        #[derive(Debug, Clone, PartialEq)]
+        #[expect(
+            clippy::large_enum_variant,
+            reason = "one value per request, never stored in bulk"
+        )]
+        pub enum Workload {
+            $($kind($kind)),+
+        }
+
+        /// A kind probegate handles, in the one API version it reads it in.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Kind {
+            $($kind),+
+        }
+
+        impl Kind {
+            pub const ALL: &'static [Kind] = &[$(Kind::$kind),+];
+
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Kind::$kind => <$kind as Resource>::KIND),+
+                }
+            }
+
+            pub fn api_version(self) -> &'static str {
+                match self {
+                    $(Kind::$kind => <$kind as Resource>::API_VERSION),+
+                }
+            }
+
+            fn group_version(self) -> (&'static str, &'static str) {
+                match self {
+                    $(Kind::$kind => (<$kind as Resource>::GROUP, <$kind as Resource>::VERSION)),+
+                }
+            }
+
+            /// Every field decoded and checked, as `probegate mutate` needs.
+            pub fn decode(self, object: serde_json::Value) -> Result<Workload, DecodeError> {
+                match self {
+                    $(Kind::$kind => typed::<$kind>(object).map(Workload::$kind)),+
+                }
+            }
+
+            /// Only what the rules read, straight off a deserializer (the webhook's path).
+            pub(crate) fn read_view<'de, D: serde::Deserializer<'de>>(
+                self,
+                deserializer: D,
+            ) -> Result<Workload, D::Error> {
+                match self {
+                    $(Kind::$kind => partial_decode::read::<$kind, D>(deserializer).map(Workload::$kind)),+
+                }
+            }
+        }
+
+        impl Workload {
+            pub fn kind(&self) -> &'static str {
+                self.handled_kind().name()
+            }
+
+            pub fn handled_kind(&self) -> Kind {
+                match self {
+                    $(Workload::$kind(_) => Kind::$kind),+
+                }
+            }
+
+            pub fn metadata(&self) -> &ObjectMeta {
+                match self {
+                    $(Workload::$kind(o) => &o.metadata),+
+                }
+            }
+
+            /// The pod spec and its metadata; `None` when the object has no pod spec yet.
+            pub fn pod_parts(&self) -> Option<PodParts<'_>> {
+                match self {
+                    $(Workload::$kind(o) => o.pod_parts()),+
+                }
+            }
+        }
+    };
+}
+
+handled_kinds!(
+    Pod,
+    Deployment,
+    StatefulSet,
+    DaemonSet,
+    ReplicaSet,
+    Job,
+    CronJob
+);
 
 /// Versions of the handled kinds that API servers served once and no longer do, with the
 /// Kubernetes release that removed them.
@@ -56,22 +142,86 @@ pub struct PodParts<'a> {
     pub base: &'static [&'static str],
 }
 
-const POD_BASE: &[&str] = &[];
+/// Where a handled kind keeps its pod spec.
+pub trait PodCarrier {
+    fn pod_parts(&self) -> Option<PodParts<'_>>;
+}
+
 const TEMPLATE_BASE: &[&str] = &["spec", "template"];
 const CRONJOB_TEMPLATE_BASE: &[&str] = &["spec", "jobTemplate", "spec", "template"];
 
-impl Workload {
-    /// Every kind probegate handles, as `kind()` names them.
-    pub const KINDS: [&'static str; 7] = [
-        "Pod",
-        "Deployment",
-        "StatefulSet",
-        "DaemonSet",
-        "ReplicaSet",
-        "Job",
-        "CronJob",
-    ];
+impl PodCarrier for Pod {
+    fn pod_parts(&self) -> Option<PodParts<'_>> {
+        self.spec.as_ref().map(|spec| PodParts {
+            workload_meta: None,
+            pod_meta: Some(&self.metadata),
+            spec,
+            base: &[],
+        })
+    }
+}
 
+/// The parts of a workload whose pods come from `template`.
+fn templated<'a>(
+    metadata: &'a ObjectMeta,
+    template: Option<&'a PodTemplateSpec>,
+    base: &'static [&'static str],
+) -> Option<PodParts<'a>> {
+    let template = template?;
+    Some(PodParts {
+        workload_meta: Some(metadata),
+        pod_meta: template.metadata.as_ref(),
+        spec: template.spec.as_ref()?,
+        base,
+    })
+}
+
+macro_rules! carries_template {
+    ($($kind:ident: |$o:ident| $template:expr),+ $(,)?) => {
+        $(impl PodCarrier for $kind {
+            fn pod_parts(&self) -> Option<PodParts<'_>> {
+                let $o = self;
+                templated(&self.metadata, $template, TEMPLATE_BASE)
+            }
+        })+
+    };
+}
+
+carries_template!(
+    Deployment: |o| Some(&o.spec.template),
+    StatefulSet: |o| Some(&o.spec.template),
+    DaemonSet: |o| Some(&o.spec.template),
+    ReplicaSet: |o| o.spec.template.as_ref(),
+    Job: |o| o.spec.as_ref().map(|s| &s.template),
+);
+
+impl PodCarrier for CronJob {
+    fn pod_parts(&self) -> Option<PodParts<'_>> {
+        let template = self.spec.job_template.spec.as_ref().map(|s| &s.template);
+        templated(&self.metadata, template, CRONJOB_TEMPLATE_BASE)
+    }
+}
+
+impl Kind {
+    /// The kind for `group/version/kind`, if probegate handles it.
+    pub fn of(group: &str, version: &str, kind: &str) -> Option<Kind> {
+        Kind::ALL
+            .iter()
+            .copied()
+            .find(|k| k.group_version() == (group, version) && k.name() == kind)
+    }
+
+    /// A bounded metrics label: the kind's name, or `other`.
+    pub fn label(kind: &str) -> &'static str {
+        Kind::ALL
+            .iter()
+            .map(|k| k.name())
+            .find(|name| *name == kind)
+            .unwrap_or("other")
+    }
+}
+
+impl Workload {
     /// Decodes `object` if `group/version/kind` is one probegate handles; `Ok(None)` otherwise.
     pub fn decode(
         group: &str,
@@ -79,23 +229,16 @@ impl Workload {
         kind: &str,
         object: serde_json::Value,
     ) -> Result<Option<Workload>, DecodeError> {
-        Ok(Some(match (group, version, kind) {
-            ("", "v1", "Pod") => Workload::Pod(typed(object, "Pod")?),
-            ("apps", "v1", "Deployment") => Workload::Deployment(typed(object, "Deployment")?),
-            ("apps", "v1", "StatefulSet") => Workload::StatefulSet(typed(object, "StatefulSet")?),
-            ("apps", "v1", "DaemonSet") => Workload::DaemonSet(typed(object, "DaemonSet")?),
-            ("apps", "v1", "ReplicaSet") => Workload::ReplicaSet(typed(object, "ReplicaSet")?),
-            ("batch", "v1", "Job") => Workload::Job(typed(object, "Job")?),
-            ("batch", "v1", "CronJob") => Workload::CronJob(typed(object, "CronJob")?),
-            _ => return Ok(None),
-        }))
+        Kind::of(group, version, kind)
+            .map(|kind| kind.decode(object))
+            .transpose()
     }
 
     /// Why an object of a kind probegate handles, in a version it does not, would never reach
     /// the webhook: the API server no longer serves that version. `None` for objects of
     /// other kinds or groups, and for the versions probegate handles.
     pub fn unserved(api_version: &str, kind: &str) -> Option<String> {
-        let served = Self::KINDS_SERVED.iter().find(|(k, _)| *k == kind)?.1;
+        let served = Kind::ALL.iter().find(|k| k.name() == kind)?.api_version();
         if api_version == served {
             return None;
         }
@@ -119,46 +262,11 @@ impl Workload {
         )
     }
 
-    /// Each handled kind with the one API version probegate reads it in.
-    const KINDS_SERVED: [(&'static str, &'static str); 7] = [
-        ("Pod", "v1"),
-        ("Deployment", "apps/v1"),
-        ("StatefulSet", "apps/v1"),
-        ("DaemonSet", "apps/v1"),
-        ("ReplicaSet", "apps/v1"),
-        ("Job", "batch/v1"),
-        ("CronJob", "batch/v1"),
-    ];
-
     /// Splits an `apiVersion` into group and version (`v1` is the core group).
     pub fn split_api_version(api_version: &str) -> (&str, &str) {
         match api_version.split_once('/') {
             Some((group, version)) => (group, version),
             None => ("", api_version),
-        }
-    }
-
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Workload::Pod(_) => "Pod",
-            Workload::Deployment(_) => "Deployment",
-            Workload::StatefulSet(_) => "StatefulSet",
-            Workload::DaemonSet(_) => "DaemonSet",
-            Workload::ReplicaSet(_) => "ReplicaSet",
-            Workload::Job(_) => "Job",
-            Workload::CronJob(_) => "CronJob",
-        }
-    }
-
-    pub fn metadata(&self) -> &ObjectMeta {
-        match self {
-            Workload::Pod(o) => &o.metadata,
-            Workload::Deployment(o) => &o.metadata,
-            Workload::StatefulSet(o) => &o.metadata,
-            Workload::DaemonSet(o) => &o.metadata,
-            Workload::ReplicaSet(o) => &o.metadata,
-            Workload::Job(o) => &o.metadata,
-            Workload::CronJob(o) => &o.metadata,
         }
     }
 
@@ -177,48 +285,18 @@ impl Workload {
                 .iter()
                 .flatten()
                 .any(|owner| {
-                    owner.kind == "Job"
-                        && Workload::split_api_version(&owner.api_version).0 == "batch"
+                    owner.kind == Job::KIND
+                        && Workload::split_api_version(&owner.api_version).0 == Job::GROUP
                 });
         matches!(self, Workload::Job(_) | Workload::CronJob(_)) || job_owned || run_to_completion
     }
-
-    /// The pod spec and its metadata; `None` when the object has no pod spec yet.
-    pub fn pod_parts(&self) -> Option<PodParts<'_>> {
-        let (template, base): (Option<&PodTemplateSpec>, _) = match self {
-            Workload::Pod(pod) => {
-                return pod.spec.as_ref().map(|spec| PodParts {
-                    workload_meta: None,
-                    pod_meta: Some(&pod.metadata),
-                    spec,
-                    base: POD_BASE,
-                });
-            }
-            Workload::Deployment(o) => (Some(&o.spec.template), TEMPLATE_BASE),
-            Workload::StatefulSet(o) => (Some(&o.spec.template), TEMPLATE_BASE),
-            Workload::DaemonSet(o) => (Some(&o.spec.template), TEMPLATE_BASE),
-            Workload::ReplicaSet(o) => (o.spec.template.as_ref(), TEMPLATE_BASE),
-            Workload::Job(o) => (o.spec.as_ref().map(|s| &s.template), TEMPLATE_BASE),
-            Workload::CronJob(o) => (
-                o.spec.job_template.spec.as_ref().map(|s| &s.template),
-                CRONJOB_TEMPLATE_BASE,
-            ),
-        };
-        let template = template?;
-        Some(PodParts {
-            workload_meta: Some(self.metadata()),
-            pod_meta: template.metadata.as_ref(),
-            spec: template.spec.as_ref()?,
-            base,
-        })
-    }
 }
 
-fn typed<T: DeserializeOwned>(
-    object: serde_json::Value,
-    kind: &'static str,
-) -> Result<T, DecodeError> {
-    serde_json::from_value(object).map_err(|source| DecodeError { kind, source })
+fn typed<T: DeserializeOwned + Resource>(object: serde_json::Value) -> Result<T, DecodeError> {
+    serde_json::from_value(object).map_err(|source| DecodeError {
+        kind: T::KIND,
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -280,14 +358,14 @@ mod tests {
                 CRONJOB_TEMPLATE_BASE,
             ),
         ];
-        assert_eq!(cases.len(), Workload::KINDS.len(), "every kind has a case");
+        assert_eq!(cases.len(), Kind::ALL.len(), "every kind has a case");
         for (api_version, kind, object, base) in cases {
             let (group, version) = Workload::split_api_version(api_version);
             let workload = Workload::decode(group, version, kind, object)
                 .unwrap()
                 .unwrap_or_else(|| panic!("{kind} not handled"));
             assert_eq!(workload.kind(), kind);
-            assert!(Workload::KINDS.contains(&kind), "{kind} missing from KINDS");
+            assert_eq!(Kind::of(group, version, kind).map(Kind::name), Some(kind));
             assert_eq!(container_names(&workload), ["app"], "{kind}");
             let parts = workload.pod_parts().unwrap();
             assert_eq!(parts.base, base, "{kind}");
@@ -395,13 +473,6 @@ mod tests {
                     assert!(said.contains(part), "{api_version} {kind}: {said}");
                 }
             }
-        }
-        // Every kind probegate handles has its served version.
-        for kind in Workload::KINDS {
-            assert!(
-                Workload::KINDS_SERVED.iter().any(|(k, _)| *k == kind),
-                "{kind}"
-            );
         }
     }
 
