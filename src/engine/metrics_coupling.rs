@@ -5,12 +5,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::core::v1::{Container, Probe};
+use k8s_openapi::api::core::v1::{Container, PodSpec, Probe};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::command_line::{self, Flag, parse_bool};
-use super::services;
+use super::plan::Plan;
+use super::{ports, probes, services};
 use crate::policy::{ProbeKind, Settings};
 
 const PROMETHEUS_PORT_ANNOTATION: &str = "prometheus.io/port";
@@ -71,7 +71,7 @@ impl MetricsFacts {
         }
         let mut named_by_user = BTreeSet::new();
         for port in &settings.metrics_ports {
-            if let Some(number) = resolve_port(container, port) {
+            if let Some(number) = ports::resolve(container, port) {
                 add(
                     number,
                     format!("annotation {}", crate::policy::METRICS_PORTS),
@@ -81,7 +81,7 @@ impl MetricsFacts {
         }
         let mut app_ports = BTreeSet::new();
         for target in service_targets {
-            if let Some(number) = resolve_port(container, &target.port) {
+            if let Some(number) = ports::resolve(container, &target.port) {
                 if target.is_metrics() {
                     add(number, target.describe());
                 } else {
@@ -175,28 +175,34 @@ fn switched_off(container: &Container, flags: &[Flag<'_>]) -> Option<String> {
     off
 }
 
-/// A port number, or a named port looked up in the container's ports.
-pub fn resolve_port(container: &Container, port: &IntOrString) -> Option<i32> {
-    match port {
-        IntOrString::Int(n) => Some(*n),
-        IntOrString::String(name) => container
-            .ports
-            .iter()
-            .flatten()
-            .find(|p| p.name.as_deref() == Some(name.as_str()))
-            .map(|p| p.container_port),
-    }
-}
-
 /// The port a probe connects to, if it connects to one.
 fn probe_port(container: &Container, probe: &Probe) -> Option<i32> {
     if let Some(http) = &probe.http_get {
-        return resolve_port(container, &http.port);
+        return ports::resolve(container, &http.port);
     }
     if let Some(tcp) = &probe.tcp_socket {
-        return resolve_port(container, &tcp.port);
+        return ports::resolve(container, &tcp.port);
     }
     probe.grpc.as_ref().map(|grpc| grpc.port)
+}
+
+/// The warnings for every container of `spec`: its own probes and those `plan` adds.
+/// `facts` are each container's, in pod spec order.
+pub fn check_pod(spec: &PodSpec, facts: &[MetricsFacts], plan: &Plan) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for ((index, container), facts) in spec.containers.iter().enumerate().zip(facts) {
+        let existing = ProbeKind::ALL
+            .into_iter()
+            .filter_map(|kind| probes::existing(container, kind).map(|p| (kind, p)));
+        let added = plan
+            .probes
+            .iter()
+            .filter(|c| c.index == index)
+            .flat_map(|c| &c.added)
+            .map(|(kind, probe)| (*kind, probe));
+        warnings.extend(check(container, facts, existing.chain(added)));
+    }
+    warnings
 }
 
 /// One warning per probe of `container` that targets a metrics port while metrics are off.
@@ -233,6 +239,7 @@ mod tests {
         ContainerPort, EnvVar, GRPCAction, HTTPGetAction, Service, ServicePort, ServiceSpec,
         TCPSocketAction,
     };
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
     fn container(args: &[&str], env: &[(&str, &str)], ports: &[(&str, i32)]) -> Container {
         Container {

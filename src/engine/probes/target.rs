@@ -1,0 +1,172 @@
+//! Where injected probes connect: the port setting, a controller-runtime health address,
+//! a port a selecting Service targets, a health-named or `http` port, then the first port
+//! that does not serve metrics. Each step is evidence the user can see in the record or a
+//! warning.
+
+use k8s_openapi::api::core::v1::{Container, ContainerPort, PodSpec};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::Evidence;
+use crate::engine::command_line::{self, Flag};
+use crate::engine::ports;
+use crate::policy::{self, Settings};
+
+/// controller-runtime's health probe flag; its server answers `/healthz` and `/readyz`.
+pub const HEALTH_PROBE_FLAG: &str = "health-probe-bind-address";
+const HEALTH_PORT_NAMES: [&str; 3] = ["health", "healthz", "probes"];
+
+/// Which containers the `probegate.io/port` setting is for: those that declare the port,
+/// or, when none does, the first container (by convention the application), so a sidecar
+/// is never probed on the application's port.
+#[derive(Clone, Copy)]
+pub struct PortScope<'a> {
+    port: &'a IntOrString,
+    declared_somewhere: bool,
+}
+
+impl<'a> PortScope<'a> {
+    pub fn of(settings: &'a Settings, spec: &PodSpec) -> Option<PortScope<'a>> {
+        settings.port.as_ref().map(|port| PortScope {
+            port,
+            declared_somewhere: spec.containers.iter().any(|c| ports::declares(c, port)),
+        })
+    }
+
+    /// The port setting, if it is for the container at `index`.
+    pub fn port_for(&self, index: usize, container: &Container) -> Option<&'a IntOrString> {
+        (ports::declares(container, self.port) || (!self.declared_somewhere && index == 0))
+            .then_some(self.port)
+    }
+}
+
+/// Where injected probes connect.
+#[derive(Debug, PartialEq)]
+pub struct Target {
+    /// How the probe names the port: by name where the container names it.
+    pub port: IntOrString,
+    /// The port number, which gRPC probes need.
+    pub number: i32,
+    /// A controller-runtime health server, which answers `/healthz` and `/readyz`.
+    pub controller_runtime: bool,
+    /// The Service port that sends traffic here, when that decided.
+    pub from_service: Option<String>,
+}
+
+pub fn find(
+    container: &Container,
+    flags: &[Flag<'_>],
+    evidence: Evidence<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<Target, String> {
+    if let Some(port) = evidence.port {
+        match ports::resolve(container, port) {
+            Some(number) => {
+                return Ok(Target {
+                    port: port.clone(),
+                    number,
+                    controller_runtime: false,
+                    from_service: None,
+                });
+            }
+            None => warnings.push(format!(
+                "container {:?}: {}={} names no port of this container; detecting the port instead",
+                container.name,
+                policy::PORT,
+                ports::text(port),
+            )),
+        }
+    }
+    // An explicit health server beats any guess from the port list.
+    if let Some(flag) = flags.iter().rfind(|flag| flag.name == HEALTH_PROBE_FLAG)
+        && let Some(address) = flag.value()
+        && let Some(number) = command_line::listen_port(address)
+    {
+        if !command_line::is_loopback(address) {
+            return Ok(Target {
+                port: IntOrString::Int(number.into()),
+                number: number.into(),
+                controller_runtime: true,
+                from_service: None,
+            });
+        }
+        warnings.push(format!(
+            "container {:?}: {} listens on loopback only, which the kubelet cannot reach; not probing it (set {} to choose the port)",
+            container.name,
+            flag.describe(),
+            policy::PORT,
+        ));
+    }
+    let tcp_ports: Vec<&ContainerPort> = container
+        .ports
+        .iter()
+        .flatten()
+        .filter(|p| p.protocol.as_deref().is_none_or(|proto| proto == "TCP"))
+        // An entry without a number decodes as 0; neither it nor one out of range can be probed.
+        .filter(|p| (1..=65535).contains(&p.container_port))
+        .collect();
+    // The port a Service sends traffic to is the one whose readiness matters: a broker's
+    // AMQP port, not its management UI declared before it.
+    for service_target in evidence.service_targets.iter().filter(|t| !t.is_metrics()) {
+        let declared = tcp_ports.iter().find(|p| match &service_target.port {
+            IntOrString::Int(n) => p.container_port == *n,
+            IntOrString::String(name) => p.name.as_deref() == Some(name.as_str()),
+        });
+        if let Some(port) = declared {
+            return Ok(Target {
+                from_service: Some(service_target.describe()),
+                ..target_of(port)
+            });
+        }
+    }
+    let named = |names: &[&str]| {
+        names.iter().find_map(|name| {
+            tcp_ports
+                .iter()
+                .find(|p| p.name.as_deref() == Some(*name))
+                .map(|p| target_of(p))
+        })
+    };
+    if let Some(target) = named(&HEALTH_PORT_NAMES).or_else(|| named(&["http"])) {
+        return Ok(target);
+    }
+    // A probe on the metrics listener is the coupling this product warns about: never pick one.
+    if let Some(port) = tcp_ports
+        .iter()
+        .find(|p| !evidence.metrics.is_metrics_port(p.container_port))
+    {
+        return Ok(target_of(port));
+    }
+    if tcp_ports.is_empty() {
+        Err(format!(
+            "it declares no TCP containerPort and no --{HEALTH_PROBE_FLAG}; set {} to choose one",
+            policy::PORT
+        ))
+    } else {
+        let evidence: Vec<String> = tcp_ports
+            .iter()
+            .map(|p| {
+                let why = evidence.metrics.ports.get(&p.container_port);
+                format!("{} ({})", p.container_port, why.map_or("", String::as_str))
+            })
+            .collect();
+        Err(format!(
+            "its only TCP ports serve metrics as far as it can tell: {}, and no Service sends \
+             traffic to them; serve health on a port of its own, or if one of them serves the \
+             application too, give the pods a Service that targets it or set {}",
+            evidence.join(", "),
+            policy::PORT
+        ))
+    }
+}
+
+fn target_of(port: &ContainerPort) -> Target {
+    Target {
+        port: port
+            .name
+            .clone()
+            .map_or(IntOrString::Int(port.container_port), IntOrString::String),
+        number: port.container_port,
+        controller_runtime: false,
+        from_service: None,
+    }
+}
