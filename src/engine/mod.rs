@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use json_patch::{AddOperation, Patch, PatchOperation};
 use jsonptr::{PointerBuf, Token};
-use k8s_openapi::api::core::v1::{Container, PodReadinessGate, PodSpec, Service};
+use k8s_openapi::api::core::v1::{Container, PodReadinessGate, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::Serialize;
@@ -21,6 +21,7 @@ use serde::Serialize;
 use crate::policy::{self, CouplingMode, INJECTED_ANNOTATION, ProbeKind, Settings};
 use crate::workload::Workload;
 use metrics_coupling::MetricsFacts;
+pub use services::ServiceEvidence;
 
 /// What the engine knows besides the object itself.
 #[derive(Debug, Clone, Copy, Default)]
@@ -30,7 +31,7 @@ pub struct Context<'a> {
     pub layers: &'a [&'a BTreeMap<String, String>],
     /// Services in the object's namespace: which select the pods decides where readiness
     /// gates go, and their ports are evidence of metrics ports.
-    pub services: &'a [&'a Service],
+    pub services: &'a [&'a ServiceEvidence],
 }
 
 /// Whether any rule reads the annotation `key` of a Pod or workload: probegate's own
