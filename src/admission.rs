@@ -11,7 +11,7 @@ use kube::core::admission::{AdmissionResponse, AdmissionReview, Operation};
 use kube::core::{DynamicObject, GroupVersionKind, TypeMeta};
 use serde::Deserialize;
 
-use crate::engine::{self, Context, Mutation, Rule};
+use crate::engine::{self, Context, Mutation, Rule, ServiceEvidence};
 use crate::metrics::{Metrics, Outcome};
 use crate::namespace_cache::Directory;
 use crate::partial_decode;
@@ -126,8 +126,7 @@ impl Admission {
         let namespace = request.namespace.as_deref().unwrap_or("default");
         let view = self.directory.lookup(namespace).await;
         let layers = [&self.defaults, view.annotations.as_ref()];
-        let services: Vec<&k8s_openapi::api::core::v1::Service> =
-            view.services.iter().map(Arc::as_ref).collect();
+        let services: Vec<&ServiceEvidence> = view.services.iter().map(Arc::as_ref).collect();
         let mut mutation = engine::mutate(
             &workload,
             &Context {

@@ -12,12 +12,13 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use k8s_openapi::api::core::v1::{Namespace, Service, ServicePort, ServiceSpec};
+use k8s_openapi::api::core::v1::{Namespace, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
 
+use crate::engine::ServiceEvidence;
 use crate::policy::PREFIX;
 
 /// How long a review waits to read a namespace the cache has not seen.
@@ -29,7 +30,7 @@ const FAILED_READ_MEMORY: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone, Default)]
 pub struct NamespaceView {
     pub annotations: Arc<BTreeMap<String, String>>,
-    pub services: Vec<Arc<Service>>,
+    pub services: Vec<Arc<ServiceEvidence>>,
     /// Why the defaults apply instead of the namespace's own annotations.
     pub warning: Option<String>,
 }
@@ -111,7 +112,7 @@ pub struct ClusterCache {
     /// Namespaces whose direct read failed lately, with when and why.
     failed_reads: Mutex<HashMap<String, (Instant, String)>>,
     namespaces: Store<Arc<BTreeMap<String, String>>>,
-    services: Store<Arc<Service>>,
+    services: Store<Arc<ServiceEvidence>>,
 }
 
 impl std::fmt::Debug for ClusterCache {
@@ -241,36 +242,6 @@ pub fn policy_annotations(meta: &ObjectMeta) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Only the selector, the ports and `probegate.io/` annotations (a Service's readiness
-/// gates) are evidence; the rest is not kept.
-pub fn slim_service(service: Service) -> Service {
-    let annotations = policy_annotations(&service.metadata);
-    Service {
-        metadata: ObjectMeta {
-            name: service.metadata.name,
-            namespace: service.metadata.namespace,
-            annotations: (!annotations.is_empty()).then_some(annotations),
-            ..ObjectMeta::default()
-        },
-        spec: service.spec.map(|spec| ServiceSpec {
-            selector: spec.selector,
-            ports: spec.ports.map(|ports| {
-                ports
-                    .into_iter()
-                    .map(|p| ServicePort {
-                        name: p.name,
-                        port: p.port,
-                        target_port: p.target_port,
-                        ..ServicePort::default()
-                    })
-                    .collect()
-            }),
-            ..ServiceSpec::default()
-        }),
-        status: None,
-    }
-}
-
 impl ClusterCache {
     /// Starts the watchers; they run until the returned tasks are aborted.
     pub fn start(client: Client) -> (Arc<ClusterCache>, Vec<tokio::task::JoinHandle<()>>) {
@@ -305,7 +276,7 @@ impl ClusterCache {
                 cache.services.apply(map_event(event, |svc: Service| {
                     let ns = svc.metadata.namespace.clone().unwrap_or_default();
                     let name = svc.metadata.name.clone().unwrap_or_default();
-                    (ns, name, Arc::new(slim_service(svc)))
+                    (ns, name, Arc::new(ServiceEvidence::from(svc)))
                 }));
                 if list_done {
                     cache.lists_done.send_replace(());
@@ -389,7 +360,7 @@ impl ClusterCache {
     }
 }
 
-fn defaults_view(namespace: &str, services: Vec<Arc<Service>>, why: &str) -> NamespaceView {
+fn defaults_view(namespace: &str, services: Vec<Arc<ServiceEvidence>>, why: &str) -> NamespaceView {
     NamespaceView {
         annotations: Arc::default(),
         services,
@@ -436,7 +407,7 @@ mod tests {
     }
 
     #[test]
-    fn keeps_only_policy_annotations_and_service_evidence() {
+    fn keeps_only_policy_annotations() {
         let meta = ObjectMeta {
             annotations: Some(BTreeMap::from([
                 ("probegate.io/probes".to_string(), "liveness".to_string()),
@@ -450,49 +421,6 @@ mod tests {
         assert_eq!(
             policy_annotations(&meta).keys().collect::<Vec<_>>(),
             ["probegate.io/probes"]
-        );
-        let service = Service {
-            metadata: ObjectMeta {
-                name: Some("s".into()),
-                labels: Some(BTreeMap::new()),
-                // A Service's own readiness gates are evidence too; the rest is not.
-                annotations: meta.annotations.clone().map(|mut a| {
-                    a.insert(
-                        "probegate.io/readiness-gates".into(),
-                        "example.com/lb".into(),
-                    );
-                    a
-                }),
-                ..ObjectMeta::default()
-            },
-            spec: Some(ServiceSpec {
-                cluster_ip: Some("10.0.0.1".into()),
-                selector: Some(BTreeMap::from([("app".to_string(), "x".to_string())])),
-                ports: Some(vec![ServicePort {
-                    name: Some("metrics".into()),
-                    port: 9090,
-                    protocol: Some("TCP".into()),
-                    ..ServicePort::default()
-                }]),
-                ..ServiceSpec::default()
-            }),
-            status: None,
-        };
-        let slim = slim_service(service);
-        let spec = slim.spec.unwrap();
-        assert_eq!(spec.cluster_ip, None);
-        assert_eq!(spec.selector.unwrap()["app"], "x");
-        assert_eq!(spec.ports.unwrap()[0].port, 9090);
-        assert_eq!(slim.metadata.labels, None);
-        assert_eq!(
-            slim.metadata.annotations.unwrap(),
-            BTreeMap::from([
-                ("probegate.io/probes".to_string(), "liveness".to_string()),
-                (
-                    "probegate.io/readiness-gates".to_string(),
-                    "example.com/lb".to_string()
-                ),
-            ])
         );
     }
 

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use k8s_openapi::api::core::v1::Service;
 use serde_json::{Value, json};
 
-use crate::engine::{self, Context};
+use crate::engine::{self, Context, ServiceEvidence};
 use crate::manifest::{Document, ManifestError, Origin};
 use crate::scope;
 use crate::workload::{DecodeError, Workload};
@@ -131,7 +131,7 @@ pub fn run(mut documents: Vec<Document>, options: &Options) -> Result<Report, Of
         }
         let mut layers = vec![&options.namespace_annotations];
         layers.extend(cluster.annotations.get(&namespace));
-        let services: Vec<&Service> = cluster
+        let services: Vec<&ServiceEvidence> = cluster
             .services
             .get(&namespace)
             .into_iter()
@@ -244,7 +244,7 @@ fn expand<'a>(origin: &Origin, value: &'a mut Value) -> Result<Vec<Item<'a>>, Of
 #[derive(Default)]
 struct Cluster {
     annotations: HashMap<String, BTreeMap<String, String>>,
-    services: HashMap<String, Vec<Service>>,
+    services: HashMap<String, Vec<ServiceEvidence>>,
 }
 
 impl Cluster {
@@ -276,7 +276,7 @@ impl Cluster {
                         .services
                         .entry(namespace_name(item.value))
                         .or_default()
-                        .push(service);
+                        .push(ServiceEvidence::from(service));
                 }
                 _ => {}
             }

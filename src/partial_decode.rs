@@ -461,12 +461,12 @@ mod tests {
             "example.com/lb".to_string(),
         )]);
         let all: Vec<(String, serde_json::Value)> = fixtures();
-        let services: Vec<Service> = all
+        let services: Vec<engine::ServiceEvidence> = all
             .iter()
             .filter(|(_, o)| o["kind"] == "Service")
-            .map(|(_, o)| serde_json::from_value(o.clone()).unwrap())
+            .map(|(_, o)| serde_json::from_value::<Service>(o.clone()).unwrap().into())
             .collect();
-        let services: Vec<&Service> = services.iter().collect();
+        let services: Vec<&engine::ServiceEvidence> = services.iter().collect();
         let mut compared = 0;
         for (origin, object) in &all {
             let api_version = object["apiVersion"].as_str().unwrap_or_default();

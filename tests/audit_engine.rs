@@ -11,7 +11,8 @@ use std::process::Command;
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use probegate::audit::changes;
 use probegate::audit::report::FindingType;
-use probegate::namespace_cache::{policy_annotations, slim_service};
+use probegate::engine::ServiceEvidence;
+use probegate::namespace_cache::policy_annotations;
 use probegate::workload::Workload;
 use serde_json::Value;
 
@@ -75,9 +76,9 @@ fn audit_answers_what_mutate_answers() {
         };
 
         let objects = objects(&case);
-        // The cluster as audit reads it: namespaces' probegate.io annotations, slim Services.
+        // The cluster as audit reads it: namespaces' probegate.io annotations, the Services' evidence.
         let mut annotations: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-        let mut services: BTreeMap<String, Vec<Service>> = BTreeMap::new();
+        let mut services: BTreeMap<String, Vec<ServiceEvidence>> = BTreeMap::new();
         for object in &objects {
             match object["kind"].as_str() {
                 Some("Namespace") => {
@@ -94,7 +95,10 @@ fn audit_answers_what_mutate_answers() {
                         .namespace
                         .clone()
                         .unwrap_or_else(|| "default".into());
-                    services.entry(ns).or_default().push(slim_service(service));
+                    services
+                        .entry(ns)
+                        .or_default()
+                        .push(ServiceEvidence::from(service));
                 }
                 _ => {}
             }
@@ -139,7 +143,8 @@ fn audit_answers_what_mutate_answers() {
 
             let empty = BTreeMap::new();
             let layers = [&defaults, annotations.get(&namespace).unwrap_or(&empty)];
-            let services: Vec<&Service> = services.get(&namespace).into_iter().flatten().collect();
+            let services: Vec<&ServiceEvidence> =
+                services.get(&namespace).into_iter().flatten().collect();
             let findings = if changes::is_judged(&workload) {
                 changes::findings(&workload, &changes::judge(&workload, &layers, &services))
             } else {

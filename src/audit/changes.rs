@@ -5,11 +5,10 @@
 use std::collections::BTreeMap;
 
 use json_patch::PatchOperation;
-use k8s_openapi::api::core::v1::Service;
 use serde_json::Value;
 
 use super::report::{Finding, FindingType};
-use crate::engine::{self, Context, Mutation, Rule};
+use crate::engine::{self, Context, Mutation, Rule, ServiceEvidence};
 use crate::policy::{INJECTED_ANNOTATION, ProbeKind};
 use crate::workload::Workload;
 
@@ -29,7 +28,7 @@ pub fn is_judged(workload: &Workload) -> bool {
 pub fn judge(
     workload: &Workload,
     layers: &[&BTreeMap<String, String>],
-    services: &[&Service],
+    services: &[&ServiceEvidence],
 ) -> Mutation {
     engine::mutate(workload, &Context { layers, services })
 }

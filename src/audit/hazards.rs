@@ -3,12 +3,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use k8s_openapi::api::core::v1::{Event, Pod, PodCondition, Service};
+use k8s_openapi::api::core::v1::{Event, Pod, PodCondition};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 use super::report::{Finding, FindingType};
 use crate::engine::metrics_coupling::{self, MetricsFacts};
-use crate::engine::{command_line, probes, services};
+use crate::engine::{ServiceEvidence, command_line, probes, services};
 use crate::policy::{CouplingMode, ProbeKind, Settings};
 
 fn pod_finding(pod: &Pod, container: Option<&str>, finding_type: FindingType) -> Finding {
@@ -148,7 +148,7 @@ pub fn stuck_readiness_gates(
 pub fn metrics_coupled_probes(
     pod: &Pod,
     layers: &[&BTreeMap<String, String>],
-    namespace_services: &[&Service],
+    namespace_services: &[&ServiceEvidence],
 ) -> Vec<Finding> {
     let Some(spec) = pod.spec.as_ref() else {
         return Vec::new();

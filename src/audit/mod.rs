@@ -23,7 +23,8 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use serde::de::DeserializeOwned;
 
-use crate::namespace_cache::{policy_annotations, slim_service};
+use crate::engine::ServiceEvidence;
+use crate::namespace_cache::policy_annotations;
 use crate::scope;
 use crate::workload::Workload;
 use list::Progress;
@@ -121,12 +122,12 @@ struct Namespaces {
     /// `None` reads every namespace; otherwise these.
     names: Option<Vec<String>>,
     annotations: HashMap<String, BTreeMap<String, String>>,
-    services: HashMap<String, Vec<Service>>,
+    services: HashMap<String, Vec<ServiceEvidence>>,
 }
 
 impl Namespaces {
     /// A namespace's annotations and Services: what the webhook's cache would hold for it.
-    fn evidence(&self, namespace: &str) -> (&BTreeMap<String, String>, Vec<&Service>) {
+    fn evidence(&self, namespace: &str) -> (&BTreeMap<String, String>, Vec<&ServiceEvidence>) {
         static NONE: BTreeMap<String, String> = BTreeMap::new();
         let annotations = self.annotations.get(namespace).unwrap_or(&NONE);
         let services = self.services.get(namespace).into_iter().flatten().collect();
@@ -230,7 +231,7 @@ impl Audit {
             annotations,
             services: HashMap::new(),
         };
-        let mut services: HashMap<String, Vec<Service>> = HashMap::new();
+        let mut services: HashMap<String, Vec<ServiceEvidence>> = HashMap::new();
         for (place, api) in namespaces.apis::<Service>(&self.client) {
             list::pages(
                 &api,
@@ -240,7 +241,10 @@ impl Audit {
                 |page| {
                     for service in page {
                         let ns = service.metadata.namespace.clone().unwrap_or_default();
-                        services.entry(ns).or_default().push(slim_service(service));
+                        services
+                            .entry(ns)
+                            .or_default()
+                            .push(ServiceEvidence::from(service));
                     }
                 },
             )

@@ -296,8 +296,8 @@ mod tests {
         name: &str,
         port: i32,
         target: Option<IntOrString>,
-    ) -> Service {
-        Service {
+    ) -> services::ServiceEvidence {
+        services::ServiceEvidence::from(Service {
             metadata: ObjectMeta {
                 name: Some("svc".into()),
                 ..ObjectMeta::default()
@@ -318,7 +318,7 @@ mod tests {
                 ..ServiceSpec::default()
             }),
             status: None,
-        }
+        })
     }
 
     type Env<'a> = &'a [(&'a str, &'a str)];

@@ -17,13 +17,13 @@ pub mod services;
 use std::collections::BTreeMap;
 
 use json_patch::Patch;
-use k8s_openapi::api::core::v1::Service;
 
 use crate::policy::{self, CouplingMode, INJECTED_ANNOTATION, ProbeKind, Settings};
 use crate::workload::{PodParts, Workload};
 use command_line::Flag;
 use metrics_coupling::MetricsFacts;
 use plan::Plan;
+pub use services::ServiceEvidence;
 
 /// What the engine knows besides the object itself.
 #[derive(Debug, Clone, Copy, Default)]
@@ -33,7 +33,7 @@ pub struct Context<'a> {
     pub layers: &'a [&'a BTreeMap<String, String>],
     /// Services in the object's namespace: which select the pods decides where readiness
     /// gates go, and their ports are evidence of metrics ports.
-    pub services: &'a [&'a Service],
+    pub services: &'a [&'a ServiceEvidence],
 }
 
 /// Whether any rule reads the annotation `key` of a Pod or workload: probegate's own

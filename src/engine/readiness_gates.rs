@@ -11,9 +11,9 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{PodSpec, Service};
+use k8s_openapi::api::core::v1::PodSpec;
 
-use super::services;
+use super::services::{self, ServiceEvidence};
 use crate::policy::{READINESS_GATES, Settings, check_dns_subdomain, parse_gates};
 
 /// How many Service names a warning lists before it says how many more there are.
@@ -34,9 +34,9 @@ pub struct Evidence<'a> {
     /// The pod's (or pod template's) labels.
     pub labels: Option<&'a BTreeMap<String, String>>,
     /// Every Service of the namespace, to name them when none selects the pods.
-    pub services: &'a [&'a Service],
+    pub services: &'a [&'a ServiceEvidence],
     /// The Services that select the pods, by name.
-    pub selecting: &'a [&'a Service],
+    pub selecting: &'a [&'a ServiceEvidence],
     /// Whether the object itself set `probegate.io/readiness-gates`.
     pub set_by_object: bool,
     /// Whether the pods run to completion.
@@ -71,12 +71,7 @@ pub fn plan(spec: &PodSpec, settings: &Settings, evidence: &Evidence<'_>) -> Gat
     let mut bad_service_values = Vec::new();
     if !evidence.batch {
         for service in evidence.selecting {
-            let Some(value) = service
-                .metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(READINESS_GATES))
-            else {
+            let Some(value) = service.annotation(READINESS_GATES) else {
                 continue;
             };
             let source = format!("Service {:?}'s {READINESS_GATES}", services::name(service));
@@ -176,7 +171,7 @@ pub fn check_qualified_name(value: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::{PodReadinessGate, ServiceSpec};
+    use k8s_openapi::api::core::v1::{PodReadinessGate, Service, ServiceSpec};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
     fn spec(gates: &[&str]) -> PodSpec {
@@ -208,8 +203,8 @@ mod tests {
     }
 
     /// A Service selecting `app=<app>`, with `probegate.io/readiness-gates` when `gates` is set.
-    fn service(name: &str, app: &str, gates: Option<&str>) -> Service {
-        Service {
+    fn service(name: &str, app: &str, gates: Option<&str>) -> ServiceEvidence {
+        ServiceEvidence::from(Service {
             metadata: ObjectMeta {
                 name: Some(name.into()),
                 annotations: gates.map(|g| map(&[(READINESS_GATES, g)])),
@@ -220,7 +215,7 @@ mod tests {
                 ..ServiceSpec::default()
             }),
             ..Service::default()
-        }
+        })
     }
 
     const AWS_GATE: &str = "target-health.elbv2.k8s.aws/k8s-default-web-1a2b3c4d5e";
@@ -231,10 +226,10 @@ mod tests {
         configured: &[&str],
         set_by_object: bool,
         batch: bool,
-        services: &[Service],
+        services: &[ServiceEvidence],
     ) -> GatePlan {
         let labels = map(&[("app", "web")]);
-        let all: Vec<&Service> = services.iter().collect();
+        let all: Vec<&ServiceEvidence> = services.iter().collect();
         let selecting = services::selecting(&all, None, Some(&labels));
         plan(
             &spec(present),
@@ -279,7 +274,7 @@ mod tests {
         let annotated = service("web-lb", "web", Some("example.com/lb"));
         let annotated_elsewhere = service("db-lb", "db", Some("example.com/db"));
         // (services, gates set by the object, batch, expected added, expected held)
-        type Case<'a> = (Vec<Service>, bool, bool, Vec<&'a str>, usize);
+        type Case<'a> = (Vec<ServiceEvidence>, bool, bool, Vec<&'a str>, usize);
         let cases: Vec<Case> = vec![
             // Namespace gates: only where a Service selects the pods.
             (vec![selecting.clone()], false, false, vec![AWS_GATE], 0),
@@ -336,7 +331,7 @@ mod tests {
 
     #[test]
     fn a_held_gate_is_explained_once() {
-        let services: Vec<Service> = (0..7)
+        let services: Vec<ServiceEvidence> = (0..7)
             .map(|i| service(&format!("svc-{i}"), "db", None))
             .collect();
         let p = plan_among(&[], &[AWS_GATE, "example.com/x"], false, false, &services);

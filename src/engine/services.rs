@@ -3,11 +3,124 @@
 //! A Service selects a pod when its selector is non-empty and the pod carries every label
 //! of it, as the endpoints controller decides. Several rules read this (readiness gates go
 //! only to load balancer targets, metrics ports named by a Service), so it is decided once.
+//!
+//! Rules read a [`ServiceEvidence`], not a k8s-openapi `Service`: it keeps only what they
+//! read, so a cache of tens of thousands of Services stays small, and typed objects stay at
+//! the edges (cache, audit, offline input) that convert them with `From<&Service>`.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use crate::policy::PREFIX;
+
+/// What the rules read of a Service: its place, selector, TCP ports and `probegate.io/`
+/// annotations. Fields are private so the storage can change without touching the rules.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ServiceEvidence {
+    namespace: Option<Box<str>>,
+    name: Box<str>,
+    /// In key order; empty when the Service has no selector.
+    selector: Box<[(Box<str>, Box<str>)]>,
+    /// TCP ports only, in the order the Service lists them.
+    ports: Box<[ServicePortEvidence]>,
+    /// `probegate.io/` annotations only, in key order.
+    annotations: Box<[(Box<str>, Box<str>)]>,
+}
+
+/// A TCP port of a Service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServicePortEvidence {
+    name: Option<Box<str>>,
+    port: i32,
+    /// `targetPort`, which defaults to `port`.
+    target: IntOrString,
+}
+
+impl ServicePortEvidence {
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    pub fn port(&self) -> i32 {
+        self.port
+    }
+
+    pub fn target_port(&self) -> &IntOrString {
+        &self.target
+    }
+}
+
+fn boxed_pairs<'a>(
+    pairs: impl Iterator<Item = (&'a String, &'a String)>,
+) -> Box<[(Box<str>, Box<str>)]> {
+    pairs
+        .map(|(k, v)| (k.as_str().into(), v.as_str().into()))
+        .collect()
+}
+
+impl From<&Service> for ServiceEvidence {
+    fn from(service: &Service) -> ServiceEvidence {
+        let spec = service.spec.as_ref();
+        let ports = spec
+            .and_then(|spec| spec.ports.as_ref())
+            .into_iter()
+            .flatten()
+            .filter(|port| port.protocol.as_deref().is_none_or(|p| p == "TCP"))
+            .map(|port| ServicePortEvidence {
+                name: port.name.as_deref().map(Box::from),
+                port: port.port,
+                target: port
+                    .target_port
+                    .clone()
+                    .unwrap_or(IntOrString::Int(port.port)),
+            })
+            .collect();
+        let annotations = service.metadata.annotations.iter().flatten();
+        ServiceEvidence {
+            namespace: service.metadata.namespace.as_deref().map(Box::from),
+            name: service.metadata.name.as_deref().unwrap_or("").into(),
+            selector: boxed_pairs(spec.and_then(|s| s.selector.as_ref()).into_iter().flatten()),
+            ports,
+            annotations: boxed_pairs(annotations.filter(|(k, _)| k.starts_with(PREFIX))),
+        }
+    }
+}
+
+impl From<Service> for ServiceEvidence {
+    fn from(service: Service) -> ServiceEvidence {
+        ServiceEvidence::from(&service)
+    }
+}
+
+impl ServiceEvidence {
+    pub fn namespace(&self) -> Option<&str> {
+        self.namespace.as_deref()
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The selector's labels, in key order.
+    pub fn selector(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.selector.iter().map(|(k, v)| (&**k, &**v))
+    }
+
+    /// The TCP ports, in the order the Service lists them.
+    pub fn ports(&self) -> &[ServicePortEvidence] {
+        &self.ports
+    }
+
+    /// A `probegate.io/` annotation's value; other annotations are not kept.
+    pub fn annotation(&self, key: &str) -> Option<&str> {
+        self.annotations
+            .binary_search_by(|(k, _)| (**k).cmp(key))
+            .ok()
+            .map(|at| &*self.annotations[at].1)
+    }
+}
 
 /// A TCP port a selecting Service sends traffic to.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,61 +150,50 @@ impl Target<'_> {
 
 /// The TCP ports the `selecting` Services target, Service by Service (by name), each in the
 /// order the Service lists them: the order every choice among them follows.
-pub fn targets<'a>(selecting: &[&'a Service]) -> Vec<Target<'a>> {
+pub fn targets<'a>(selecting: &[&'a ServiceEvidence]) -> Vec<Target<'a>> {
     selecting
         .iter()
         .flat_map(|service| {
-            service
-                .spec
-                .iter()
-                .flat_map(|spec| spec.ports.iter().flatten())
-                .filter(|port| port.protocol.as_deref().is_none_or(|p| p == "TCP"))
-                .map(|port| Target {
-                    service: name(service),
-                    name: port.name.as_deref(),
-                    number: port.port,
-                    port: port
-                        .target_port
-                        .clone()
-                        .unwrap_or(IntOrString::Int(port.port)),
-                })
+            service.ports().iter().map(|port| Target {
+                service: service.name(),
+                name: port.name(),
+                number: port.port(),
+                port: port.target_port().clone(),
+            })
         })
         .collect()
 }
 
-/// The Services that select a pod with `labels` in `namespace`, ordered by name so every
-/// replica gives the same answer whatever order its cache holds them in. A Service selects
-/// only pods of its own namespace.
+/// The Services that select a pod with `labels` in `namespace`, ordered by name (then
+/// namespace, for callers that mix namespaces) so every replica gives the same answer
+/// whatever order its cache holds them in. A Service selects only pods of its own namespace.
 pub fn selecting<'a>(
-    services: &[&'a Service],
+    services: &[&'a ServiceEvidence],
     namespace: Option<&str>,
     labels: Option<&BTreeMap<String, String>>,
-) -> Vec<&'a Service> {
-    let elsewhere = |service: &Service| matches!((service.metadata.namespace.as_deref(), namespace), (Some(a), Some(b)) if a != b);
-    let mut selected: Vec<&Service> = services
+) -> Vec<&'a ServiceEvidence> {
+    let elsewhere = |service: &ServiceEvidence| matches!((service.namespace(), namespace), (Some(a), Some(b)) if a != b);
+    let mut selected: Vec<&ServiceEvidence> = services
         .iter()
         .copied()
         .filter(|service| !elsewhere(service) && selects(service, labels))
         .collect();
-    selected.sort_by(|a, b| name(a).cmp(name(b)));
+    selected.sort_by(|a, b| (a.name(), a.namespace()).cmp(&(b.name(), b.namespace())));
     selected
 }
 
-pub fn selects(service: &Service, labels: Option<&BTreeMap<String, String>>) -> bool {
-    let Some(selector) = service.spec.as_ref().and_then(|s| s.selector.as_ref()) else {
-        return false;
-    };
+pub fn selects(service: &ServiceEvidence, labels: Option<&BTreeMap<String, String>>) -> bool {
     // An empty selector selects nothing for endpoints (its endpoints are managed by hand).
-    !selector.is_empty()
+    !service.selector.is_empty()
         && labels.is_some_and(|labels| {
-            selector
-                .iter()
-                .all(|(key, value)| labels.get(key) == Some(value))
+            service
+                .selector()
+                .all(|(key, value)| labels.get(key).is_some_and(|v| v == value))
         })
 }
 
-pub fn name(service: &Service) -> &str {
-    service.metadata.name.as_deref().unwrap_or("")
+pub fn name(service: &ServiceEvidence) -> &str {
+    service.name()
 }
 
 /// `a=1,b=2`, for messages.
@@ -109,140 +211,4 @@ pub fn labels_text(labels: Option<&BTreeMap<String, String>>) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use k8s_openapi::api::core::v1::ServiceSpec;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-
-    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    fn service(name: &str, selector: Option<&[(&str, &str)]>) -> Service {
-        Service {
-            metadata: ObjectMeta {
-                name: Some(name.into()),
-                ..ObjectMeta::default()
-            },
-            spec: Some(ServiceSpec {
-                selector: selector.map(map),
-                ..ServiceSpec::default()
-            }),
-            ..Service::default()
-        }
-    }
-
-    #[test]
-    fn selection_follows_the_endpoints_controller() {
-        let pod = map(&[("app", "web"), ("tier", "front")]);
-        // (selector, selects the pod)
-        type Selector<'a> = Option<&'a [(&'a str, &'a str)]>;
-        let cases: &[(Selector, bool)] = &[
-            (Some(&[("app", "web")]), true),
-            (Some(&[("app", "web"), ("tier", "front")]), true),
-            (Some(&[("app", "web"), ("tier", "back")]), false),
-            (Some(&[("app", "web"), ("zone", "a")]), false),
-            (Some(&[("app", "worker")]), false),
-            (Some(&[]), false),
-            (None, false),
-        ];
-        for (selector, expected) in cases {
-            let s = service("s", *selector);
-            assert_eq!(selects(&s, Some(&pod)), *expected, "{selector:?}");
-            assert!(!selects(&s, None), "a pod without labels: {selector:?}");
-        }
-        let no_spec = Service::default();
-        assert!(!selects(&no_spec, Some(&pod)));
-    }
-
-    #[test]
-    fn selecting_services_are_ordered_by_name() {
-        let pod = map(&[("app", "web")]);
-        let (b, a, other) = (
-            service("b", Some(&[("app", "web")])),
-            service("a", Some(&[("app", "web")])),
-            service("c", Some(&[("app", "db")])),
-        );
-        let names: Vec<&str> = selecting(&[&b, &other, &a], None, Some(&pod))
-            .into_iter()
-            .map(name)
-            .collect();
-        assert_eq!(names, ["a", "b"]);
-        // Another namespace's Service selects none of this namespace's pods.
-        let mut elsewhere = a.clone();
-        elsewhere.metadata.namespace = Some("other".into());
-        for (pod_namespace, selected) in [(Some("shop"), 0), (Some("other"), 1), (None, 1)] {
-            assert_eq!(
-                selecting(&[&elsewhere], pod_namespace, Some(&pod)).len(),
-                selected,
-                "{pod_namespace:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn targets_follow_service_then_port_order() {
-        use k8s_openapi::api::core::v1::ServicePort;
-        let with_ports = |name: &str, ports: Vec<ServicePort>| {
-            let mut s = service(name, Some(&[("app", "web")]));
-            s.spec.as_mut().unwrap().ports = Some(ports);
-            s
-        };
-        let port =
-            |name: Option<&str>, port: i32, target: Option<IntOrString>, protocol| ServicePort {
-                name: name.map(str::to_owned),
-                port,
-                target_port: target,
-                protocol,
-                ..ServicePort::default()
-            };
-        let a = with_ports(
-            "a",
-            vec![
-                port(Some("amqp"), 5672, None, None),
-                port(Some("dns"), 53, None, Some("UDP".to_owned())),
-                port(
-                    Some("metrics"),
-                    9419,
-                    Some(IntOrString::String("prom".into())),
-                    Some("TCP".to_owned()),
-                ),
-            ],
-        );
-        let b = with_ports(
-            "b",
-            vec![port(None, 80, Some(IntOrString::Int(8080)), None)],
-        );
-        let found = targets(&[&a, &b]);
-        let summary: Vec<(String, bool)> = found
-            .iter()
-            .map(|t| (t.describe(), t.is_metrics()))
-            .collect();
-        assert_eq!(
-            summary,
-            [
-                ("Service \"a\" port \"amqp\"".to_owned(), false),
-                ("Service \"a\" port \"metrics\"".to_owned(), true),
-                ("Service \"b\" port 80".to_owned(), false),
-            ]
-        );
-        assert_eq!(
-            found[0].port,
-            IntOrString::Int(5672),
-            "targetPort defaults to port"
-        );
-        assert_eq!(found[1].port, IntOrString::String("prom".into()));
-    }
-
-    #[test]
-    fn labels_are_written_in_key_order() {
-        assert_eq!(
-            labels_text(Some(&map(&[("z", "1"), ("a", "2")]))),
-            "a=2,z=1"
-        );
-        assert_eq!(labels_text(None), "none");
-    }
-}
+mod tests;

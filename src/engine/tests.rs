@@ -25,11 +25,15 @@ fn run_among(
     layers: &[&BTreeMap<String, String>],
     services: &[Value],
 ) -> (Mutation, Value) {
-    let services: Vec<Service> = services
+    let services: Vec<ServiceEvidence> = services
         .iter()
-        .map(|s| serde_json::from_value(s.clone()).unwrap())
+        .map(|s| {
+            serde_json::from_value::<k8s_openapi::api::core::v1::Service>(s.clone())
+                .unwrap()
+                .into()
+        })
         .collect();
-    let services: Vec<&Service> = services.iter().collect();
+    let services: Vec<&ServiceEvidence> = services.iter().collect();
     let mutation = mutate(
         &decode(object),
         &Context {

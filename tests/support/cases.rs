@@ -18,7 +18,7 @@ use json_patch::Patch;
 use k8s_openapi::api::core::v1::Service;
 use probegate::admission::{Admission, to_wire};
 use probegate::engine::command_line;
-use probegate::engine::{self, Context};
+use probegate::engine::{self, Context, ServiceEvidence};
 use probegate::metrics::Metrics;
 use probegate::namespace_cache::Directory;
 use probegate::policy::{self, Settings};
@@ -424,9 +424,12 @@ pub fn check_engine(case: &Case) {
         .map(|s| serde_json::from_value(s.clone()).expect("generated Service decodes"))
         .collect();
     let services: Vec<&Service> = services.iter().collect();
+    // The engine reads the compact evidence; the checks below read the typed Services.
+    let evidence: Vec<ServiceEvidence> = services.iter().map(|s| (*s).into()).collect();
+    let evidence: Vec<&ServiceEvidence> = evidence.iter().collect();
     let context = Context {
         layers: &[&case.namespace],
-        services: &services,
+        services: &evidence,
     };
     let mutation = engine::mutate(&decode(&case.object), &context);
     let after = check_patch(
