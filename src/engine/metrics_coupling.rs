@@ -12,6 +12,7 @@ use super::command_line::{self, Flag, parse_bool};
 use super::plan::Plan;
 use super::{ports, probes, services};
 use crate::policy::{ProbeKind, Settings};
+use crate::workload::PodParts;
 
 const PROMETHEUS_PORT_ANNOTATION: &str = "prometheus.io/port";
 
@@ -32,43 +33,10 @@ impl MetricsFacts {
         settings: &Settings,
         service_targets: &[services::Target<'_>],
     ) -> MetricsFacts {
-        let mut facts = MetricsFacts {
-            switched_off: switched_off(container, flags),
-            ports: BTreeMap::new(),
-        };
+        let mut ports = declared_metrics_ports(container, flags, pod_meta);
         let mut add = |port: i32, evidence: String| {
-            facts.ports.entry(port).or_insert(evidence);
+            ports.entry(port).or_insert(evidence);
         };
-
-        for port in container.ports.iter().flatten() {
-            if let Some(name) = port.name.as_deref().filter(|n| n.contains("metrics")) {
-                add(port.container_port, format!("container port {name:?}"));
-            }
-        }
-        for flag in flags {
-            if is_metrics_address_name(&flag.name, '-')
-                && let Some(port) = flag.value().and_then(command_line::listen_port)
-            {
-                add(port.into(), flag.describe());
-            }
-        }
-        for (name, value) in command_line::env(container) {
-            if is_metrics_address_name(name, '_')
-                && let Some(port) = command_line::listen_port(value)
-            {
-                add(port.into(), format!("{name}={value}"));
-            }
-        }
-        if let Some(value) = pod_meta
-            .and_then(|m| m.annotations.as_ref())
-            .and_then(|a| a.get(PROMETHEUS_PORT_ANNOTATION))
-            && let Ok(port) = value.trim().parse::<u16>()
-        {
-            add(
-                port.into(),
-                format!("annotation {PROMETHEUS_PORT_ANNOTATION}={value}"),
-            );
-        }
         let mut named_by_user = BTreeSet::new();
         for port in &settings.metrics_ports {
             if let Some(number) = ports::resolve(container, port) {
@@ -92,15 +60,74 @@ impl MetricsFacts {
         // A Service sending the application's traffic to a port proves it listens whatever
         // the metrics switch says (apps often serve /metrics on their main port); only the
         // user's own metrics-ports setting outweighs that.
-        facts
-            .ports
-            .retain(|port, _| !app_ports.contains(port) || named_by_user.contains(port));
-        facts
+        ports.retain(|port, _| !app_ports.contains(port) || named_by_user.contains(port));
+        MetricsFacts {
+            switched_off: switched_off(container, flags),
+            ports,
+        }
+    }
+
+    /// Each container's facts, in pod spec order; `flags` are each container's.
+    pub fn gather_pod(
+        parts: &PodParts<'_>,
+        flags: &[Vec<Flag<'_>>],
+        settings: &Settings,
+        service_targets: &[services::Target<'_>],
+    ) -> Vec<MetricsFacts> {
+        let containers = parts.spec.containers.iter().zip(flags);
+        containers
+            .map(|(container, flags)| {
+                Self::gather(container, flags, parts.pod_meta, settings, service_targets)
+            })
+            .collect()
     }
 
     pub fn is_metrics_port(&self, port: i32) -> bool {
         self.ports.contains_key(&port)
     }
+}
+
+/// The ports the manifest itself says serve metrics, each with the first evidence found:
+/// a port named for metrics, a metrics address flag or variable, the scrape annotation.
+fn declared_metrics_ports(
+    container: &Container,
+    flags: &[Flag<'_>],
+    pod_meta: Option<&ObjectMeta>,
+) -> BTreeMap<i32, String> {
+    let mut ports = BTreeMap::new();
+    let mut add = |port: i32, evidence: String| {
+        ports.entry(port).or_insert(evidence);
+    };
+    for port in container.ports.iter().flatten() {
+        if let Some(name) = port.name.as_deref().filter(|n| n.contains("metrics")) {
+            add(port.container_port, format!("container port {name:?}"));
+        }
+    }
+    for flag in flags {
+        if is_metrics_address_name(&flag.name, '-')
+            && let Some(port) = flag.value().and_then(command_line::listen_port)
+        {
+            add(port.into(), flag.describe());
+        }
+    }
+    for (name, value) in command_line::env(container) {
+        if is_metrics_address_name(name, '_')
+            && let Some(port) = command_line::listen_port(value)
+        {
+            add(port.into(), format!("{name}={value}"));
+        }
+    }
+    if let Some(value) = pod_meta
+        .and_then(|m| m.annotations.as_ref())
+        .and_then(|a| a.get(PROMETHEUS_PORT_ANNOTATION))
+        && let Ok(port) = value.trim().parse::<u16>()
+    {
+        add(
+            port.into(),
+            format!("annotation {PROMETHEUS_PORT_ANNOTATION}={value}"),
+        );
+    }
+    ports
 }
 
 /// Whether this rule reads a Pod annotation of that name.

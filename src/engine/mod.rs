@@ -177,15 +177,7 @@ fn inject(
         .iter()
         .map(command_line::flags)
         .collect();
-    let metrics: Vec<MetricsFacts> = parts
-        .spec
-        .containers
-        .iter()
-        .zip(&flags)
-        .map(|(container, flags)| {
-            MetricsFacts::gather(container, flags, parts.pod_meta, settings, &service_targets)
-        })
-        .collect();
+    let metrics = MetricsFacts::gather_pod(parts, &flags, settings, &service_targets);
     // Batch pods get probes only where the object itself asks for them.
     let requested: &[ProbeKind] = if batch && !settings.set_at_or_above(policy::PROBES, own_layers)
     {

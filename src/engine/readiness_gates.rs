@@ -45,43 +45,21 @@ pub struct Evidence<'a> {
 
 pub fn plan(spec: &PodSpec, settings: &Settings, evidence: &Evidence<'_>) -> GatePlan {
     let mut plan = GatePlan::default();
-    // Every gate is checked, added or not: the API server would reject the whole object
-    // over one bad gate, and the user should hear of it either way.
-    let mut valid = |gate: &str, source: &dyn std::fmt::Display| match check_qualified_name(gate) {
-        Ok(()) => true,
-        Err(why) => {
-            plan.warnings.push(format!(
-                "skipping readiness gate {gate:?} from {source}: {why}"
-            ));
-            false
-        }
-    };
     // Batch pods take no gates but their own, so only those are worth checking.
     let configured: Vec<String> = if evidence.batch && !evidence.set_by_object {
         Vec::new()
     } else {
-        settings
-            .readiness_gates
-            .iter()
-            .filter(|gate| valid(gate, &READINESS_GATES))
-            .cloned()
-            .collect()
+        valid_gates(
+            settings.readiness_gates.iter().cloned(),
+            &READINESS_GATES,
+            &mut plan.warnings,
+        )
     };
-    let mut service_gates: Vec<String> = Vec::new();
-    let mut bad_service_values = Vec::new();
-    if !evidence.batch {
-        for service in evidence.selecting {
-            let Some(value) = service.annotation(READINESS_GATES) else {
-                continue;
-            };
-            let source = format!("Service {:?}'s {READINESS_GATES}", services::name(service));
-            match parse_gates(value.trim()) {
-                Ok(gates) => service_gates.extend(gates.into_iter().filter(|g| valid(g, &source))),
-                Err(why) => bad_service_values.push(format!("ignoring {source}={value:?}: {why}")),
-            }
-        }
-    }
-    plan.warnings.extend(bad_service_values);
+    let service_gates = if evidence.batch {
+        Vec::new()
+    } else {
+        from_services(evidence.selecting, &mut plan.warnings)
+    };
     let mut wanted: Vec<String> = Vec::new();
     if evidence.set_by_object || (!evidence.batch && !evidence.selecting.is_empty()) {
         // The user asked for these on this very object, or a load balancer can mark them.
@@ -104,6 +82,47 @@ pub fn plan(spec: &PodSpec, settings: &Settings, evidence: &Evidence<'_>) -> Gat
         }
     }
     plan
+}
+
+/// The gates that are qualified names. Every gate is checked, added or not: the API server
+/// would reject the whole object over one bad gate, and the user should hear of it either
+/// way.
+fn valid_gates(
+    gates: impl IntoIterator<Item = String>,
+    source: &dyn std::fmt::Display,
+    warnings: &mut Vec<String>,
+) -> Vec<String> {
+    gates
+        .into_iter()
+        .filter(|gate| match check_qualified_name(gate) {
+            Ok(()) => true,
+            Err(why) => {
+                warnings.push(format!(
+                    "skipping readiness gate {gate:?} from {source}: {why}"
+                ));
+                false
+            }
+        })
+        .collect()
+}
+
+/// The gates the selecting Services ask for, in Service order; a Service's value that does
+/// not parse is ignored with a warning after those about single gates.
+fn from_services(selecting: &[&ServiceEvidence], warnings: &mut Vec<String>) -> Vec<String> {
+    let mut gates = Vec::new();
+    let mut bad_values = Vec::new();
+    for service in selecting {
+        let Some(value) = service.annotation(READINESS_GATES) else {
+            continue;
+        };
+        let source = format!("Service {:?}'s {READINESS_GATES}", services::name(service));
+        match parse_gates(value.trim()) {
+            Ok(parsed) => gates.extend(valid_gates(parsed, &source, warnings)),
+            Err(why) => bad_values.push(format!("ignoring {source}={value:?}: {why}")),
+        }
+    }
+    warnings.extend(bad_values);
+    gates
 }
 
 fn present(spec: &PodSpec, gate: &str) -> bool {

@@ -126,31 +126,16 @@ pub fn plan(
         .into_iter()
         .map(|kind| (kind, build(kind, &target, settings)))
         .collect();
-    // Liveness and readiness that check the same thing fail together: whichever probegate
-    // would add second is held back (liveness, when it adds both).
-    let repeats = |a: Option<&Probe>, b: &Probe| {
-        !settings.identical_liveness && a.is_some_and(|a| same_check(container, a, b))
-    };
-    if let Some((index, readiness)) = injected(&added, ProbeKind::Readiness)
-        && repeats(existing(container, ProbeKind::Liveness), readiness)
+    plan.held = hold_repeats(container, settings, &mut added);
+    // An added liveness probe never runs before the container has started.
+    if injected(&added, ProbeKind::Liveness).is_some()
+        && existing(container, ProbeKind::Startup).is_none()
+        && injected(&added, ProbeKind::Startup).is_none()
     {
-        added.remove(index);
-        plan.held = Some(ProbeKind::Readiness);
-    }
-    if let Some((index, liveness)) = injected(&added, ProbeKind::Liveness) {
-        let readiness = existing(container, ProbeKind::Readiness)
-            .or_else(|| injected(&added, ProbeKind::Readiness).map(|(_, probe)| probe));
-        if repeats(readiness, liveness) {
-            added.remove(index);
-            plan.held = Some(ProbeKind::Liveness);
-        } else if existing(container, ProbeKind::Startup).is_none()
-            && injected(&added, ProbeKind::Startup).is_none()
-        {
-            added.push((
-                ProbeKind::Startup,
-                build(ProbeKind::Startup, &target, settings),
-            ));
-        }
+        added.push((
+            ProbeKind::Startup,
+            build(ProbeKind::Startup, &target, settings),
+        ));
     }
     for (kind, probe) in added {
         // A startup probe added to guard liveness shares its handler and its warning.
@@ -166,6 +151,34 @@ pub fn plan(
         plan.added.push((kind, probe));
     }
     plan
+}
+
+/// Liveness and readiness that check the same thing fail together: whichever probegate
+/// would add second is removed from `added` and returned (liveness, when it adds both).
+fn hold_repeats(
+    container: &Container,
+    settings: &Settings,
+    added: &mut Vec<(ProbeKind, Probe)>,
+) -> Option<ProbeKind> {
+    let repeats = |a: Option<&Probe>, b: &Probe| {
+        !settings.identical_liveness && a.is_some_and(|a| same_check(container, a, b))
+    };
+    let mut held = None;
+    if let Some((index, readiness)) = injected(added, ProbeKind::Readiness)
+        && repeats(existing(container, ProbeKind::Liveness), readiness)
+    {
+        added.remove(index);
+        held = Some(ProbeKind::Readiness);
+    }
+    if let Some((index, liveness)) = injected(added, ProbeKind::Liveness) {
+        let readiness = existing(container, ProbeKind::Readiness)
+            .or_else(|| injected(added, ProbeKind::Readiness).map(|(_, probe)| probe));
+        if repeats(readiness, liveness) {
+            added.remove(index);
+            held = Some(ProbeKind::Liveness);
+        }
+    }
+    held
 }
 
 fn injected(added: &[(ProbeKind, Probe)], kind: ProbeKind) -> Option<(usize, &Probe)> {

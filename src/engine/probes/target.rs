@@ -52,49 +52,20 @@ pub struct Target {
     pub from_service: Option<String>,
 }
 
+/// The port the probes connect to, by the first rule that gives one; `Err` says why there
+/// is none. Warnings say where a setting or flag could not be used.
 pub fn find(
     container: &Container,
     flags: &[Flag<'_>],
     evidence: Evidence<'_>,
     warnings: &mut Vec<String>,
 ) -> Result<Target, String> {
-    if let Some(port) = evidence.port {
-        match ports::resolve(container, port) {
-            Some(number) => {
-                return Ok(Target {
-                    port: port.clone(),
-                    number,
-                    controller_runtime: false,
-                    from_service: None,
-                });
-            }
-            None => warnings.push(format!(
-                "container {:?}: {}={} names no port of this container; detecting the port instead",
-                container.name,
-                policy::PORT,
-                ports::text(port),
-            )),
-        }
+    if let Some(target) = from_port_setting(container, evidence.port, warnings) {
+        return Ok(target);
     }
     // An explicit health server beats any guess from the port list.
-    if let Some(flag) = flags.iter().rfind(|flag| flag.name == HEALTH_PROBE_FLAG)
-        && let Some(address) = flag.value()
-        && let Some(number) = command_line::listen_port(address)
-    {
-        if !command_line::is_loopback(address) {
-            return Ok(Target {
-                port: IntOrString::Int(number.into()),
-                number: number.into(),
-                controller_runtime: true,
-                from_service: None,
-            });
-        }
-        warnings.push(format!(
-            "container {:?}: {} listens on loopback only, which the kubelet cannot reach; not probing it (set {} to choose the port)",
-            container.name,
-            flag.describe(),
-            policy::PORT,
-        ));
+    if let Some(target) = from_health_flag(container, flags, warnings) {
+        return Ok(target);
     }
     let tcp_ports: Vec<&ContainerPort> = container
         .ports
@@ -104,59 +75,117 @@ pub fn find(
         // An entry without a number decodes as 0; neither it nor one out of range can be probed.
         .filter(|p| (1..=65535).contains(&p.container_port))
         .collect();
-    // The port a Service sends traffic to is the one whose readiness matters: a broker's
-    // AMQP port, not its management UI declared before it.
-    for service_target in evidence.service_targets.iter().filter(|t| !t.is_metrics()) {
-        let declared = tcp_ports.iter().find(|p| match &service_target.port {
-            IntOrString::Int(n) => p.container_port == *n,
-            IntOrString::String(name) => p.name.as_deref() == Some(name.as_str()),
-        });
-        if let Some(port) = declared {
-            return Ok(Target {
-                from_service: Some(service_target.describe()),
-                ..target_of(port)
-            });
-        }
-    }
-    let named = |names: &[&str]| {
-        names.iter().find_map(|name| {
+    from_service(&tcp_ports, evidence)
+        .or_else(|| named(&tcp_ports, &HEALTH_PORT_NAMES))
+        .or_else(|| named(&tcp_ports, &["http"]))
+        // A probe on the metrics listener is the coupling this product warns about: never
+        // pick one.
+        .or_else(|| {
             tcp_ports
                 .iter()
-                .find(|p| p.name.as_deref() == Some(*name))
+                .find(|p| !evidence.metrics.is_metrics_port(p.container_port))
                 .map(|p| target_of(p))
         })
+        .ok_or_else(|| nothing_to_probe(&tcp_ports, evidence))
+}
+
+fn from_port_setting(
+    container: &Container,
+    port: Option<&IntOrString>,
+    warnings: &mut Vec<String>,
+) -> Option<Target> {
+    let port = port?;
+    let Some(number) = ports::resolve(container, port) else {
+        warnings.push(format!(
+            "container {:?}: {}={} names no port of this container; detecting the port instead",
+            container.name,
+            policy::PORT,
+            ports::text(port),
+        ));
+        return None;
     };
-    if let Some(target) = named(&HEALTH_PORT_NAMES).or_else(|| named(&["http"])) {
-        return Ok(target);
+    Some(Target {
+        port: port.clone(),
+        number,
+        controller_runtime: false,
+        from_service: None,
+    })
+}
+
+fn from_health_flag(
+    container: &Container,
+    flags: &[Flag<'_>],
+    warnings: &mut Vec<String>,
+) -> Option<Target> {
+    let flag = flags.iter().rfind(|flag| flag.name == HEALTH_PROBE_FLAG)?;
+    let address = flag.value()?;
+    let number = command_line::listen_port(address)?;
+    if command_line::is_loopback(address) {
+        warnings.push(format!(
+            "container {:?}: {} listens on loopback only, which the kubelet cannot reach; not probing it (set {} to choose the port)",
+            container.name,
+            flag.describe(),
+            policy::PORT,
+        ));
+        return None;
     }
-    // A probe on the metrics listener is the coupling this product warns about: never pick one.
-    if let Some(port) = tcp_ports
+    Some(Target {
+        port: IntOrString::Int(number.into()),
+        number: number.into(),
+        controller_runtime: true,
+        from_service: None,
+    })
+}
+
+/// The port a Service sends traffic to is the one whose readiness matters: a broker's AMQP
+/// port, not its management UI declared before it.
+fn from_service(tcp_ports: &[&ContainerPort], evidence: Evidence<'_>) -> Option<Target> {
+    evidence
+        .service_targets
         .iter()
-        .find(|p| !evidence.metrics.is_metrics_port(p.container_port))
-    {
-        return Ok(target_of(port));
-    }
+        .filter(|t| !t.is_metrics())
+        .find_map(|service_target| {
+            let declared = tcp_ports.iter().find(|p| match &service_target.port {
+                IntOrString::Int(n) => p.container_port == *n,
+                IntOrString::String(name) => p.name.as_deref() == Some(name.as_str()),
+            })?;
+            Some(Target {
+                from_service: Some(service_target.describe()),
+                ..target_of(declared)
+            })
+        })
+}
+
+fn named(tcp_ports: &[&ContainerPort], names: &[&str]) -> Option<Target> {
+    names.iter().find_map(|name| {
+        tcp_ports
+            .iter()
+            .find(|p| p.name.as_deref() == Some(*name))
+            .map(|p| target_of(p))
+    })
+}
+
+fn nothing_to_probe(tcp_ports: &[&ContainerPort], evidence: Evidence<'_>) -> String {
     if tcp_ports.is_empty() {
-        Err(format!(
+        return format!(
             "it declares no TCP containerPort and no --{HEALTH_PROBE_FLAG}; set {} to choose one",
             policy::PORT
-        ))
-    } else {
-        let evidence: Vec<String> = tcp_ports
-            .iter()
-            .map(|p| {
-                let why = evidence.metrics.ports.get(&p.container_port);
-                format!("{} ({})", p.container_port, why.map_or("", String::as_str))
-            })
-            .collect();
-        Err(format!(
-            "its only TCP ports serve metrics as far as it can tell: {}, and no Service sends \
-             traffic to them; serve health on a port of its own, or if one of them serves the \
-             application too, give the pods a Service that targets it or set {}",
-            evidence.join(", "),
-            policy::PORT
-        ))
+        );
     }
+    let metrics: Vec<String> = tcp_ports
+        .iter()
+        .map(|p| {
+            let why = evidence.metrics.ports.get(&p.container_port);
+            format!("{} ({})", p.container_port, why.map_or("", String::as_str))
+        })
+        .collect();
+    format!(
+        "its only TCP ports serve metrics as far as it can tell: {}, and no Service sends \
+         traffic to them; serve health on a port of its own, or if one of them serves the \
+         application too, give the pods a Service that targets it or set {}",
+        metrics.join(", "),
+        policy::PORT
+    )
 }
 
 fn target_of(port: &ContainerPort) -> Target {
