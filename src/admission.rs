@@ -282,25 +282,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for WireRequest<'a> {
                         // Required by the API, read past.
                         "resource" => resource = map.next_value::<IgnoredAny>().map(|_| true)?,
                         "userInfo" => user_info = map.next_value::<IgnoredAny>().map(|_| true)?,
-                        "object" => {
-                            let seed = kind.as_ref().map(|k: &GroupVersionKind| {
-                                Kind::of(&k.group, &k.version, &k.kind)
-                            });
-                            object = match seed {
-                                Some(Some(seed)) => match map.next_value_seed(OrNull(seed))? {
-                                    Some(workload) => WireObject::Decoded(workload),
-                                    None => WireObject::Absent,
-                                },
-                                Some(None) => match map.next_value::<Option<IgnoredAny>>()? {
-                                    Some(_) => WireObject::Skipped,
-                                    None => WireObject::Absent,
-                                },
-                                None => match map.next_value()? {
-                                    Some(raw) => WireObject::Raw(raw),
-                                    None => WireObject::Absent,
-                                },
-                            };
-                        }
+                        "object" => object = read_object(&mut map, kind.as_ref())?,
                         _ => {
                             map.next_value::<IgnoredAny>()?;
                         }
@@ -323,6 +305,30 @@ impl<'de: 'a, 'a> Deserialize<'de> for WireRequest<'a> {
         }
         deserializer.deserialize_map(Visitor(std::marker::PhantomData))
     }
+}
+
+/// The request's object: decoded as its kind when the kind came first and probegate handles
+/// it, read past when it does not, kept raw when the kind is not known yet.
+fn read_object<'de: 'a, 'a, A: serde::de::MapAccess<'de>>(
+    map: &mut A,
+    kind: Option<&GroupVersionKind>,
+) -> Result<WireObject<'a>, A::Error> {
+    Ok(
+        match kind.map(|k| Kind::of(&k.group, &k.version, &k.kind)) {
+            Some(Some(kind)) => match map.next_value_seed(OrNull(kind))? {
+                Some(workload) => WireObject::Decoded(workload),
+                None => WireObject::Absent,
+            },
+            Some(None) => match map.next_value::<Option<serde::de::IgnoredAny>>()? {
+                Some(_) => WireObject::Skipped,
+                None => WireObject::Absent,
+            },
+            None => match map.next_value()? {
+                Some(raw) => WireObject::Raw(raw),
+                None => WireObject::Absent,
+            },
+        },
+    )
 }
 
 /// A seed's value, or `None` for JSON `null`.

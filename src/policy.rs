@@ -249,20 +249,7 @@ impl Settings {
             scheme: resolver
                 .key(SCHEME, parse_scheme)
                 .unwrap_or(defaults.scheme),
-            timings: Timings {
-                initial_delay_seconds: resolver
-                    .key(INITIAL_DELAY_SECONDS, |v| parse_seconds(v, 0))
-                    .unwrap_or(defaults.timings.initial_delay_seconds),
-                period_seconds: resolver
-                    .key(PERIOD_SECONDS, |v| parse_seconds(v, 1))
-                    .unwrap_or(defaults.timings.period_seconds),
-                timeout_seconds: resolver
-                    .key(TIMEOUT_SECONDS, |v| parse_seconds(v, 1))
-                    .unwrap_or(defaults.timings.timeout_seconds),
-                failure_threshold: resolver
-                    .key(FAILURE_THRESHOLD, |v| parse_seconds(v, 1))
-                    .unwrap_or(defaults.timings.failure_threshold),
-            },
+            timings: resolver.timings(defaults.timings),
             readiness_gates: resolver
                 .key(READINESS_GATES, parse_gates)
                 .unwrap_or(defaults.readiness_gates),
@@ -321,6 +308,23 @@ struct Resolver<'a, 'w> {
 }
 
 impl Resolver<'_, '_> {
+    fn timings(&mut self, defaults: Timings) -> Timings {
+        Timings {
+            initial_delay_seconds: self
+                .key(INITIAL_DELAY_SECONDS, |v| parse_seconds(v, 0))
+                .unwrap_or(defaults.initial_delay_seconds),
+            period_seconds: self
+                .key(PERIOD_SECONDS, |v| parse_seconds(v, 1))
+                .unwrap_or(defaults.period_seconds),
+            timeout_seconds: self
+                .key(TIMEOUT_SECONDS, |v| parse_seconds(v, 1))
+                .unwrap_or(defaults.timeout_seconds),
+            failure_threshold: self
+                .key(FAILURE_THRESHOLD, |v| parse_seconds(v, 1))
+                .unwrap_or(defaults.failure_threshold),
+        }
+    }
+
     /// The value of `key` from the most specific layer where it parses.
     fn key<T>(
         &mut self,
