@@ -94,6 +94,69 @@ pub fn run(mut documents: Vec<Document>, options: &Options) -> Result<Report, Of
     let mut findings = false;
     let mut excluded: BTreeMap<String, usize> = BTreeMap::new();
     for item in &mut items {
+        let object = Subject::of(item);
+        // Never mutated: the API server refuses it before any webhook sees it.
+        if let Some(why) = Workload::unserved(&object.api_version, &object.kind) {
+            report
+                .stderr
+                .push(format!("Warning: {}: {why}", object.text));
+            findings = true;
+            continue;
+        }
+        let (group, version) = Workload::split_api_version(&object.api_version);
+        let workload = Workload::decode(group, version, &object.kind, item.value.clone()).map_err(
+            |source| OfflineError::Decode {
+                at: item.at.clone(),
+                source,
+            },
+        )?;
+        let Some(workload) = workload else { continue };
+        if !options.include_excluded_namespaces && scope::is_excluded(&object.namespace) {
+            *excluded.entry(object.namespace).or_default() += 1;
+            continue;
+        }
+        let mutation = judge(&workload, &object.namespace, &cluster, options);
+        for warning in &mutation.warnings {
+            report
+                .stderr
+                .push(format!("Warning: {}: {}", object.text, warning.message));
+        }
+        if let Some(reason) = &mutation.denial {
+            report
+                .stderr
+                .push(format!("Denied: {}: {reason}", object.text));
+            report.exit_code = 1;
+        }
+        findings |= mutation.is_finding();
+        if !mutation.patch.0.is_empty() {
+            json_patch::patch(item.value, &mutation.patch).map_err(|source| {
+                OfflineError::Patch {
+                    at: item.at.clone(),
+                    source,
+                }
+            })?;
+            patches.push(mutation.patch);
+        }
+    }
+    report.stderr.extend(excluded_note(&excluded));
+    let values: Vec<&Value> = documents.iter().map(|d| &d.value).collect();
+    report.stdout = render(&values, &patches, options.format)?;
+    if options.check && findings {
+        report.exit_code = 1;
+    }
+    Ok(report)
+}
+
+/// An object as messages name it: `file:doc: Kind namespace/name`.
+struct Subject {
+    api_version: String,
+    kind: String,
+    namespace: String,
+    text: String,
+}
+
+impl Subject {
+    fn of(item: &Item<'_>) -> Subject {
         let api_version = item.value["apiVersion"]
             .as_str()
             .unwrap_or_default()
@@ -109,78 +172,63 @@ pub fn run(mut documents: Vec<Document>, options: &Options) -> Result<Report, Of
             .map(str::to_owned)
             .or_else(|| metadata["generateName"].as_str().map(|g| format!("{g}*")))
             .unwrap_or_else(|| "<unnamed>".into());
-        let subject = format!("{}: {kind} {namespace}/{name}", item.at);
-        // Never mutated: the API server refuses it before any webhook sees it.
-        if let Some(why) = Workload::unserved(&api_version, &kind) {
-            report.stderr.push(format!("Warning: {subject}: {why}"));
-            findings = true;
-            continue;
-        }
-        let (group, version) = Workload::split_api_version(&api_version);
-        let workload =
-            Workload::decode(group, version, &kind, item.value.clone()).map_err(|source| {
-                OfflineError::Decode {
-                    at: item.at.clone(),
-                    source,
-                }
-            })?;
-        let Some(workload) = workload else { continue };
-        if !options.include_excluded_namespaces && scope::is_excluded(&namespace) {
-            *excluded.entry(namespace).or_default() += 1;
-            continue;
-        }
-        let mut layers = vec![&options.namespace_annotations];
-        layers.extend(cluster.annotations.get(&namespace));
-        let services: Vec<&ServiceEvidence> = cluster
-            .services
-            .get(&namespace)
-            .into_iter()
-            .flatten()
-            .collect();
-        let mutation = engine::mutate(
-            &workload,
-            &Context {
-                layers: &layers,
-                services: &services,
-            },
-        );
-
-        for warning in &mutation.warnings {
-            report
-                .stderr
-                .push(format!("Warning: {subject}: {}", warning.message));
-        }
-        if let Some(reason) = &mutation.denial {
-            report.stderr.push(format!("Denied: {subject}: {reason}"));
-            report.exit_code = 1;
-        }
-        findings |= mutation.is_finding();
-        if !mutation.patch.0.is_empty() {
-            json_patch::patch(item.value, &mutation.patch).map_err(|source| {
-                OfflineError::Patch {
-                    at: item.at.clone(),
-                    source,
-                }
-            })?;
-            patches.push(mutation.patch);
+        let text = format!("{}: {kind} {namespace}/{name}", item.at);
+        Subject {
+            api_version,
+            kind,
+            namespace,
+            text,
         }
     }
+}
 
-    if !excluded.is_empty() {
-        // One line, not one per object: these are not findings, only outside the webhook's reach.
-        let counts: Vec<String> = excluded
-            .iter()
-            .map(|(namespace, count)| format!("{namespace}: {count}"))
-            .collect();
-        report.stderr.push(format!(
-            "Note: left {} object(s) unchanged in namespaces the webhook configuration never sends ({}); --include-excluded-namespaces mutates them too",
-            excluded.values().sum::<usize>(),
-            counts.join(", ")
-        ));
+/// The engine's answer with the namespace's settings and Services from the manifests.
+fn judge(
+    workload: &Workload,
+    namespace: &str,
+    cluster: &Cluster,
+    options: &Options,
+) -> engine::Mutation {
+    let mut layers = vec![&options.namespace_annotations];
+    layers.extend(cluster.annotations.get(namespace));
+    let services: Vec<&ServiceEvidence> = cluster
+        .services
+        .get(namespace)
+        .into_iter()
+        .flatten()
+        .collect();
+    engine::mutate(
+        workload,
+        &Context {
+            layers: &layers,
+            services: &services,
+        },
+    )
+}
+
+/// One line, not one per object: these are not findings, only outside the webhook's reach.
+fn excluded_note(excluded: &BTreeMap<String, usize>) -> Option<String> {
+    if excluded.is_empty() {
+        return None;
     }
+    let counts: Vec<String> = excluded
+        .iter()
+        .map(|(namespace, count)| format!("{namespace}: {count}"))
+        .collect();
+    Some(format!(
+        "Note: left {} object(s) unchanged in namespaces the webhook configuration never sends ({}); --include-excluded-namespaces mutates them too",
+        excluded.values().sum::<usize>(),
+        counts.join(", ")
+    ))
+}
+
+fn render(
+    values: &[&Value],
+    patches: &[json_patch::Patch],
+    format: OutputFormat,
+) -> Result<String, OfflineError> {
     let output = |e: &dyn std::fmt::Display| OfflineError::Output(e.to_string());
-    let values: Vec<&Value> = documents.iter().map(|d| &d.value).collect();
-    report.stdout = match options.format {
+    Ok(match format {
         OutputFormat::Yaml => {
             let mut out = String::new();
             for (index, value) in values.iter().enumerate() {
@@ -192,7 +240,7 @@ pub fn run(mut documents: Vec<Document>, options: &Options) -> Result<Report, Of
             out
         }
         OutputFormat::Json => {
-            let value = match values.as_slice() {
+            let value = match values {
                 [single] => (*single).clone(),
                 _ => json!({"apiVersion": "v1", "kind": "List", "items": values}),
             };
@@ -202,17 +250,13 @@ pub fn run(mut documents: Vec<Document>, options: &Options) -> Result<Report, Of
         }
         OutputFormat::Patch => {
             let mut out = String::new();
-            for patch in &patches {
+            for patch in patches {
                 out.push_str(&serde_json::to_string(patch).map_err(|e| output(&e))?);
                 out.push('\n');
             }
             out
         }
-    };
-    if options.check && findings {
-        report.exit_code = 1;
-    }
-    Ok(report)
+    })
 }
 
 /// The objects of one document: itself, or the items of a `List`.
