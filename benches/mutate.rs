@@ -45,7 +45,7 @@ fn benches(c: &mut Criterion) {
     let workload = decode(DEPLOYMENT);
     let mutation = engine::mutate(&workload, &context);
     assert_eq!(
-        mutation.probes_added,
+        mutation.probes_added(),
         [3, 3, 3],
         "the fixture must exercise injection"
     );

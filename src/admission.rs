@@ -182,7 +182,7 @@ impl Admission {
                     return (with_warnings(allowed), Outcome::Unchanged);
                 }
                 self.metrics
-                    .injected(mutation.probes_added, mutation.gates_added);
+                    .injected(mutation.plan.probes_added(), mutation.plan.gates.len());
                 match allowed.clone().with_patch(mutation.patch) {
                     Ok(response) => (with_warnings(response), Outcome::Mutated),
                     Err(error) => {
@@ -641,6 +641,7 @@ mod tests {
     #[test]
     fn every_decision_maps_to_one_answer() {
         use engine::Warning;
+        use engine::plan::Plan;
         use json_patch::{AddOperation, Patch, PatchOperation};
 
         let warned = || {
@@ -712,7 +713,10 @@ mod tests {
                 decision: Decision::Mutate(Mutation {
                     patch: patch(),
                     warnings: warned(),
-                    probes_added: [1, 0, 0],
+                    plan: Plan {
+                        gates: vec!["example.com/a".into()],
+                        ..Plan::default()
+                    },
                     ..Mutation::default()
                 }),
                 outcome: Outcome::Mutated,

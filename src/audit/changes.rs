@@ -1,13 +1,14 @@
 //! What the webhook would do to a workload at admission, as findings: the engine's own
-//! answer (`engine::mutate`, the same call the webhook and `mutate` make), read back from
-//! its patch and warnings.
+//! answer (`engine::mutate`, the same call the webhook and `mutate` make): the plan its
+//! patch was written from, and its warnings.
 
 use std::collections::BTreeMap;
 
-use json_patch::PatchOperation;
-use serde_json::Value;
+use k8s_openapi::api::core::v1::Probe;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::report::{Finding, FindingType};
+use crate::engine::plan::ContainerProbes;
 use crate::engine::{self, Context, Mutation, Rule, ServiceEvidence};
 use crate::policy::{INJECTED_ANNOTATION, ProbeKind};
 use crate::workload::Workload;
@@ -48,14 +49,20 @@ pub fn findings(workload: &Workload, mutation: &Mutation) -> Vec<Finding> {
         action: String::new(),
         evidence: Vec::new(),
     };
-    let added = Added::from_mutation(workload, mutation);
+    let added = &mutation.plan;
     let record = added
-        .record
+        .annotations
         .iter()
-        .map(|r| format!("{INJECTED_ANNOTATION}: {r}"));
+        .filter(|(key, _)| key == INJECTED_ANNOTATION)
+        .map(|(key, value)| format!("{key}: {value}"));
     let mut findings = Vec::new();
     if mutation.is_finding() {
-        for (container, probes) in &added.probes {
+        for ContainerProbes {
+            container,
+            added: probes,
+            ..
+        } in &added.probes
+        {
             let fields: Vec<&str> = probes.iter().map(|(kind, _)| kind.field()).collect();
             findings.push(Finding {
                 container: Some(container.clone()),
@@ -68,7 +75,7 @@ pub fn findings(workload: &Workload, mutation: &Mutation) -> Vec<Finding> {
                 action: "review the probes; set them on the workload to choose them yourself, or list the container in probegate.io/skip-containers".into(),
                 evidence: probes
                     .iter()
-                    .map(|(kind, probe)| format!("{}: {probe}", kind.field()))
+                    .map(|(kind, probe)| format!("{}: {}", kind.field(), describe_probe(probe)))
                     .chain(record.clone())
                     .collect(),
                 ..blank.clone()
@@ -135,106 +142,19 @@ fn container_named(message: &str) -> Option<String> {
     Some(rest[..end].to_owned())
 }
 
-/// What a mutation adds, read from its patch: the operations the engine writes are adds of
-/// a container's probe, of readiness gates, and of the `probegate.io/injected` record.
-#[derive(Debug, Default, PartialEq)]
-pub struct Added {
-    /// Container name to the probes added to it, in patch order.
-    pub probes: Vec<(String, Vec<(ProbeKind, String)>)>,
-    pub gates: Vec<String>,
-    /// The `probegate.io/injected` value the pods would carry.
-    pub record: Option<String>,
-}
-
-impl Added {
-    pub fn from_mutation(workload: &Workload, mutation: &Mutation) -> Added {
-        let mut added = Added::default();
-        let Some(parts) = workload.pod_parts() else {
-            return added;
-        };
-        for op in &mutation.patch.0 {
-            let PatchOperation::Add(op) = op else {
-                continue;
-            };
-            let tokens: Vec<String> = op.path.tokens().map(|t| t.decoded().into_owned()).collect();
-            let Some(rest) = tokens.strip_prefix(
-                &parts
-                    .base
-                    .iter()
-                    .map(|t| (*t).to_owned())
-                    .collect::<Vec<_>>()[..],
-            ) else {
-                continue;
-            };
-            let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
-            match rest.as_slice() {
-                ["spec", "containers", index, field] => {
-                    let (Some(container), Some(kind)) = (
-                        index
-                            .parse::<usize>()
-                            .ok()
-                            .and_then(|i| parts.spec.containers.get(i)),
-                        ProbeKind::ALL.into_iter().find(|k| k.field() == *field),
-                    ) else {
-                        continue;
-                    };
-                    let probe = describe_probe(&op.value);
-                    match added
-                        .probes
-                        .iter_mut()
-                        .find(|(name, _)| *name == container.name)
-                    {
-                        Some((_, list)) => list.push((kind, probe)),
-                        None => added
-                            .probes
-                            .push((container.name.clone(), vec![(kind, probe)])),
-                    }
-                }
-                ["spec", "readinessGates", ..] => {
-                    let gates = match &op.value {
-                        Value::Array(items) => items.iter().collect(),
-                        single => vec![single],
-                    };
-                    added.gates.extend(
-                        gates
-                            .into_iter()
-                            .filter_map(|g| g["conditionType"].as_str().map(str::to_owned)),
-                    );
-                }
-                ["metadata", "annotations", key] if *key == INJECTED_ANNOTATION => {
-                    added.record = op.value.as_str().map(str::to_owned);
-                }
-                ["metadata", "annotations"] => {
-                    added.record = op.value[INJECTED_ANNOTATION].as_str().map(str::to_owned);
-                }
-                ["metadata"] => {
-                    added.record = op.value["annotations"][INJECTED_ANNOTATION]
-                        .as_str()
-                        .map(str::to_owned);
-                }
-                _ => {}
-            }
-        }
-        added
-    }
-}
-
 /// `httpGet :8080/readyz`, `tcpSocket :5432`: the handler and where it points.
-fn describe_probe(probe: &Value) -> String {
-    let port = |v: &Value| match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+fn describe_probe(probe: &Probe) -> String {
+    let port = |p: &IntOrString| match p {
+        IntOrString::Int(n) => n.to_string(),
+        IntOrString::String(name) => name.clone(),
     };
-    if let Some(http) = probe.get("httpGet") {
-        format!(
-            "httpGet :{}{}",
-            port(&http["port"]),
-            http["path"].as_str().unwrap_or("/")
-        )
-    } else if let Some(tcp) = probe.get("tcpSocket") {
-        format!("tcpSocket :{}", port(&tcp["port"]))
-    } else if let Some(grpc) = probe.get("grpc") {
-        format!("grpc :{}", port(&grpc["port"]))
+    if let Some(http) = &probe.http_get {
+        let path = http.path.as_deref().unwrap_or("/");
+        format!("httpGet :{}{path}", port(&http.port))
+    } else if let Some(tcp) = &probe.tcp_socket {
+        format!("tcpSocket :{}", port(&tcp.port))
+    } else if let Some(grpc) = &probe.grpc {
+        format!("grpc :{}", grpc.port)
     } else {
         "exec".into()
     }
@@ -244,7 +164,7 @@ fn describe_probe(probe: &Value) -> String {
 mod tests {
     use super::*;
 
-    fn decode(value: Value) -> Workload {
+    fn decode(value: serde_json::Value) -> Workload {
         let api_version = value["apiVersion"].as_str().unwrap().to_owned();
         let kind = value["kind"].as_str().unwrap().to_owned();
         let (group, version) = Workload::split_api_version(&api_version);

@@ -76,12 +76,20 @@ pub struct Mutation {
     pub warnings: Vec<Warning>,
     /// Set when policy says the object must be refused (`metrics-coupling: deny`).
     pub denial: Option<String>,
-    /// Probes added, per kind in `ProbeKind::ALL` order.
-    pub probes_added: [usize; 3],
-    pub gates_added: usize,
+    /// What the rules decided and the patch adds: empty when the patch is.
+    pub plan: Plan,
 }
 
 impl Mutation {
+    /// Probes added, per kind in `ProbeKind::ALL` order.
+    pub fn probes_added(&self) -> [usize; 3] {
+        self.plan.probes_added()
+    }
+
+    pub fn gates_added(&self) -> usize {
+        self.plan.gates.len()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.patch.0.is_empty() && self.warnings.is_empty() && self.denial.is_none()
     }
@@ -90,10 +98,7 @@ impl Mutation {
     /// refused. Copying a workload's own settings into its pod template is bookkeeping
     /// that keeps its pods judged alike, not a finding.
     pub fn is_finding(&self) -> bool {
-        self.probes_added.iter().any(|n| *n > 0)
-            || self.gates_added > 0
-            || !self.warnings.is_empty()
-            || self.denial.is_some()
+        self.plan.injects() || !self.warnings.is_empty() || self.denial.is_some()
     }
 }
 
@@ -214,7 +219,7 @@ fn inject(
 
 /// The mutation for `plan`: never half a patch, so an error leaves the object as it is and
 /// says so.
-fn write(parts: &PodParts<'_>, plan: Plan) -> Mutation {
+fn write(parts: &PodParts<'_>, mut plan: Plan) -> Mutation {
     match patch::write(parts, &plan) {
         Ok(patch) if patch.0.is_empty() => Mutation {
             warnings: plan.warnings,
@@ -222,9 +227,8 @@ fn write(parts: &PodParts<'_>, plan: Plan) -> Mutation {
         },
         Ok(patch) => Mutation {
             patch,
-            probes_added: plan.probes_added(),
-            gates_added: plan.gates.len(),
-            warnings: plan.warnings,
+            warnings: std::mem::take(&mut plan.warnings),
+            plan,
             denial: None,
         },
         Err(error) => {
