@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::Probe;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::report::{Finding, FindingType};
-use crate::engine::plan::ContainerProbes;
+use crate::engine::plan::{ContainerProbes, Plan};
 use crate::engine::{self, Context, Mutation, Rule, ServiceEvidence};
 use crate::policy::{INJECTED_ANNOTATION, ProbeKind};
 use crate::workload::Workload;
@@ -49,52 +49,11 @@ pub fn findings(workload: &Workload, mutation: &Mutation) -> Vec<Finding> {
         action: String::new(),
         evidence: Vec::new(),
     };
-    let added = &mutation.plan;
-    let record = added
-        .annotations
-        .iter()
-        .filter(|(key, _)| key == INJECTED_ANNOTATION)
-        .map(|(key, value)| format!("{key}: {value}"));
-    let mut findings = Vec::new();
-    if mutation.is_finding() {
-        for ContainerProbes {
-            container,
-            added: probes,
-            ..
-        } in &added.probes
-        {
-            let fields: Vec<&str> = probes.iter().map(|(kind, _)| kind.field()).collect();
-            findings.push(Finding {
-                container: Some(container.clone()),
-                finding_type: FindingType::ProbesWouldBeAdded,
-                title: format!("would add {}", fields.join(", ")),
-                message: format!(
-                    "the webhook adds {} to container {container:?} of every new pod",
-                    fields.join(", ")
-                ),
-                action: "review the probes; set them on the workload to choose them yourself, or list the container in probegate.io/skip-containers".into(),
-                evidence: probes
-                    .iter()
-                    .map(|(kind, probe)| format!("{}: {}", kind.field(), describe_probe(probe)))
-                    .chain(record.clone())
-                    .collect(),
-                ..blank.clone()
-            });
-        }
-        if !added.gates.is_empty() {
-            findings.push(Finding {
-                finding_type: FindingType::ReadinessGatesWouldBeAdded,
-                title: format!("would add readiness gate(s) {}", added.gates.join(", ")),
-                message: format!(
-                    "the webhook adds readiness gate(s) {} to every new pod: pods become Ready only once these conditions are True",
-                    added.gates.join(", ")
-                ),
-                action: "make sure a controller sets these conditions (a load balancer controller), or set probegate.io/readiness-gates: none".into(),
-                evidence: record.clone().collect(),
-                ..blank.clone()
-            });
-        }
-    }
+    let mut findings = if mutation.is_finding() {
+        added_findings(&mutation.plan, &blank)
+    } else {
+        Vec::new()
+    };
     for warning in &mutation.warnings {
         findings.push(Finding {
             container: container_named(&warning.message),
@@ -114,6 +73,55 @@ pub fn findings(workload: &Workload, mutation: &Mutation) -> Vec<Finding> {
             message: reason.clone(),
             action: reason.clone(),
             ..blank
+        });
+    }
+    findings
+}
+
+/// What the plan adds, as findings: one per container given probes, one for the gates,
+/// each with the record the pods would carry as evidence.
+fn added_findings(added: &Plan, blank: &Finding) -> Vec<Finding> {
+    let record = added
+        .annotations
+        .iter()
+        .filter(|(key, _)| key == INJECTED_ANNOTATION)
+        .map(|(key, value)| format!("{key}: {value}"));
+    let mut findings = Vec::new();
+    for ContainerProbes {
+        container,
+        added: probes,
+        ..
+    } in &added.probes
+    {
+        let fields: Vec<&str> = probes.iter().map(|(kind, _)| kind.field()).collect();
+        findings.push(Finding {
+            container: Some(container.clone()),
+            finding_type: FindingType::ProbesWouldBeAdded,
+            title: format!("would add {}", fields.join(", ")),
+            message: format!(
+                "the webhook adds {} to container {container:?} of every new pod",
+                fields.join(", ")
+            ),
+            action: "review the probes; set them on the workload to choose them yourself, or list the container in probegate.io/skip-containers".into(),
+            evidence: probes
+                .iter()
+                .map(|(kind, probe)| format!("{}: {}", kind.field(), describe_probe(probe)))
+                .chain(record.clone())
+                .collect(),
+            ..blank.clone()
+        });
+    }
+    if !added.gates.is_empty() {
+        findings.push(Finding {
+            finding_type: FindingType::ReadinessGatesWouldBeAdded,
+            title: format!("would add readiness gate(s) {}", added.gates.join(", ")),
+            message: format!(
+                "the webhook adds readiness gate(s) {} to every new pod: pods become Ready only once these conditions are True",
+                added.gates.join(", ")
+            ),
+            action: "make sure a controller sets these conditions (a load balancer controller), or set probegate.io/readiness-gates: none".into(),
+            evidence: record.clone().collect(),
+            ..blank.clone()
         });
     }
     findings
