@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use k8s_openapi::api::core::v1::{Event, Pod, PodCondition};
+use k8s_openapi::api::core::v1::{Container, Event, Pod, PodCondition};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 use super::report::{Finding, FindingType};
@@ -92,53 +92,72 @@ pub fn stuck_readiness_gates(
         if stuck_for < stuck_after {
             continue;
         }
-        let state = match gate_condition {
-            None => "was never set".to_owned(),
-            Some(c) => {
-                let why = [c.reason.as_deref(), c.message.as_deref()]
-                    .into_iter()
-                    .flatten()
-                    .collect::<Vec<_>>()
-                    .join(": ");
-                if why.is_empty() {
-                    format!("is {}", c.status)
-                } else {
-                    format!("is {} ({why})", c.status)
-                }
-            }
-        };
-        let mut finding = pod_finding(pod, None, FindingType::StuckReadinessGate);
-        finding.title = format!(
-            "readiness gate {} stuck for {}",
-            gate.condition_type,
-            human(stuck_for)
-        );
-        finding.message = format!(
-            "readiness gate {:?} {state}, and the containers have been ready for {}: the pod runs but is not Ready, so it gets no traffic and a rollout waiting on it stalls",
-            gate.condition_type,
-            human(now.duration_since(ready_since.unwrap_or(since)))
-        );
-        finding.action = format!(
-            "check the controller that sets {} (for a load balancer gate: its logs and whether it registered the target); delete the pod once it is fixed",
-            gate.condition_type
-        );
-        finding.evidence = vec![
-            format!(
-                "condition {}: {}",
-                gate.condition_type,
-                gate_condition.map_or("absent", |c| c.status.as_str())
-            ),
-            format!(
-                "condition ContainersReady: True since {}",
-                containers_ready
-                    .last_transition_time
-                    .as_ref()
-                    .map_or_else(|| "the pod's creation".to_owned(), |t| t.0.to_string())
-            ),
-        ];
-        findings.push(finding);
+        findings.push(stuck_gate_finding(
+            pod,
+            &gate.condition_type,
+            gate_condition,
+            containers_ready,
+            ready_since,
+            now,
+            since,
+        ));
     }
     findings
+}
+
+/// The finding for one stuck gate: `since` is when it became stuck, `containers_ready`
+/// the pod's ContainersReady condition.
+fn stuck_gate_finding(
+    pod: &Pod,
+    gate: &str,
+    gate_condition: Option<&PodCondition>,
+    containers_ready: &PodCondition,
+    ready_since: Option<Timestamp>,
+    now: Timestamp,
+    since: Timestamp,
+) -> Finding {
+    let stuck_for = now.duration_since(since);
+    let state = match gate_condition {
+        None => "was never set".to_owned(),
+        Some(c) => {
+            let why = [c.reason.as_deref(), c.message.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(": ");
+            if why.is_empty() {
+                format!("is {}", c.status)
+            } else {
+                format!("is {} ({why})", c.status)
+            }
+        }
+    };
+    let mut finding = pod_finding(pod, None, FindingType::StuckReadinessGate);
+    finding.title = format!("readiness gate {} stuck for {}", gate, human(stuck_for));
+    finding.message = format!(
+        "readiness gate {:?} {state}, and the containers have been ready for {}: the pod runs but is not Ready, so it gets no traffic and a rollout waiting on it stalls",
+        gate,
+        human(now.duration_since(ready_since.unwrap_or(since)))
+    );
+    finding.action = format!(
+        "check the controller that sets {} (for a load balancer gate: its logs and whether it registered the target); delete the pod once it is fixed",
+        gate
+    );
+    finding.evidence = vec![
+        format!(
+            "condition {}: {}",
+            gate,
+            gate_condition.map_or("absent", |c| c.status.as_str())
+        ),
+        format!(
+            "condition ContainersReady: True since {}",
+            containers_ready
+                .last_transition_time
+                .as_ref()
+                .map_or_else(|| "the pod's creation".to_owned(), |t| t.0.to_string())
+        ),
+    ];
+    finding
 }
 
 /// The coupling rule on a running pod's own probes: a probe on a port that serves metrics
@@ -184,28 +203,37 @@ pub fn metrics_coupled_probes(
             else {
                 continue;
             };
-            let status = container_status(pod, &container.name);
-            let mut finding =
-                pod_finding(pod, Some(&container.name), FindingType::MetricsCoupledProbe);
-            finding.title = format!("running with its {} on a metrics-only port", kind.field());
-            finding.action = "serve health on a port of its own or enable metrics; if the port listens anyway, set probegate.io/metrics-coupling: off on the workload".into();
-            finding.evidence = facts.ports.values().cloned().collect();
-            finding.evidence.extend(
-                facts
-                    .switched_off
-                    .iter()
-                    .map(|off| format!("metrics off: {off}")),
-            );
-            if let Some((ready, restarts)) = status {
-                finding
-                    .evidence
-                    .push(format!("ready: {ready}, restarts: {restarts}"));
-            }
-            finding.message = message;
-            findings.push(finding);
+            findings.push(coupled_probe_finding(pod, container, kind, &facts, message));
         }
     }
     findings
+}
+
+fn coupled_probe_finding(
+    pod: &Pod,
+    container: &Container,
+    kind: ProbeKind,
+    facts: &MetricsFacts,
+    message: String,
+) -> Finding {
+    let status = container_status(pod, &container.name);
+    let mut finding = pod_finding(pod, Some(&container.name), FindingType::MetricsCoupledProbe);
+    finding.title = format!("running with its {} on a metrics-only port", kind.field());
+    finding.action = "serve health on a port of its own or enable metrics; if the port listens anyway, set probegate.io/metrics-coupling: off on the workload".into();
+    finding.evidence = facts.ports.values().cloned().collect();
+    finding.evidence.extend(
+        facts
+            .switched_off
+            .iter()
+            .map(|off| format!("metrics off: {off}")),
+    );
+    if let Some((ready, restarts)) = status {
+        finding
+            .evidence
+            .push(format!("ready: {ready}, restarts: {restarts}"));
+    }
+    finding.message = message;
+    finding
 }
 
 fn container_status(pod: &Pod, name: &str) -> Option<(bool, i32)> {
