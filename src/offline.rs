@@ -116,17 +116,7 @@ pub fn run(mut documents: Vec<Document>, options: &Options) -> Result<Report, Of
             continue;
         }
         let mutation = judge(&workload, &object.namespace, &cluster, options);
-        for warning in &mutation.warnings {
-            report
-                .stderr
-                .push(format!("Warning: {}: {}", object.text, warning.message));
-        }
-        if let Some(reason) = &mutation.denial {
-            report
-                .stderr
-                .push(format!("Denied: {}: {reason}", object.text));
-            report.exit_code = 1;
-        }
+        report.say(&object.text, &mutation);
         findings |= mutation.is_finding();
         if !mutation.patch.0.is_empty() {
             json_patch::patch(item.value, &mutation.patch).map_err(|source| {
@@ -145,6 +135,20 @@ pub fn run(mut documents: Vec<Document>, options: &Options) -> Result<Report, Of
         report.exit_code = 1;
     }
     Ok(report)
+}
+
+impl Report {
+    /// The engine's warnings and denial for one object, on stderr; a denial fails the run.
+    fn say(&mut self, subject: &str, mutation: &engine::Mutation) {
+        for warning in &mutation.warnings {
+            self.stderr
+                .push(format!("Warning: {subject}: {}", warning.message));
+        }
+        if let Some(reason) = &mutation.denial {
+            self.stderr.push(format!("Denied: {subject}: {reason}"));
+            self.exit_code = 1;
+        }
+    }
 }
 
 /// An object as messages name it: `file:doc: Kind namespace/name`.
