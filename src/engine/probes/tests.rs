@@ -70,89 +70,107 @@ fn port_choice_order() {
         port: Some(p),
         ..Settings::default()
     };
-    // (ports, args, settings, expected port, controller-runtime)
-    let cases: Vec<(Ports, Vec<&str>, Settings, IntOrString, bool)> = vec![
-        (
-            vec![("http", 80, ""), ("health", 8086, "")],
-            vec![],
-            Settings::default(),
-            name("health"),
-            false,
-        ),
-        (
-            vec![("http", 80, ""), ("healthz", 8086, "")],
-            vec![],
-            Settings::default(),
-            name("healthz"),
-            false,
-        ),
-        (
-            vec![("probes", 81, ""), ("http", 80, "")],
-            vec![],
-            Settings::default(),
-            name("probes"),
-            false,
-        ),
-        (
-            vec![("grpc", 9000, ""), ("http", 80, "")],
-            vec![],
-            Settings::default(),
-            name("http"),
-            false,
-        ),
-        (
-            vec![("", 9000, "UDP"), ("", 7000, "TCP"), ("", 7001, "")],
-            vec![],
-            Settings::default(),
-            IntOrString::Int(7000),
-            false,
-        ),
-        (
-            vec![("metrics", 9090, ""), ("web", 8080, "")],
-            vec![],
-            Settings::default(),
-            name("web"),
-            false,
-        ),
-        (
-            vec![("webhook", 9443, "")],
-            vec!["--health-probe-bind-address=:8081"],
-            Settings::default(),
-            IntOrString::Int(8081),
-            true,
-        ),
-        (
-            vec![],
-            vec!["--health-probe-bind-address", "0.0.0.0:9440"],
-            Settings::default(),
-            IntOrString::Int(9440),
-            true,
-        ),
-        (
-            vec![("http", 80, "")],
-            vec!["--health-probe-bind-address=:8081"],
-            with_port(IntOrString::Int(8080)),
-            IntOrString::Int(8080),
-            false,
-        ),
-        (
-            vec![("http", 80, ""), ("admin", 9901, "")],
-            vec![],
-            with_port(name("admin")),
-            name("admin"),
-            false,
-        ),
+    struct Case<'a> {
+        name: &'static str,
+        ports: Ports<'a>,
+        args: Vec<&'a str>,
+        settings: Settings,
+        port: IntOrString,
+        controller_runtime: bool,
+    }
+    let cases = [
+        Case {
+            name: "a port named health wins over http",
+            ports: vec![("http", 80, ""), ("health", 8086, "")],
+            args: vec![],
+            settings: Settings::default(),
+            port: name("health"),
+            controller_runtime: false,
+        },
+        Case {
+            name: "a port named healthz wins over http",
+            ports: vec![("http", 80, ""), ("healthz", 8086, "")],
+            args: vec![],
+            settings: Settings::default(),
+            port: name("healthz"),
+            controller_runtime: false,
+        },
+        Case {
+            name: "a port named probes wins over http",
+            ports: vec![("probes", 81, ""), ("http", 80, "")],
+            args: vec![],
+            settings: Settings::default(),
+            port: name("probes"),
+            controller_runtime: false,
+        },
+        Case {
+            name: "http wins over a gRPC port declared first",
+            ports: vec![("grpc", 9000, ""), ("http", 80, "")],
+            args: vec![],
+            settings: Settings::default(),
+            port: name("http"),
+            controller_runtime: false,
+        },
+        Case {
+            name: "unnamed ports: the first TCP one, UDP passed over",
+            ports: vec![("", 9000, "UDP"), ("", 7000, "TCP"), ("", 7001, "")],
+            args: vec![],
+            settings: Settings::default(),
+            port: IntOrString::Int(7000),
+            controller_runtime: false,
+        },
+        Case {
+            name: "a metrics port is passed over for the next one",
+            ports: vec![("metrics", 9090, ""), ("web", 8080, "")],
+            args: vec![],
+            settings: Settings::default(),
+            port: name("web"),
+            controller_runtime: false,
+        },
+        Case {
+            name: "a controller-runtime health address beats declared ports",
+            ports: vec![("webhook", 9443, "")],
+            args: vec!["--health-probe-bind-address=:8081"],
+            settings: Settings::default(),
+            port: IntOrString::Int(8081),
+            controller_runtime: true,
+        },
+        Case {
+            name: "a controller-runtime health address in two arguments, no ports",
+            ports: vec![],
+            args: vec!["--health-probe-bind-address", "0.0.0.0:9440"],
+            settings: Settings::default(),
+            port: IntOrString::Int(9440),
+            controller_runtime: true,
+        },
+        Case {
+            name: "an explicit port number beats the health address",
+            ports: vec![("http", 80, "")],
+            args: vec!["--health-probe-bind-address=:8081"],
+            settings: with_port(IntOrString::Int(8080)),
+            port: IntOrString::Int(8080),
+            controller_runtime: false,
+        },
+        Case {
+            name: "an explicit port name picks that port",
+            ports: vec![("http", 80, ""), ("admin", 9901, "")],
+            args: vec![],
+            settings: with_port(name("admin")),
+            port: name("admin"),
+            controller_runtime: false,
+        },
     ];
-    for (ports, args, settings, port, controller_runtime) in cases {
-        let c = container(&ports, &args);
+    for case in cases {
+        let c = container(&case.ports, &case.args);
         let mut warnings = Vec::new();
-        let target = target_for(&c, &settings, &mut warnings).unwrap();
-        assert_eq!(target.port, port, "{ports:?} {args:?}");
+        let target = target_for(&c, &case.settings, &mut warnings).unwrap();
+        assert_eq!(target.port, case.port, "{}", case.name);
         assert_eq!(
-            target.controller_runtime, controller_runtime,
-            "{ports:?} {args:?}"
+            target.controller_runtime, case.controller_runtime,
+            "{}",
+            case.name
         );
-        assert!(warnings.is_empty(), "{warnings:?}");
+        assert!(warnings.is_empty(), "{}: {warnings:?}", case.name);
     }
 }
 
@@ -174,84 +192,94 @@ fn services_decide_the_port_after_explicit_settings() {
         port: Some(IntOrString::Int(15672)),
         ..Settings::default()
     };
-    // (args, settings, Service targets in order, expected port, deciding Service)
-    type Case<'a> = (
-        Vec<&'a str>,
-        Settings,
-        Vec<services::Target<'a>>,
-        IntOrString,
-        Option<&'a str>,
-    );
-    let cases: Vec<Case> = vec![
-        (
-            vec![],
-            Settings::default(),
-            vec![],
-            name("management"),
-            None,
-        ),
-        (
-            vec![],
-            Settings::default(),
-            vec![amqp_by_number.clone()],
-            name("amqp"),
-            Some("Service \"rabbitmq\" port \"amqp\""),
-        ),
-        (
-            vec![],
-            Settings::default(),
-            vec![amqp_by_name.clone()],
-            name("amqp"),
-            Some("Service \"rabbitmq\" port \"amqp\""),
-        ),
-        // Several: the first Service by name, then its first port.
-        (
-            vec![],
-            Settings::default(),
-            vec![ui.clone(), amqp_by_number.clone()],
-            name("management"),
-            Some("Service \"admin\" port \"http\""),
-        ),
-        // A scrape port or a port the container does not declare decides nothing.
-        (
-            vec![],
-            Settings::default(),
-            vec![scrape, undeclared, amqp_by_name.clone()],
-            name("amqp"),
-            Some("Service \"rabbitmq\" port \"amqp\""),
-        ),
-        // Explicit settings and a controller-runtime health server win.
-        (
-            vec![],
-            with_port,
-            vec![amqp_by_number.clone()],
-            IntOrString::Int(15672),
-            None,
-        ),
-        (
-            vec!["--health-probe-bind-address=:8081"],
-            Settings::default(),
-            vec![amqp_by_number],
-            IntOrString::Int(8081),
-            None,
-        ),
+    struct Case<'a> {
+        name: &'static str,
+        args: Vec<&'a str>,
+        settings: Settings,
+        /// The Service ports that target the pod, in the order they are read.
+        service_targets: Vec<services::Target<'a>>,
+        port: IntOrString,
+        deciding_service: Option<&'a str>,
+    }
+    let cases = [
+        Case {
+            name: "no Service: the container's own ports decide",
+            args: vec![],
+            settings: Settings::default(),
+            service_targets: vec![],
+            port: name("management"),
+            deciding_service: None,
+        },
+        Case {
+            name: "a Service port targeting a number decides, by the container port's name",
+            args: vec![],
+            settings: Settings::default(),
+            service_targets: vec![amqp_by_number.clone()],
+            port: name("amqp"),
+            deciding_service: Some("Service \"rabbitmq\" port \"amqp\""),
+        },
+        Case {
+            name: "a named port a Service targets decides",
+            args: vec![],
+            settings: Settings::default(),
+            service_targets: vec![amqp_by_name.clone()],
+            port: name("amqp"),
+            deciding_service: Some("Service \"rabbitmq\" port \"amqp\""),
+        },
+        Case {
+            name: "several Services: the first by name, then its first port",
+            args: vec![],
+            settings: Settings::default(),
+            service_targets: vec![ui.clone(), amqp_by_number.clone()],
+            port: name("management"),
+            deciding_service: Some("Service \"admin\" port \"http\""),
+        },
+        Case {
+            name: "a scrape port or a port the container does not declare decides nothing",
+            args: vec![],
+            settings: Settings::default(),
+            service_targets: vec![scrape, undeclared, amqp_by_name.clone()],
+            port: name("amqp"),
+            deciding_service: Some("Service \"rabbitmq\" port \"amqp\""),
+        },
+        Case {
+            name: "an explicit port setting wins over a Service",
+            args: vec![],
+            settings: with_port,
+            service_targets: vec![amqp_by_number.clone()],
+            port: IntOrString::Int(15672),
+            deciding_service: None,
+        },
+        Case {
+            name: "a controller-runtime health server wins over a Service",
+            args: vec!["--health-probe-bind-address=:8081"],
+            settings: Settings::default(),
+            service_targets: vec![amqp_by_number],
+            port: IntOrString::Int(8081),
+            deciding_service: None,
+        },
     ];
-    for (args, settings, targets, port, service) in cases {
-        let c = container(&broker, &args);
+    for case in cases {
+        let c = container(&broker, &case.args);
         let mut warnings = Vec::new();
         let found = target::find(
             &c,
             &command_line::flags(&c),
             Evidence {
-                port: settings.port.as_ref(),
-                service_targets: &targets,
+                port: case.settings.port.as_ref(),
+                service_targets: &case.service_targets,
                 metrics: &facts(&c),
             },
             &mut warnings,
         )
         .unwrap();
-        assert_eq!(found.port, port, "{targets:?}");
-        assert_eq!(found.from_service.as_deref(), service, "{targets:?}");
+        assert_eq!(found.port, case.port, "{}", case.name);
+        assert_eq!(
+            found.from_service.as_deref(),
+            case.deciding_service,
+            "{}",
+            case.name
+        );
     }
 }
 
@@ -275,49 +303,74 @@ fn unknown_port_name_setting_warns_and_detects() {
 
 #[test]
 fn nothing_to_probe_is_explained() {
-    // (ports, args, explanation)
-    let cases: Vec<(Ports, Vec<&str>, &str)> = vec![
-        (vec![], vec![], "declares no TCP containerPort"),
-        (
-            vec![("dns", 53, "UDP")],
-            vec![],
-            "declares no TCP containerPort",
-        ),
-        (
-            vec![],
-            vec!["--health-probe-bind-address=0"],
-            "declares no TCP containerPort",
-        ),
-        (
-            vec![("metrics", 9090, "")],
-            vec![],
-            "only TCP ports serve metrics as far as it can tell: 9090 (container port \"metrics\"), and no Service",
-        ),
-        (
-            vec![("", 9090, "")],
-            vec!["--metrics-bind-address=:9090"],
-            "serve metrics as far as it can tell: 9090 (--metrics-bind-address=:9090)",
-        ),
-        // A port entry without a number (decoded as 0) or out of range, found by
-        // fuzzing: never a probe on it.
-        (vec![("", 0, "")], vec![], "declares no TCP containerPort"),
-        (
-            vec![("http", 70000, "TCP")],
-            vec![],
-            "declares no TCP containerPort",
-        ),
+    struct Case<'a> {
+        name: &'static str,
+        ports: Ports<'a>,
+        args: Vec<&'a str>,
+        explanation: &'a str,
+    }
+    let cases = [
+        Case {
+            name: "no ports at all",
+            ports: vec![],
+            args: vec![],
+            explanation: "declares no TCP containerPort",
+        },
+        Case {
+            name: "a UDP port only",
+            ports: vec![("dns", 53, "UDP")],
+            args: vec![],
+            explanation: "declares no TCP containerPort",
+        },
+        Case {
+            name: "a health server switched off with address 0",
+            ports: vec![],
+            args: vec!["--health-probe-bind-address=0"],
+            explanation: "declares no TCP containerPort",
+        },
+        Case {
+            name: "only a port named metrics",
+            ports: vec![("metrics", 9090, "")],
+            args: vec![],
+            explanation: "only TCP ports serve metrics as far as it can tell: 9090 (container port \"metrics\"), and no Service",
+        },
+        Case {
+            name: "only the port a metrics flag names",
+            ports: vec![("", 9090, "")],
+            args: vec!["--metrics-bind-address=:9090"],
+            explanation: "serve metrics as far as it can tell: 9090 (--metrics-bind-address=:9090)",
+        },
+        // Found by fuzzing: never a probe on such a port.
+        Case {
+            name: "a port entry without a number (decoded as 0)",
+            ports: vec![("", 0, "")],
+            args: vec![],
+            explanation: "declares no TCP containerPort",
+        },
+        Case {
+            name: "a port number out of range",
+            ports: vec![("http", 70000, "TCP")],
+            args: vec![],
+            explanation: "declares no TCP containerPort",
+        },
     ];
-    for (ports, args, why) in cases {
-        let c = container(&ports, &args);
+    for case in cases {
+        let c = container(&case.ports, &case.args);
         let plan = plan_for(&c, &Settings::default());
-        assert!(plan.added.is_empty());
-        assert_eq!(plan.warnings.len(), 1);
+        assert!(plan.added.is_empty(), "{}: {:?}", case.name, plan.added);
+        assert_eq!(plan.warnings.len(), 1, "{}: {:?}", case.name, plan.warnings);
         assert!(
             plan.warnings[0].starts_with("container \"app\": no probe added: "),
-            "{}",
+            "{}: {}",
+            case.name,
             plan.warnings[0]
         );
-        assert!(plan.warnings[0].contains(why), "{}", plan.warnings[0]);
+        assert!(
+            plan.warnings[0].contains(case.explanation),
+            "{}: {}",
+            case.name,
+            plan.warnings[0]
+        );
     }
 }
 
@@ -349,22 +402,38 @@ fn existing_probes_are_never_replaced_and_need_no_port() {
         }),
         ..Probe::default()
     };
-    // (existing readiness, expected kinds added, liveness held)
+    struct Case {
+        name: &'static str,
+        existing_readiness: Probe,
+        added: Vec<ProbeKind>,
+        liveness_held: bool,
+    }
     let cases = [
-        (tcp_80, vec![], true),
-        (
-            http_ready,
-            vec![ProbeKind::Liveness, ProbeKind::Startup],
-            false,
-        ),
+        Case {
+            name: "readiness on the port liveness would check: liveness held",
+            existing_readiness: tcp_80,
+            added: vec![],
+            liveness_held: true,
+        },
+        Case {
+            name: "readiness on a path of its own: liveness and its startup guard added",
+            existing_readiness: http_ready,
+            added: vec![ProbeKind::Liveness, ProbeKind::Startup],
+            liveness_held: false,
+        },
     ];
-    for (readiness, kinds, held) in cases {
+    for case in cases {
         let mut c = container(&[("http", 80, "")], &[]);
-        c.readiness_probe = Some(readiness.clone());
+        c.readiness_probe = Some(case.existing_readiness.clone());
         let p = plan_for(&c, &Settings::default());
         let added: Vec<ProbeKind> = p.added.iter().map(|(k, _)| *k).collect();
-        assert_eq!(added, kinds, "{readiness:?}");
-        assert_eq!(p.held, held.then_some(ProbeKind::Liveness), "{readiness:?}");
+        assert_eq!(added, case.added, "{}", case.name);
+        assert_eq!(
+            p.held,
+            case.liveness_held.then_some(ProbeKind::Liveness),
+            "{}",
+            case.name
+        );
     }
 }
 
@@ -420,84 +489,103 @@ fn handlers() {
     let web = container(&[("web", 8080, "")], &[]);
     let operator = container(&[], &["--health-probe-bind-address=:8081"]);
     use ProbeKind::{Liveness, Readiness, Startup};
-    // (container, settings, expected probes, handlers only; liveness held)
+    struct Case<'a> {
+        name: &'static str,
+        container: &'a Container,
+        settings: Settings,
+        /// The probes added, handlers only.
+        probes: Vec<(ProbeKind, Probe)>,
+        liveness_held: bool,
+    }
     let cases = [
-        // All that is known is a port: readiness only.
-        (
-            &web,
-            Settings::default(),
-            vec![(Readiness, tcp(name("web")))],
-            true,
-        ),
-        (&web, grpc_settings, vec![(Readiness, grpc(8080))], true),
-        (
-            &web,
-            http_without_path,
-            vec![(Readiness, tcp(name("web")))],
-            true,
-        ),
-        (
-            &web,
-            same_paths,
-            vec![(Readiness, http("/health", name("web"), "HTTP"))],
-            true,
-        ),
-        // Unless the user asked for it.
-        (
-            &web,
-            identical_allowed,
-            vec![
+        Case {
+            name: "all that is known is a port: readiness only, by TCP",
+            container: &web,
+            settings: Settings::default(),
+            probes: vec![(Readiness, tcp(name("web")))],
+            liveness_held: true,
+        },
+        Case {
+            name: "the gRPC handler: readiness only",
+            container: &web,
+            settings: grpc_settings,
+            probes: vec![(Readiness, grpc(8080))],
+            liveness_held: true,
+        },
+        Case {
+            name: "the HTTP handler without a path falls back to TCP",
+            container: &web,
+            settings: http_without_path,
+            probes: vec![(Readiness, tcp(name("web")))],
+            liveness_held: true,
+        },
+        Case {
+            name: "the same path for liveness and readiness: readiness only",
+            container: &web,
+            settings: same_paths,
+            probes: vec![(Readiness, http("/health", name("web"), "HTTP"))],
+            liveness_held: true,
+        },
+        Case {
+            name: "identical liveness when the user asked for it",
+            container: &web,
+            settings: identical_allowed,
+            probes: vec![
                 (Liveness, tcp(name("web"))),
                 (Readiness, tcp(name("web"))),
                 (Startup, tcp(name("web"))),
             ],
-            false,
-        ),
+            liveness_held: false,
+        },
         // Liveness that checks something else, always behind a startup probe on its
         // handler.
-        (
-            &web,
-            paths.clone(),
-            vec![
+        Case {
+            name: "liveness and readiness paths over HTTPS",
+            container: &web,
+            settings: paths.clone(),
+            probes: vec![
                 (Liveness, http("/live", name("web"), "HTTPS")),
                 (Readiness, http("/ready", name("web"), "HTTPS")),
                 (Startup, http("/live", name("web"), "HTTPS")),
             ],
-            false,
-        ),
-        (
-            &web,
-            readiness_path,
-            vec![
+            liveness_held: false,
+        },
+        Case {
+            name: "a readiness path only: liveness by TCP",
+            container: &web,
+            settings: readiness_path,
+            probes: vec![
                 (Liveness, tcp(name("web"))),
                 (Readiness, http("/ready", name("web"), "HTTP")),
                 (Startup, tcp(name("web"))),
             ],
-            false,
-        ),
-        (
-            &operator,
-            Settings::default(),
-            vec![
+            liveness_held: false,
+        },
+        Case {
+            name: "a controller-runtime health server: its own /healthz and /readyz",
+            container: &operator,
+            settings: Settings::default(),
+            probes: vec![
                 (Liveness, http("/healthz", IntOrString::Int(8081), "HTTP")),
                 (Readiness, http("/readyz", IntOrString::Int(8081), "HTTP")),
                 (Startup, http("/healthz", IntOrString::Int(8081), "HTTP")),
             ],
-            false,
-        ),
-        (
-            &operator,
-            paths,
-            vec![
+            liveness_held: false,
+        },
+        Case {
+            name: "a controller-runtime health server with paths set: the settings win",
+            container: &operator,
+            settings: paths,
+            probes: vec![
                 (Liveness, http("/live", IntOrString::Int(8081), "HTTPS")),
                 (Readiness, http("/ready", IntOrString::Int(8081), "HTTPS")),
                 (Startup, http("/live", IntOrString::Int(8081), "HTTPS")),
             ],
-            false,
-        ),
+            liveness_held: false,
+        },
     ];
-    for (c, settings, expected, held) in cases {
-        let p = plan_for(c, &settings);
+    for case in cases {
+        let p = plan_for(case.container, &case.settings);
         let handler_only = |probe: &Probe| Probe {
             http_get: probe.http_get.clone(),
             tcp_socket: probe.tcp_socket.clone(),
@@ -509,8 +597,13 @@ fn handlers() {
             .iter()
             .map(|(k, pr)| (*k, handler_only(pr)))
             .collect();
-        assert_eq!(got, expected, "{settings:?}");
-        assert_eq!(p.held, held.then_some(ProbeKind::Liveness), "{settings:?}");
+        assert_eq!(got, case.probes, "{}", case.name);
+        assert_eq!(
+            p.held,
+            case.liveness_held.then_some(ProbeKind::Liveness),
+            "{}",
+            case.name
+        );
     }
 }
 
@@ -565,58 +658,147 @@ fn same_check_resolves_named_ports() {
         }),
         ..Probe::default()
     };
-    // (a, b, same)
+    struct Case {
+        name: &'static str,
+        a: Probe,
+        b: Probe,
+        same: bool,
+    }
     let cases = [
-        (tcp(name("web")), tcp(IntOrString::Int(8080)), true),
-        (tcp(name("web")), tcp(name("admin")), false),
-        (tcp(name("nope")), tcp(name("nope")), true),
-        (
-            http("/a", name("web")),
-            http("/a", IntOrString::Int(8080)),
-            true,
-        ),
-        (http("/a", name("web")), http("/b", name("web")), false),
-        (http("/a", name("web")), tcp(name("web")), false),
-        (exec("check"), exec("check"), true),
-        (exec("check"), exec("other"), false),
-        (Probe::default(), Probe::default(), false),
+        Case {
+            name: "TCP on a port name and on its number",
+            a: tcp(name("web")),
+            b: tcp(IntOrString::Int(8080)),
+            same: true,
+        },
+        Case {
+            name: "TCP on two different named ports",
+            a: tcp(name("web")),
+            b: tcp(name("admin")),
+            same: false,
+        },
+        Case {
+            name: "TCP on the same unknown name",
+            a: tcp(name("nope")),
+            b: tcp(name("nope")),
+            same: true,
+        },
+        Case {
+            name: "HTTP on one path, by port name and by number",
+            a: http("/a", name("web")),
+            b: http("/a", IntOrString::Int(8080)),
+            same: true,
+        },
+        Case {
+            name: "HTTP on two paths",
+            a: http("/a", name("web")),
+            b: http("/b", name("web")),
+            same: false,
+        },
+        Case {
+            name: "HTTP and TCP on one port",
+            a: http("/a", name("web")),
+            b: tcp(name("web")),
+            same: false,
+        },
+        Case {
+            name: "the same exec command",
+            a: exec("check"),
+            b: exec("check"),
+            same: true,
+        },
+        Case {
+            name: "two exec commands",
+            a: exec("check"),
+            b: exec("other"),
+            same: false,
+        },
+        Case {
+            name: "two probes without a handler",
+            a: Probe::default(),
+            b: Probe::default(),
+            same: false,
+        },
     ];
-    for (a, b, same) in cases {
-        assert_eq!(same_check(&c, &a, &b), same, "{a:?} {b:?}");
-        assert_eq!(same_check(&c, &b, &a), same, "{b:?} {a:?}");
+    for case in cases {
+        let (a, b) = (&case.a, &case.b);
+        assert_eq!(same_check(&c, a, b), case.same, "{}: a, b", case.name);
+        assert_eq!(same_check(&c, b, a), case.same, "{}: b, a", case.name);
     }
 }
 
 #[test]
 fn startup_guard_covers_the_configured_time() {
-    // (period, startup-seconds, expected failureThreshold)
-    for (period, seconds, threshold) in [
-        (10, 300, 30),
-        (7, 300, 43),
-        (1, 300, 300),
-        (60, 30, 1),
-        (1, i32::MAX, i32::MAX),
-        (i32::MAX, i32::MAX, 1),
-    ] {
+    struct Case {
+        name: &'static str,
+        period_seconds: i32,
+        startup_seconds: i32,
+        failure_threshold: i32,
+    }
+    let cases = [
+        Case {
+            name: "an even division",
+            period_seconds: 10,
+            startup_seconds: 300,
+            failure_threshold: 30,
+        },
+        Case {
+            name: "an uneven division rounds up",
+            period_seconds: 7,
+            startup_seconds: 300,
+            failure_threshold: 43,
+        },
+        Case {
+            name: "a one-second period",
+            period_seconds: 1,
+            startup_seconds: 300,
+            failure_threshold: 300,
+        },
+        Case {
+            name: "a period longer than the startup time: one try",
+            period_seconds: 60,
+            startup_seconds: 30,
+            failure_threshold: 1,
+        },
+        Case {
+            name: "the largest startup time does not overflow",
+            period_seconds: 1,
+            startup_seconds: i32::MAX,
+            failure_threshold: i32::MAX,
+        },
+        Case {
+            name: "the largest period and startup time",
+            period_seconds: i32::MAX,
+            startup_seconds: i32::MAX,
+            failure_threshold: 1,
+        },
+    ];
+    for case in cases {
         let settings = Settings {
             liveness_path: Some("/live".into()),
             timings: Timings {
-                period_seconds: period,
+                period_seconds: case.period_seconds,
                 ..Settings::default().timings
             },
-            startup_seconds: seconds,
+            startup_seconds: case.startup_seconds,
             ..Settings::default()
         };
         let c = container(&[("http", 80, "")], &[]);
         let p = plan_for(&c, &settings);
         let (kind, startup) = p.added.last().unwrap();
-        assert_eq!(*kind, ProbeKind::Startup);
+        assert_eq!(*kind, ProbeKind::Startup, "{}", case.name);
         assert_eq!(
             startup.failure_threshold,
-            Some(threshold),
-            "{period} {seconds}"
+            Some(case.failure_threshold),
+            "{}",
+            case.name
         );
-        assert!(i64::from(threshold) * i64::from(period) >= i64::from(seconds));
+        assert!(
+            i64::from(case.failure_threshold) * i64::from(case.period_seconds)
+                >= i64::from(case.startup_seconds),
+            "{}",
+            case.name
+        );
     }
     // The container's own startup probe is enough.
     let mut c = container(&[("http", 80, "")], &[]);
