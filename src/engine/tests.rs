@@ -90,7 +90,6 @@ fn ops_paths(m: &Mutation) -> Vec<String> {
 
 #[test]
 fn the_record_annotation_is_placed_wherever_metadata_stands() {
-    // (object, expected patch paths)
     let deployment = |template: Value| {
         json!({
             "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
@@ -98,43 +97,55 @@ fn the_record_annotation_is_placed_wherever_metadata_stands() {
         })
     };
     let spec = json!({"containers": [{"name": "web", "ports": [{"containerPort": 80}]}]});
+    struct Case {
+        name: &'static str,
+        object: Value,
+        /// The patch operations, as "op path".
+        operations: Vec<&'static str>,
+    }
     let cases = [
-        (
-            pod(json!({"name": "p", "annotations": {"a": "b"}})),
-            vec![
+        Case {
+            name: "a pod with annotations: one more key",
+            object: pod(json!({"name": "p", "annotations": {"a": "b"}})),
+            operations: vec![
                 "add /spec/containers/0/readinessProbe",
                 "add /metadata/annotations/probegate.io~1injected",
             ],
-        ),
-        (
-            pod(json!({"name": "p"})),
-            vec![
+        },
+        Case {
+            name: "a pod without annotations: the map is added",
+            object: pod(json!({"name": "p"})),
+            operations: vec![
                 "add /spec/containers/0/readinessProbe",
                 "add /metadata/annotations",
             ],
-        ),
-        (
-            json!({"apiVersion": "v1", "kind": "Pod", "spec": spec}),
-            vec!["add /spec/containers/0/readinessProbe", "add /metadata"],
-        ),
-        (
-            deployment(json!({"spec": spec})),
-            vec![
+        },
+        Case {
+            name: "a pod without metadata: metadata is added",
+            object: json!({"apiVersion": "v1", "kind": "Pod", "spec": spec}),
+            operations: vec!["add /spec/containers/0/readinessProbe", "add /metadata"],
+        },
+        Case {
+            name: "a template without metadata: its metadata is added",
+            object: deployment(json!({"spec": spec})),
+            operations: vec![
                 "add /spec/template/spec/containers/0/readinessProbe",
                 "add /spec/template/metadata",
             ],
-        ),
-        (
-            deployment(json!({"metadata": {"labels": {"app": "d"}}, "spec": spec})),
-            vec![
+        },
+        Case {
+            name: "a template with labels but no annotations: the map is added",
+            object: deployment(json!({"metadata": {"labels": {"app": "d"}}, "spec": spec})),
+            operations: vec![
                 "add /spec/template/spec/containers/0/readinessProbe",
                 "add /spec/template/metadata/annotations",
             ],
-        ),
+        },
     ];
-    for (object, expected) in cases {
+    for case in cases {
+        let object = case.object;
         let (mutation, patched) = run(&object, &[]);
-        assert_eq!(ops_paths(&mutation), expected, "{object}");
+        assert_eq!(ops_paths(&mutation), case.operations, "{}", case.name);
         let pointer = if object["kind"] == "Pod" {
             "/metadata/annotations"
         } else {
@@ -143,10 +154,16 @@ fn the_record_annotation_is_placed_wherever_metadata_stands() {
         let annotations = patched.pointer(pointer).unwrap();
         assert_eq!(
             annotations["probegate.io/injected"],
-            "web=readiness;liveness-held=web(same check as readiness)"
+            "web=readiness;liveness-held=web(same check as readiness)",
+            "{}",
+            case.name
         );
         if object["kind"] == "Pod" && object["metadata"]["annotations"]["a"] == "b" {
-            assert_eq!(annotations["a"], "b", "existing annotations stay");
+            assert_eq!(
+                annotations["a"], "b",
+                "{}: existing annotations stay",
+                case.name
+            );
         }
     }
 }
@@ -258,37 +275,55 @@ fn namespace_gates_go_only_to_pods_a_service_selects() {
 #[test]
 fn a_pod_judged_again_merges_its_record_into_the_templates() {
     let held = "gates-held=1(no Service selects the pods)";
-    // (template's record, this review's entries, merged)
-    let cases: &[(&str, &[&str], String)] = &[
-        (
-            "",
-            &["web=readiness", "gates=1"],
-            "web=readiness;gates=1".into(),
-        ),
-        (
-            &format!("web=readiness;liveness-held=web(same check as readiness);{held}"),
-            &["liveness-held=web(same check as readiness)", "gates=1"],
-            "web=readiness;liveness-held=web(same check as readiness);gates=1".into(),
-        ),
-        (
-            "web=readiness;gates=1",
-            &["gates=1"],
-            "web=readiness;gates=2".into(),
-        ),
-        (
-            "web=readiness;gates-held=2(no Service selects the pods)",
-            &["gates=1", held],
-            format!("web=readiness;{held};gates=1"),
-        ),
-        (
-            "web=readiness",
-            &["web=liveness,startup", "side=readiness"],
-            "web=readiness,liveness,startup;side=readiness".into(),
-        ),
+    struct Case<'a> {
+        name: &'static str,
+        /// The record on the template.
+        earlier: &'a str,
+        /// This review's entries.
+        now: &'a [&'a str],
+        merged: String,
+    }
+    let held_earlier = format!("web=readiness;liveness-held=web(same check as readiness);{held}");
+    let cases = [
+        Case {
+            name: "nothing on the template: this review's record",
+            earlier: "",
+            now: &["web=readiness", "gates=1"],
+            merged: "web=readiness;gates=1".into(),
+        },
+        Case {
+            name: "gates held before and added now: the held entry goes",
+            earlier: &held_earlier,
+            now: &["liveness-held=web(same check as readiness)", "gates=1"],
+            merged: "web=readiness;liveness-held=web(same check as readiness);gates=1".into(),
+        },
+        Case {
+            name: "gates added before and now are counted together",
+            earlier: "web=readiness;gates=1",
+            now: &["gates=1"],
+            merged: "web=readiness;gates=2".into(),
+        },
+        Case {
+            name: "the held count of this review replaces the earlier one",
+            earlier: "web=readiness;gates-held=2(no Service selects the pods)",
+            now: &["gates=1", held],
+            merged: format!("web=readiness;{held};gates=1"),
+        },
+        Case {
+            name: "probe kinds of one container are joined, other containers appended",
+            earlier: "web=readiness",
+            now: &["web=liveness,startup", "side=readiness"],
+            merged: "web=readiness,liveness,startup;side=readiness".into(),
+        },
     ];
-    for (earlier, now, merged) in cases {
-        let now: Vec<String> = now.iter().map(|e| e.to_string()).collect();
-        assert_eq!(record::merge(earlier, &now), *merged, "{earlier} + {now:?}");
+    for case in cases {
+        let now: Vec<String> = case.now.iter().map(|e| e.to_string()).collect();
+        assert_eq!(
+            record::merge(case.earlier, &now),
+            case.merged,
+            "{}",
+            case.name
+        );
     }
 }
 
@@ -437,60 +472,78 @@ fn deployment_with(meta: Value, template_meta: Value) -> Value {
 fn opt_out_and_its_reach() {
     let disabled = json!({"probegate.io/inject": "disabled"});
     let named = |annotations: Value| json!({"name": "d", "annotations": annotations});
-    // (object, namespace layer, annotations the template must end with; None = unchanged)
+    struct Case {
+        name: &'static str,
+        object: Value,
+        /// The namespace's annotations.
+        namespace: BTreeMap<String, String>,
+        /// The annotations the template must end with; None: the object is unchanged.
+        template_annotations: Option<Value>,
+    }
     let cases = [
         // The workload's own opt-out is copied down, so its pods are not mutated either.
-        (
-            deployment_with(named(disabled.clone()), json!({})),
-            ns(&[]),
-            Some(json!({"probegate.io/inject": "disabled"})),
-        ),
-        (
-            deployment_with(named(json!({})), json!({"annotations": disabled.clone()})),
-            ns(&[]),
-            None,
-        ),
-        (
-            deployment_with(
+        Case {
+            name: "the workload's own opt-out is copied down to its template",
+            object: deployment_with(named(disabled.clone()), json!({})),
+            namespace: ns(&[]),
+            template_annotations: Some(json!({"probegate.io/inject": "disabled"})),
+        },
+        Case {
+            name: "an opt-out on the template alone: unchanged",
+            object: deployment_with(named(json!({})), json!({"annotations": disabled.clone()})),
+            namespace: ns(&[]),
+            template_annotations: None,
+        },
+        Case {
+            name: "an opt-out on the workload and its template: unchanged",
+            object: deployment_with(
                 named(disabled.clone()),
                 json!({"annotations": disabled.clone()}),
             ),
-            ns(&[]),
-            None,
-        ),
+            namespace: ns(&[]),
+            template_annotations: None,
+        },
         // Pods in a disabled namespace are not mutated anyway: nothing to copy.
-        (
-            deployment_with(named(disabled.clone()), json!({})),
-            ns(&[("probegate.io/inject", "disabled")]),
-            None,
-        ),
-        (
-            deployment_with(named(json!({"probegate.io/probes": "startup"})), json!({})),
-            ns(&[("probegate.io/inject", "disabled")]),
-            None,
-        ),
-        (
-            pod(json!({"name": "p", "annotations": disabled.clone()})),
-            ns(&[]),
-            None,
-        ),
+        Case {
+            name: "a workload opted out in a disabled namespace: nothing to copy",
+            object: deployment_with(named(disabled.clone()), json!({})),
+            namespace: ns(&[("probegate.io/inject", "disabled")]),
+            template_annotations: None,
+        },
+        Case {
+            name: "a workload's other settings in a disabled namespace: unchanged",
+            object: deployment_with(named(json!({"probegate.io/probes": "startup"})), json!({})),
+            namespace: ns(&[("probegate.io/inject", "disabled")]),
+            template_annotations: None,
+        },
+        Case {
+            name: "an opted-out pod: unchanged",
+            object: pod(json!({"name": "p", "annotations": disabled.clone()})),
+            namespace: ns(&[]),
+            template_annotations: None,
+        },
     ];
-    for (object, namespace, expected) in cases {
-        let (mutation, patched) = run(&object, &[&namespace]);
-        assert!(mutation.warnings.is_empty(), "{:?}", messages(&mutation));
-        match expected {
+    for case in cases {
+        let (object, name) = (&case.object, case.name);
+        let (mutation, patched) = run(object, &[&case.namespace]);
+        assert!(
+            mutation.warnings.is_empty(),
+            "{name}: {:?}",
+            messages(&mutation)
+        );
+        match case.template_annotations {
             None => {
-                assert!(mutation.patch.0.is_empty(), "{object}");
-                assert_eq!(patched, object);
+                assert!(mutation.patch.0.is_empty(), "{name}");
+                assert_eq!(&patched, object, "{name}");
             }
             Some(annotations) => {
                 assert_eq!(
                     patched["spec"]["template"]["metadata"]["annotations"], annotations,
-                    "{object}"
+                    "{name}"
                 );
-                assert_eq!(mutation.probes_added(), [0, 0, 0]);
+                assert_eq!(mutation.probes_added(), [0, 0, 0], "{name}");
                 // Bookkeeping, not a finding: `mutate --check` passes an opted-out workload.
-                assert!(!mutation.is_finding(), "{object}");
+                assert!(!mutation.is_finding(), "{name}");
             }
         }
     }
