@@ -179,18 +179,51 @@ mod tests {
 
     #[test]
     fn boolean_flags() {
+        struct Case {
+            name: &'static str,
+            args: &'static [&'static str],
+            value: Option<bool>,
+        }
         let cases = [
-            (vec!["--m"], Some(true)),
-            (vec!["--m=false"], Some(false)),
-            (vec!["--m=OFF"], Some(false)),
-            (vec!["--m=maybe"], None),
-            (vec!["--m", "false"], Some(false)),
-            (vec!["--m", "No"], Some(false)),
-            (vec!["--m", "positional"], Some(true)),
+            Case {
+                name: "a flag without a value is true",
+                args: &["--m"],
+                value: Some(true),
+            },
+            Case {
+                name: "=false",
+                args: &["--m=false"],
+                value: Some(false),
+            },
+            Case {
+                name: "=OFF in capitals",
+                args: &["--m=OFF"],
+                value: Some(false),
+            },
+            Case {
+                name: "a value that is no boolean",
+                args: &["--m=maybe"],
+                value: None,
+            },
+            Case {
+                name: "false in the next argument",
+                args: &["--m", "false"],
+                value: Some(false),
+            },
+            Case {
+                name: "No in the next argument",
+                args: &["--m", "No"],
+                value: Some(false),
+            },
+            Case {
+                name: "a positional argument after the flag is not its value",
+                args: &["--m", "positional"],
+                value: Some(true),
+            },
         ];
-        for (args, expected) in cases {
-            let c = container(&[], &args);
-            assert_eq!(flags(&c)[0].as_bool(), expected, "{args:?}");
+        for case in cases {
+            let c = container(&[], case.args);
+            assert_eq!(flags(&c)[0].as_bool(), case.value, "{}", case.name);
         }
     }
 
@@ -204,19 +237,60 @@ mod tests {
 
     #[test]
     fn listen_ports() {
+        struct Case {
+            name: &'static str,
+            address: &'static str,
+            port: Option<u16>,
+        }
         let cases = [
-            (":8081", Some(8081)),
-            ("0.0.0.0:8081", Some(8081)),
-            ("[::]:9440", Some(9440)),
-            ("8080", Some(8080)),
-            ("0", None),
-            (":0", None),
-            ("localhost:http", None),
-            ("", None),
-            (":70000", None),
+            Case {
+                name: "a port after a colon",
+                address: ":8081",
+                port: Some(8081),
+            },
+            Case {
+                name: "all IPv4 addresses",
+                address: "0.0.0.0:8081",
+                port: Some(8081),
+            },
+            Case {
+                name: "all IPv6 addresses, bracketed",
+                address: "[::]:9440",
+                port: Some(9440),
+            },
+            Case {
+                name: "a bare port",
+                address: "8080",
+                port: Some(8080),
+            },
+            Case {
+                name: "0 switches the server off",
+                address: "0",
+                port: None,
+            },
+            Case {
+                name: "port 0 is no port",
+                address: ":0",
+                port: None,
+            },
+            Case {
+                name: "a named service port is not resolved",
+                address: "localhost:http",
+                port: None,
+            },
+            Case {
+                name: "an empty address",
+                address: "",
+                port: None,
+            },
+            Case {
+                name: "a port out of range",
+                address: ":70000",
+                port: None,
+            },
         ];
-        for (address, expected) in cases {
-            assert_eq!(listen_port(address), expected, "{address:?}");
+        for case in cases {
+            assert_eq!(listen_port(case.address), case.port, "{}", case.name);
         }
     }
 

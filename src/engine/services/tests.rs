@@ -26,21 +26,61 @@ fn service(name: &str, selector: Option<&[(&str, &str)]>) -> Service {
 #[test]
 fn selection_follows_the_endpoints_controller() {
     let pod = map(&[("app", "web"), ("tier", "front")]);
-    // (selector, selects the pod)
-    type Selector<'a> = Option<&'a [(&'a str, &'a str)]>;
-    let cases: &[(Selector, bool)] = &[
-        (Some(&[("app", "web")]), true),
-        (Some(&[("app", "web"), ("tier", "front")]), true),
-        (Some(&[("app", "web"), ("tier", "back")]), false),
-        (Some(&[("app", "web"), ("zone", "a")]), false),
-        (Some(&[("app", "worker")]), false),
-        (Some(&[]), false),
-        (None, false),
+    struct Case {
+        name: &'static str,
+        selector: Option<&'static [(&'static str, &'static str)]>,
+        selects_the_pod: bool,
+    }
+    let cases = [
+        Case {
+            name: "one label the pod has",
+            selector: Some(&[("app", "web")]),
+            selects_the_pod: true,
+        },
+        Case {
+            name: "every label the pod has",
+            selector: Some(&[("app", "web"), ("tier", "front")]),
+            selects_the_pod: true,
+        },
+        Case {
+            name: "one label with another value",
+            selector: Some(&[("app", "web"), ("tier", "back")]),
+            selects_the_pod: false,
+        },
+        Case {
+            name: "one label the pod lacks",
+            selector: Some(&[("app", "web"), ("zone", "a")]),
+            selects_the_pod: false,
+        },
+        Case {
+            name: "another app",
+            selector: Some(&[("app", "worker")]),
+            selects_the_pod: false,
+        },
+        Case {
+            name: "an empty selector selects nothing",
+            selector: Some(&[]),
+            selects_the_pod: false,
+        },
+        Case {
+            name: "no selector selects nothing",
+            selector: None,
+            selects_the_pod: false,
+        },
     ];
-    for (selector, expected) in cases {
-        let s = ServiceEvidence::from(service("s", *selector));
-        assert_eq!(selects(&s, Some(&pod)), *expected, "{selector:?}");
-        assert!(!selects(&s, None), "a pod without labels: {selector:?}");
+    for case in cases {
+        let s = ServiceEvidence::from(service("s", case.selector));
+        assert_eq!(
+            selects(&s, Some(&pod)),
+            case.selects_the_pod,
+            "{}",
+            case.name
+        );
+        assert!(
+            !selects(&s, None),
+            "{}: a pod without labels is selected",
+            case.name
+        );
     }
     let no_spec = ServiceEvidence::from(Service::default());
     assert!(!selects(&no_spec, Some(&pod)));
