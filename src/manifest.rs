@@ -228,37 +228,52 @@ mod tests {
 
     #[test]
     fn bad_documents_name_file_and_position() {
-        // (text, expected message)
+        struct Case {
+            name: &'static str,
+            text: &'static str,
+            /// How the error message starts.
+            error: &'static str,
+        }
         let cases = [
-            (
-                "apiVersion: v1\nkind: Pod\n---\nkind: [unclosed\n",
-                "in.yaml: document 2: not valid YAML",
-            ),
-            (
-                "apiVersion: v1\nkind: Pod\n---\n- a\n- b\n",
-                "in.yaml: document 2: expected an object (a mapping with apiVersion and kind), found a list",
-            ),
-            (
-                "just a string\n",
-                "in.yaml: document 1: expected an object (a mapping with apiVersion and kind), found a string",
-            ),
-            (
-                "apiVersion: v1\nmetadata: {}\n",
-                "in.yaml: document 1: the object has no kind",
-            ),
-            (
-                "kind: Pod\n",
-                "in.yaml: document 1: the object has no apiVersion",
-            ),
-            (
-                "apiVersion: v1\nkind: 3\n",
-                "in.yaml: document 1: the object has no kind",
-            ),
-            ("a: &x [*x]\n", "in.yaml: document 1: not valid YAML"),
+            Case {
+                name: "YAML that does not parse, in the second document",
+                text: "apiVersion: v1\nkind: Pod\n---\nkind: [unclosed\n",
+                error: "in.yaml: document 2: not valid YAML",
+            },
+            Case {
+                name: "a list where an object belongs",
+                text: "apiVersion: v1\nkind: Pod\n---\n- a\n- b\n",
+                error: "in.yaml: document 2: expected an object (a mapping with apiVersion and kind), found a list",
+            },
+            Case {
+                name: "a string where an object belongs",
+                text: "just a string\n",
+                error: "in.yaml: document 1: expected an object (a mapping with apiVersion and kind), found a string",
+            },
+            Case {
+                name: "an object without kind",
+                text: "apiVersion: v1\nmetadata: {}\n",
+                error: "in.yaml: document 1: the object has no kind",
+            },
+            Case {
+                name: "an object without apiVersion",
+                text: "kind: Pod\n",
+                error: "in.yaml: document 1: the object has no apiVersion",
+            },
+            Case {
+                name: "a kind that is not a string",
+                text: "apiVersion: v1\nkind: 3\n",
+                error: "in.yaml: document 1: the object has no kind",
+            },
+            Case {
+                name: "an alias that refers to itself",
+                text: "a: &x [*x]\n",
+                error: "in.yaml: document 1: not valid YAML",
+            },
         ];
-        for (text, expected) in cases {
-            let error = yaml(text).unwrap_err().to_string();
-            assert!(error.starts_with(expected), "{text:?}: {error}");
+        for case in cases {
+            let error = yaml(case.text).unwrap_err().to_string();
+            assert!(error.starts_with(case.error), "{}: {error}", case.name);
         }
         let error = parse("in.json", "{\"kind\": ", Format::Json)
             .unwrap_err()

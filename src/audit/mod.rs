@@ -374,21 +374,55 @@ mod tests {
 
     #[test]
     fn stuck_after_durations() {
-        // (text, seconds or None for an error)
+        struct Case {
+            name: &'static str,
+            text: &'static str,
+            /// The duration in seconds; None: an error.
+            seconds: Option<i64>,
+        }
         let cases = [
-            ("10m", Some(600)),
-            ("90s", Some(90)),
-            ("1h30m", Some(5400)),
-            ("1h 30m", Some(5400)),
-            ("5", None),
-            ("0s", None),
-            ("soon", None),
+            Case {
+                name: "minutes",
+                text: "10m",
+                seconds: Some(600),
+            },
+            Case {
+                name: "seconds",
+                text: "90s",
+                seconds: Some(90),
+            },
+            Case {
+                name: "hours and minutes",
+                text: "1h30m",
+                seconds: Some(5400),
+            },
+            Case {
+                name: "hours and minutes with a space",
+                text: "1h 30m",
+                seconds: Some(5400),
+            },
+            Case {
+                name: "a number without a unit",
+                text: "5",
+                seconds: None,
+            },
+            Case {
+                name: "zero",
+                text: "0s",
+                seconds: None,
+            },
+            Case {
+                name: "not a duration",
+                text: "soon",
+                seconds: None,
+            },
         ];
-        for (text, seconds) in cases {
+        for case in cases {
             assert_eq!(
-                parse_duration(text).ok().map(|d| d.as_secs()),
-                seconds,
-                "{text}"
+                parse_duration(case.text).ok().map(|d| d.as_secs()),
+                case.seconds,
+                "{}",
+                case.name
             );
         }
     }
