@@ -1,0 +1,129 @@
+use super::*;
+use crate::engine::{self, Context};
+use k8s_openapi::api::core::v1::Service;
+use std::path::Path;
+
+/// Every object the project keeps as a fixture: the golden inputs and the review
+/// fixtures, as `(origin, object)`.
+fn fixtures() -> Vec<(String, serde_json::Value)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut objects = Vec::new();
+    let golden = root.join("tests/golden");
+    let mut cases: Vec<_> = std::fs::read_dir(&golden)
+        .unwrap()
+        .map(|e| e.unwrap().path().join("input.yaml"))
+        .filter(|p| p.is_file())
+        .collect();
+    cases.sort();
+    let documents = crate::manifest::read_paths(&cases, &mut std::io::empty()).unwrap();
+    for document in documents {
+        objects.push((document.origin.to_string(), document.value));
+    }
+    for entry in std::fs::read_dir(root.join("benches/fixtures")).unwrap() {
+        let path = entry.unwrap().path();
+        let value: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let object = if value["kind"] == "AdmissionReview" {
+            value["request"]["object"].clone()
+        } else {
+            value
+        };
+        objects.push((path.display().to_string(), object));
+    }
+    objects
+}
+
+#[test]
+fn the_engine_answers_the_same_from_either_decode() {
+    let gates = BTreeMap::from([(
+        "probegate.io/readiness-gates".to_string(),
+        "example.com/lb".to_string(),
+    )]);
+    let all: Vec<(String, serde_json::Value)> = fixtures();
+    let services: Vec<engine::ServiceEvidence> = all
+        .iter()
+        .filter(|(_, o)| o["kind"] == "Service")
+        .map(|(_, o)| serde_json::from_value::<Service>(o.clone()).unwrap().into())
+        .collect();
+    let services: Vec<&engine::ServiceEvidence> = services.iter().collect();
+    let mut compared = 0;
+    for (origin, object) in &all {
+        let api_version = object["apiVersion"].as_str().unwrap_or_default();
+        let kind = object["kind"].as_str().unwrap_or_default();
+        let (group, version) = Workload::split_api_version(api_version);
+        let Some(full) = Workload::decode(group, version, kind, object.clone()).unwrap() else {
+            continue;
+        };
+        let partial = decode(group, version, kind, &object.to_string())
+            .unwrap()
+            .unwrap();
+        for layers in [&[][..], &[&gates][..]] {
+            let context = Context {
+                layers,
+                services: &services,
+            };
+            assert_eq!(
+                engine::mutate(&partial, &context),
+                engine::mutate(&full, &context),
+                "{origin}: {kind}"
+            );
+        }
+        compared += 1;
+    }
+    assert!(compared >= 30, "only {compared} objects compared");
+}
+
+#[test]
+fn unread_fields_are_not_built_and_read_ones_must_fit() {
+    let pod = |container: serde_json::Value| {
+        serde_json::json!({"metadata": {"name": "p", "managedFields": [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}],
+                "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{\"a\": 1}"}},
+            "spec": {"containers": [container]}})
+        .to_string()
+    };
+    let decoded = decode(
+        "",
+        "v1",
+        "Pod",
+        &pod(serde_json::json!({"name": "app", "resources": {"limits": {"cpu": "x"}},
+            "env": [{"name": "ENABLE_METRICS", "value": "false"}, {"name": "METRICS_PORT", "valueFrom": {"fieldRef": {"fieldPath": "x"}}},
+                {"name": "DATABASE_URL", "value": "postgres://"}]})),
+    )
+    .unwrap()
+    .unwrap();
+    let Workload::Pod(p) = decoded else {
+        panic!("a Pod")
+    };
+    assert_eq!(p.metadata.managed_fields, None);
+    // Annotations no rule reads are read past; the map is still there.
+    assert_eq!(p.metadata.annotations, Some(BTreeMap::new()));
+    let container = &p.spec.unwrap().containers[0];
+    assert_eq!(container.resources, None);
+    // Only the variables a rule reads are kept.
+    let env: Vec<(&str, Option<&str>)> = container
+        .env
+        .iter()
+        .flatten()
+        .map(|v| (v.name.as_str(), v.value.as_deref()))
+        .collect();
+    assert_eq!(
+        env,
+        [("ENABLE_METRICS", Some("false")), ("METRICS_PORT", None)]
+    );
+    // A field the rules read that does not fit is still an error.
+    let err = decode(
+        "",
+        "v1",
+        "Pod",
+        &pod(serde_json::json!({"name": "app", "ports": "http"})),
+    )
+    .unwrap_err();
+    assert_eq!(err.kind, "Pod");
+    assert!(decode("", "v1", "Service", "{}").unwrap().is_none());
+    // The object's own apiVersion and kind, where given, must be what the review says.
+    for (api_version, kind) in [("v1", "Service"), ("v2", "Pod")] {
+        let object = format!(r#"{{"apiVersion": "{api_version}", "kind": "{kind}"}}"#);
+        assert!(decode("", "v1", "Pod", &object).is_err(), "{object}");
+    }
+    assert!(decode("", "v1", "Pod", r#"{"apiVersion": "v1", "kind": "Pod"}"#).is_ok());
+}
