@@ -419,7 +419,39 @@ fn liveness_restart_cases() {
 
 #[test]
 fn human_durations() {
-    for (seconds, text) in [(40, "40s"), (720, "12m"), (3600, "1h"), (3900, "1h5m")] {
-        assert_eq!(human(SignedDuration::from_secs(seconds)), text);
+    struct Case {
+        name: &'static str,
+        seconds: i64,
+        text: &'static str,
+    }
+    let cases = [
+        Case {
+            name: "under a minute: seconds",
+            seconds: 40,
+            text: "40s",
+        },
+        Case {
+            name: "under an hour: minutes",
+            seconds: 720,
+            text: "12m",
+        },
+        Case {
+            name: "a whole hour",
+            seconds: 3600,
+            text: "1h",
+        },
+        Case {
+            name: "hours and minutes",
+            seconds: 3900,
+            text: "1h5m",
+        },
+    ];
+    for case in cases {
+        assert_eq!(
+            human(SignedDuration::from_secs(case.seconds)),
+            case.text,
+            "{}",
+            case.name
+        );
     }
 }

@@ -103,11 +103,34 @@ fn selecting_services_are_ordered_by_name() {
     let mut elsewhere = service("a", Some(&[("app", "web")]));
     elsewhere.metadata.namespace = Some("other".into());
     let elsewhere = ServiceEvidence::from(elsewhere);
-    for (pod_namespace, selected) in [(Some("shop"), 0), (Some("other"), 1), (None, 1)] {
+    struct Case {
+        name: &'static str,
+        pod_namespace: Option<&'static str>,
+        selected: usize,
+    }
+    let cases = [
+        Case {
+            name: "a pod in another namespace",
+            pod_namespace: Some("shop"),
+            selected: 0,
+        },
+        Case {
+            name: "a pod in the Service's namespace",
+            pod_namespace: Some("other"),
+            selected: 1,
+        },
+        Case {
+            name: "a pod whose namespace is not known",
+            pod_namespace: None,
+            selected: 1,
+        },
+    ];
+    for case in cases {
         assert_eq!(
-            selecting(&[&elsewhere], pod_namespace, Some(&pod)).len(),
-            selected,
-            "{pod_namespace:?}"
+            selecting(&[&elsewhere], case.pod_namespace, Some(&pod)).len(),
+            case.selected,
+            "{}",
+            case.name
         );
     }
 }
