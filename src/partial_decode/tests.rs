@@ -121,9 +121,31 @@ fn unread_fields_are_not_built_and_read_ones_must_fit() {
     assert_eq!(err.kind, "Pod");
     assert!(decode("", "v1", "Service", "{}").unwrap().is_none());
     // The object's own apiVersion and kind, where given, must be what the review says.
-    for (api_version, kind) in [("v1", "Service"), ("v2", "Pod")] {
+    struct Case {
+        name: &'static str,
+        api_version: &'static str,
+        kind: &'static str,
+    }
+    let cases = [
+        Case {
+            name: "another kind than the review's",
+            api_version: "v1",
+            kind: "Service",
+        },
+        Case {
+            name: "another version than the review's",
+            api_version: "v2",
+            kind: "Pod",
+        },
+    ];
+    for case in cases {
+        let (api_version, kind) = (case.api_version, case.kind);
         let object = format!(r#"{{"apiVersion": "{api_version}", "kind": "{kind}"}}"#);
-        assert!(decode("", "v1", "Pod", &object).is_err(), "{object}");
+        assert!(
+            decode("", "v1", "Pod", &object).is_err(),
+            "{}: {object}",
+            case.name
+        );
     }
     assert!(decode("", "v1", "Pod", r#"{"apiVersion": "v1", "kind": "Pod"}"#).is_ok());
 }

@@ -92,16 +92,42 @@ fn decodes_every_handled_kind_and_finds_its_pod_spec() {
 
 #[test]
 fn other_kinds_and_versions_pass_through() {
-    for (api_version, kind) in [
-        ("v1", "Service"),
-        ("v1", "ConfigMap"),
-        ("apps/v1beta1", "Deployment"),
-        ("extensions/v1beta1", "Deployment"),
-        ("example.com/v1", "Pod"),
-    ] {
-        let (group, version) = Workload::split_api_version(api_version);
-        let decoded = Workload::decode(group, version, kind, json!({"metadata": {}})).unwrap();
-        assert!(decoded.is_none(), "{api_version} {kind}");
+    struct Case {
+        name: &'static str,
+        api_version: &'static str,
+        kind: &'static str,
+    }
+    let cases = [
+        Case {
+            name: "a Service",
+            api_version: "v1",
+            kind: "Service",
+        },
+        Case {
+            name: "a ConfigMap",
+            api_version: "v1",
+            kind: "ConfigMap",
+        },
+        Case {
+            name: "a Deployment in apps/v1beta1",
+            api_version: "apps/v1beta1",
+            kind: "Deployment",
+        },
+        Case {
+            name: "a Deployment in extensions/v1beta1",
+            api_version: "extensions/v1beta1",
+            kind: "Deployment",
+        },
+        Case {
+            name: "a Pod of another group",
+            api_version: "example.com/v1",
+            kind: "Pod",
+        },
+    ];
+    for case in cases {
+        let (group, version) = Workload::split_api_version(case.api_version);
+        let decoded = Workload::decode(group, version, case.kind, json!({"metadata": {}})).unwrap();
+        assert!(decoded.is_none(), "{}", case.name);
     }
 }
 
