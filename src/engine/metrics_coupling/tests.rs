@@ -367,22 +367,57 @@ fn warns_only_when_both_hold() {
 
 #[test]
 fn every_variable_the_rule_acts_on_is_one_it_reads() {
-    for (name, value) in [
-        ("ENABLE_METRICS", "false"),
-        ("KUBE_OVN_METRICS_ENABLED", "0"),
-        ("DISABLE_METRICS", "true"),
-        ("metrics_disabled", "yes"),
-        ("METRICS_PORT", "9100"),
-        ("APP_METRICS_ADDR", ":9100"),
-        ("Metrics_Address", "0.0.0.0:9100"),
-    ] {
-        let c = container(&[], &[(name, value)], &[]);
+    struct Case {
+        name: &'static str,
+        variable: &'static str,
+        value: &'static str,
+    }
+    let cases = [
+        Case {
+            name: "an enable switch",
+            variable: "ENABLE_METRICS",
+            value: "false",
+        },
+        Case {
+            name: "a prefixed enabled switch",
+            variable: "KUBE_OVN_METRICS_ENABLED",
+            value: "0",
+        },
+        Case {
+            name: "a disable switch",
+            variable: "DISABLE_METRICS",
+            value: "true",
+        },
+        Case {
+            name: "a disabled switch in lower case",
+            variable: "metrics_disabled",
+            value: "yes",
+        },
+        Case {
+            name: "a metrics port",
+            variable: "METRICS_PORT",
+            value: "9100",
+        },
+        Case {
+            name: "a prefixed metrics address",
+            variable: "APP_METRICS_ADDR",
+            value: ":9100",
+        },
+        Case {
+            name: "a metrics address in mixed case",
+            variable: "Metrics_Address",
+            value: "0.0.0.0:9100",
+        },
+    ];
+    for case in cases {
+        let (name, variable) = (case.name, case.variable);
+        let c = container(&[], &[(variable, case.value)], &[]);
         let facts = MetricsFacts::gather(&c, &[], None, &Settings::default(), &[]);
         assert!(
             facts.switched_off.is_some() || !facts.ports.is_empty(),
-            "{name} is acted on"
+            "{name}: {variable} is not acted on"
         );
-        assert!(reads_variable(name), "{name}");
+        assert!(reads_variable(variable), "{name}: {variable} is not read");
     }
     assert!(!reads_variable("DATABASE_URL"));
 }
