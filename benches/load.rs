@@ -5,6 +5,8 @@
 //! and returning a fixed AdmissionReview: the limit the stack allows on this machine.
 //! Servers run pinned to core 0 and this load generator to core 1 when there are two.
 //! HTTP/1.1 with 25 kept-alive connections, as the API server uses for webhooks.
+//! `benches/outside-load.sh` runs the same servers and bodies under h2load and wrk, through
+//! the modes `--null-server CERT_DIR` and `--write-bodies DIR` of this binary.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -25,6 +27,12 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--null-server") {
         return null_server(Path::new(&args[i + 1]));
+    }
+    if let Some(i) = args.iter().position(|a| a == "--write-bodies") {
+        for (name, body) in bodies() {
+            std::fs::write(Path::new(&args[i + 1]).join(format!("{name}.json")), body).unwrap();
+        }
+        return;
     }
     let smoke = args.iter().any(|a| a == "--smoke");
     let plan = if smoke {
@@ -63,21 +71,7 @@ fn main() {
     };
     let bundle = probegate::certs::generate(&names, 1).unwrap();
     bundle.write(dir.path()).unwrap();
-    let captured = |name: &str| {
-        std::fs::read(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("benches/fixtures/{name}.json")),
-        )
-        .unwrap()
-    };
-    let bodies = [
-        ("pod", pod_review()),
-        ("deployment-10k", deployment_review()),
-        ("template-100k", large_review()),
-        // As the kube-apiserver sent them (tests/capture_reviews.rs).
-        ("real-apply", captured("review-deployment-apply")),
-        ("real-ssa-53k", captured("review-deployment-big-ssa")),
-        ("real-pod", captured("review-pod-from-template")),
-    ];
+    let bodies = bodies();
     for (name, body) in &bodies {
         eprintln!("body {name}: {} bytes", body.len());
     }
@@ -613,6 +607,25 @@ fn report(results: &BTreeMap<&str, Measured>, bodies: &[(&'static str, Vec<u8>)]
             p.connections_per_second / n.connections_per_second * 100.0
         );
     }
+}
+
+/// The review bodies every run sends, by name.
+fn bodies() -> [(&'static str, Vec<u8>); 6] {
+    let captured = |name: &str| {
+        std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("benches/fixtures/{name}.json")),
+        )
+        .unwrap()
+    };
+    [
+        ("pod", pod_review()),
+        ("deployment-10k", deployment_review()),
+        ("template-100k", large_review()),
+        // As the kube-apiserver sent them (tests/capture_reviews.rs).
+        ("real-apply", captured("review-deployment-apply")),
+        ("real-ssa-53k", captured("review-deployment-big-ssa")),
+        ("real-pod", captured("review-pod-from-template")),
+    ]
 }
 
 fn review(object: Value) -> Vec<u8> {
