@@ -10,6 +10,13 @@ use std::fmt;
 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+mod values;
+pub use values::{check_dns_subdomain, is_port_name, parse_gates, parse_port};
+use values::{
+    parse_container_names, parse_coupling, parse_enabled, parse_handler, parse_path,
+    parse_port_list, parse_probes, parse_scheme, parse_seconds,
+};
+
 /// Prefix shared by every annotation probegate reads or writes.
 pub const PREFIX: &str = "probegate.io/";
 /// Annotation probegate writes on what it mutated.
@@ -34,26 +41,30 @@ pub const IDENTICAL_LIVENESS: &str = "probegate.io/identical-liveness";
 pub const STARTUP_SECONDS: &str = "probegate.io/startup-seconds";
 pub const SKIP_CONTAINERS: &str = "probegate.io/skip-containers";
 
-/// Every key probegate understands; anything else under the prefix is reported as unknown.
-pub const KNOWN_KEYS: &[&str] = &[
-    INJECT,
-    PROBES,
-    PROBE_HANDLER,
-    LIVENESS_PATH,
-    READINESS_PATH,
-    STARTUP_PATH,
-    PORT,
-    SCHEME,
-    INITIAL_DELAY_SECONDS,
-    PERIOD_SECONDS,
-    TIMEOUT_SECONDS,
-    FAILURE_THRESHOLD,
-    READINESS_GATES,
-    METRICS_COUPLING,
-    METRICS_PORTS,
-    IDENTICAL_LIVENESS,
-    STARTUP_SECONDS,
-    SKIP_CONTAINERS,
+/// Whether a value is valid for a key.
+pub type ValueCheck = fn(&str) -> bool;
+
+/// Every key probegate understands, with the check of its values; anything else under the
+/// prefix is reported as unknown.
+pub const KEYS: &[(&str, ValueCheck)] = &[
+    (INJECT, |v| parse_enabled(v).is_ok()),
+    (PROBES, |v| parse_probes(v).is_ok()),
+    (PROBE_HANDLER, |v| parse_handler(v).is_ok()),
+    (LIVENESS_PATH, |v| parse_path(v).is_ok()),
+    (READINESS_PATH, |v| parse_path(v).is_ok()),
+    (STARTUP_PATH, |v| parse_path(v).is_ok()),
+    (PORT, |v| parse_port(v).is_ok()),
+    (SCHEME, |v| parse_scheme(v).is_ok()),
+    (INITIAL_DELAY_SECONDS, |v| parse_seconds(v, 0).is_ok()),
+    (PERIOD_SECONDS, |v| parse_seconds(v, 1).is_ok()),
+    (TIMEOUT_SECONDS, |v| parse_seconds(v, 1).is_ok()),
+    (FAILURE_THRESHOLD, |v| parse_seconds(v, 1).is_ok()),
+    (READINESS_GATES, |v| parse_gates(v).is_ok()),
+    (METRICS_COUPLING, |v| parse_coupling(v).is_ok()),
+    (METRICS_PORTS, |v| parse_port_list(v).is_ok()),
+    (IDENTICAL_LIVENESS, |v| parse_enabled(v).is_ok()),
+    (STARTUP_SECONDS, |v| parse_seconds(v, 1).is_ok()),
+    (SKIP_CONTAINERS, |v| parse_container_names(v).is_ok()),
 ];
 
 /// Built-in timing defaults, documented in the README.
@@ -281,24 +292,9 @@ impl Settings {
 
 /// Whether `value` is valid for the policy annotation `key` (unknown keys are not).
 pub fn is_valid(key: &str, value: &str) -> bool {
-    let value = value.trim();
-    match key {
-        INJECT | IDENTICAL_LIVENESS => parse_enabled(value).is_ok(),
-        PROBES => parse_probes(value).is_ok(),
-        PROBE_HANDLER => parse_handler(value).is_ok(),
-        LIVENESS_PATH | READINESS_PATH | STARTUP_PATH => parse_path(value).is_ok(),
-        PORT => parse_port(value).is_ok(),
-        SCHEME => parse_scheme(value).is_ok(),
-        INITIAL_DELAY_SECONDS => parse_seconds(value, 0).is_ok(),
-        PERIOD_SECONDS | TIMEOUT_SECONDS | FAILURE_THRESHOLD | STARTUP_SECONDS => {
-            parse_seconds(value, 1).is_ok()
-        }
-        READINESS_GATES => parse_gates(value).is_ok(),
-        SKIP_CONTAINERS => parse_container_names(value).is_ok(),
-        METRICS_COUPLING => parse_coupling(value).is_ok(),
-        METRICS_PORTS => parse_port_list(value).is_ok(),
-        _ => false,
-    }
+    KEYS.iter()
+        .find(|(known, _)| *known == key)
+        .is_some_and(|(_, valid)| valid(value.trim()))
 }
 
 struct Resolver<'a, 'w> {
@@ -351,181 +347,13 @@ impl Resolver<'_, '_> {
             for key in layer.keys() {
                 if key.starts_with(PREFIX)
                     && key != INJECTED_ANNOTATION
-                    && !KNOWN_KEYS.contains(&key.as_str())
+                    && !KEYS.iter().any(|(known, _)| known == key)
                 {
                     self.warnings
                         .push(format!("ignoring unknown annotation {key}"));
                 }
             }
         }
-    }
-}
-
-fn parse_enabled(value: &str) -> Result<bool, String> {
-    match value {
-        "enabled" => Ok(true),
-        "disabled" => Ok(false),
-        _ => Err("expected enabled or disabled".into()),
-    }
-}
-
-fn parse_probes(value: &str) -> Result<Vec<ProbeKind>, String> {
-    let mut kinds = Vec::new();
-    if value == "none" {
-        return Ok(kinds);
-    }
-    for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let kind = ProbeKind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == item)
-            .ok_or_else(|| format!("{item:?} is not one of liveness, readiness, startup"))?;
-        kinds.push(kind);
-    }
-    kinds.sort();
-    kinds.dedup();
-    Ok(kinds)
-}
-
-fn parse_handler(value: &str) -> Result<Handler, String> {
-    match value {
-        "tcp" => Ok(Handler::Tcp),
-        "http" => Ok(Handler::Http),
-        "grpc" => Ok(Handler::Grpc),
-        _ => Err("expected tcp, http or grpc".into()),
-    }
-}
-
-fn parse_scheme(value: &str) -> Result<Scheme, String> {
-    match value {
-        "HTTP" => Ok(Scheme::Http),
-        "HTTPS" => Ok(Scheme::Https),
-        _ => Err("expected HTTP or HTTPS".into()),
-    }
-}
-
-fn parse_coupling(value: &str) -> Result<CouplingMode, String> {
-    match value {
-        "warn" => Ok(CouplingMode::Warn),
-        "deny" => Ok(CouplingMode::Deny),
-        "off" => Ok(CouplingMode::Off),
-        _ => Err("expected warn, deny or off".into()),
-    }
-}
-
-fn parse_path(value: &str) -> Result<String, String> {
-    if !value.starts_with('/') {
-        return Err("an HTTP path must start with /".into());
-    }
-    if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err("an HTTP path cannot contain spaces or control characters".into());
-    }
-    Ok(value.to_owned())
-}
-
-fn parse_seconds(value: &str, min: i32) -> Result<i32, String> {
-    match value.parse::<i32>() {
-        Ok(n) if n >= min => Ok(n),
-        Ok(_) => Err(format!("must be at least {min}")),
-        Err(_) => Err("expected a whole number".into()),
-    }
-}
-
-/// A comma-separated list of readiness gate condition types; `none` alone for none. Each
-/// type is checked where it is used, so one bad entry does not discard the others.
-pub fn parse_gates(value: &str) -> Result<Vec<String>, String> {
-    let gates: Vec<String> = value
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect();
-    match gates.as_slice() {
-        [only] if only == "none" => Ok(Vec::new()),
-        _ if gates.iter().any(|g| g == "none") => {
-            Err("none means no gates and cannot be listed with others".into())
-        }
-        _ => Ok(gates),
-    }
-}
-
-/// Container names, as Kubernetes accepts them: DNS-1123 labels.
-fn parse_container_names(value: &str) -> Result<Vec<String>, String> {
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|name| {
-            let ok = name.len() <= 63
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                && !name.starts_with('-')
-                && !name.ends_with('-');
-            if ok {
-                Ok(name.to_owned())
-            } else {
-                Err(format!("{name:?} is not a container name"))
-            }
-        })
-        .collect()
-}
-
-/// A port number (1-65535) or an IANA service name as Kubernetes accepts in container ports.
-pub fn parse_port(value: &str) -> Result<IntOrString, String> {
-    if let Ok(n) = value.parse::<i64>() {
-        return if (1..=65535).contains(&n) {
-            Ok(IntOrString::Int(n as i32))
-        } else {
-            Err("a port number must be between 1 and 65535".into())
-        };
-    }
-    if is_port_name(value) {
-        Ok(IntOrString::String(value.to_owned()))
-    } else {
-        Err("expected a port number or a container port name".into())
-    }
-}
-
-fn parse_port_list(value: &str) -> Result<Vec<IntOrString>, String> {
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|item| parse_port(item).map_err(|why| format!("{item:?}: {why}")))
-        .collect()
-}
-
-/// IANA_SVC_NAME: 1-15 lowercase letters, digits and dashes, at least one letter,
-/// no dash at either end and no two dashes in a row.
-pub fn is_port_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 15
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && name.bytes().any(|b| b.is_ascii_lowercase())
-        && !name.starts_with('-')
-        && !name.ends_with('-')
-        && !name.contains("--")
-}
-
-/// A lower-case RFC 1123 DNS subdomain, as Kubernetes names and prefixes must be.
-pub fn check_dns_subdomain(value: &str) -> Result<(), String> {
-    if value.is_empty() || value.len() > 253 {
-        return Err("must be 1 to 253 characters".into());
-    }
-    let label_ok = |label: &str| {
-        let b = label.as_bytes();
-        !b.is_empty()
-            && b[0].is_ascii_alphanumeric()
-            && b[b.len() - 1].is_ascii_alphanumeric()
-            && b.iter()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-    };
-    if value.split('.').all(label_ok) {
-        Ok(())
-    } else {
-        Err("must be a lower-case DNS subdomain".into())
     }
 }
 
