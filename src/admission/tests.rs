@@ -262,3 +262,48 @@ fn every_decision_maps_to_one_answer() {
         assert_eq!(patch_type, case.patched.then_some("JSONPatch"), "{name}");
     }
 }
+
+#[test]
+fn the_answer_is_written_as_the_api_defines_it() {
+    use base64::Engine as _;
+    let incoming = parse(&body(&format!(
+        r#"{{"kind": {POD_KIND}, {REST}, "object": {POD}}}"#
+    )))
+    .unwrap();
+    let patch = r#"[{"op":"add","path":"/metadata/labels","value":{}}]"#;
+    let mut patched = incoming.response.clone();
+    patched.patch = Some(patch.as_bytes().to_vec());
+    let mut unchanged = incoming.response.clone();
+    unchanged.warnings = Some(vec!["careful".into()]);
+    struct Case {
+        name: &'static str,
+        response: AdmissionResponse,
+        expected: serde_json::Value,
+    }
+    let cases = [
+        Case {
+            name: "the patch as base64",
+            response: patched,
+            expected: serde_json::json!({
+                "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                "response": {
+                    "uid": "u1", "allowed": true, "status": {},
+                    "patch": base64::engine::general_purpose::STANDARD.encode(patch),
+                }
+            }),
+        },
+        Case {
+            name: "no patch key without a patch",
+            response: unchanged,
+            expected: serde_json::json!({
+                "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                "response": {"uid": "u1", "allowed": true, "status": {}, "warnings": ["careful"]}
+            }),
+        },
+    ];
+    for case in cases {
+        let wire = to_wire(case.response.into_review()).unwrap();
+        let written: serde_json::Value = serde_json::from_slice(&wire).unwrap();
+        assert_eq!(written, case.expected, "{}", case.name);
+    }
+}
