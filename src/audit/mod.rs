@@ -232,24 +232,14 @@ impl Audit {
             services: HashMap::new(),
         };
         let mut services: HashMap<String, Vec<ServiceEvidence>> = HashMap::new();
-        for (place, api) in namespaces.apis::<Service>(&self.client) {
-            list::pages(
-                &api,
-                place.as_deref(),
-                ListParams::default(),
-                self.progress,
-                |page| {
-                    for service in page {
-                        let ns = service.metadata.namespace.clone().unwrap_or_default();
-                        services
-                            .entry(ns)
-                            .or_default()
-                            .push(ServiceEvidence::from(service));
-                    }
-                },
-            )
-            .await?;
-        }
+        self.each::<Service>(&namespaces, ListParams::default(), |service| {
+            let ns = service.metadata.namespace.clone().unwrap_or_default();
+            services
+                .entry(ns)
+                .or_default()
+                .push(ServiceEvidence::from(service));
+        })
+        .await?;
         namespaces.services = services;
         Ok(namespaces)
     }
@@ -261,19 +251,38 @@ impl Audit {
         namespaces: &Namespaces,
     ) -> Result<hazards::Tallies, AuditError> {
         let mut tallies = hazards::Tallies::new();
-        for (place, api) in namespaces.apis::<Event>(&self.client) {
-            for reason in ["Unhealthy", "Killing"] {
-                let params = ListParams::default()
-                    .fields(&format!("involvedObject.kind=Pod,reason={reason}"));
-                list::pages(&api, place.as_deref(), params, self.progress, |page| {
-                    for event in &page {
-                        hazards::tally_event(&mut tallies, event);
-                    }
-                })
-                .await?;
-            }
+        for reason in ["Unhealthy", "Killing"] {
+            let params =
+                ListParams::default().fields(&format!("involvedObject.kind=Pod,reason={reason}"));
+            self.each::<Event>(namespaces, params, |event| {
+                hazards::tally_event(&mut tallies, &event)
+            })
+            .await?;
         }
         Ok(tallies)
+    }
+
+    /// Every object of kind `K` in the namespaces in scope, page by page.
+    async fn each<K>(
+        &self,
+        namespaces: &Namespaces,
+        params: ListParams,
+        mut visit: impl FnMut(K),
+    ) -> Result<(), AuditError>
+    where
+        K: kube::Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug,
+    {
+        for (place, api) in namespaces.apis::<K>(&self.client) {
+            let params = params.clone();
+            list::pages(&api, place.as_deref(), params, self.progress, |page| {
+                page.into_iter().for_each(&mut visit)
+            })
+            .await?;
+        }
+        Ok(())
     }
 
     /// The engine's findings for one workload, or its count among the excluded.
@@ -307,20 +316,10 @@ impl Audit {
             + DeserializeOwned
             + std::fmt::Debug,
     {
-        for (place, api) in namespaces.apis::<K>(&self.client) {
-            list::pages(
-                &api,
-                place.as_deref(),
-                ListParams::default(),
-                self.progress,
-                |page| {
-                    for object in page {
-                        self.judge_one(&wrap(object), namespaces, out);
-                    }
-                },
-            )
-            .await?;
-        }
+        self.each::<K>(namespaces, ListParams::default(), |object| {
+            self.judge_one(&wrap(object), namespaces, out)
+        })
+        .await?;
         Ok(())
     }
 
@@ -331,32 +330,22 @@ impl Audit {
         mut tallies: hazards::Tallies,
         out: &mut Out,
     ) -> Result<(), AuditError> {
-        for (place, api) in namespaces.apis::<Pod>(&self.client) {
-            list::pages(
-                &api,
-                place.as_deref(),
-                ListParams::default(),
-                self.progress,
-                |page| {
-                    for pod in page {
-                        out.summary.pods += 1;
-                        let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
-                        let (namespace_layer, services) = namespaces.evidence(namespace);
-                        let layers = [&self.defaults, namespace_layer];
-                        let findings = &mut out.findings;
-                        findings.extend(hazards::stuck_readiness_gates(
-                            &pod,
-                            self.now,
-                            self.stuck_after,
-                        ));
-                        findings.extend(hazards::metrics_coupled_probes(&pod, &layers, &services));
-                        findings.extend(hazards::liveness_restarts(&pod, &mut tallies));
-                        self.judge_one(&Workload::Pod(pod), namespaces, out);
-                    }
-                },
-            )
-            .await?;
-        }
+        self.each::<Pod>(namespaces, ListParams::default(), |pod| {
+            out.summary.pods += 1;
+            let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
+            let (namespace_layer, services) = namespaces.evidence(namespace);
+            let layers = [&self.defaults, namespace_layer];
+            let findings = &mut out.findings;
+            findings.extend(hazards::stuck_readiness_gates(
+                &pod,
+                self.now,
+                self.stuck_after,
+            ));
+            findings.extend(hazards::metrics_coupled_probes(&pod, &layers, &services));
+            findings.extend(hazards::liveness_restarts(&pod, &mut tallies));
+            self.judge_one(&Workload::Pod(pod), namespaces, out);
+        })
+        .await?;
         Ok(())
     }
 }
