@@ -10,23 +10,21 @@
 //! `probegate mutate` keeps the full decode: it must report fields that do not fit the kind.
 //! `tests` below hold the two to the same engine answers.
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::api::apps::v1::{
     DaemonSet, DaemonSetSpec, Deployment, DeploymentSpec, ReplicaSet, ReplicaSetSpec, StatefulSet,
     StatefulSetSpec,
 };
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, Job, JobSpec, JobTemplateSpec};
-use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar, Pod, PodReadinessGate, PodSpec, PodTemplateSpec, Probe,
-};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Deserialize;
 
-use crate::engine::metrics_coupling::reads_variable;
-use crate::engine::reads_annotation;
 use crate::workload::{DecodeError, Kind, Workload};
 use k8s_openapi::Resource;
+
+mod views;
+pub(crate) use views::PodSpecView;
+use views::{MetaView, TemplateView};
 
 /// Decodes `object` if `group/version/kind` is one probegate handles; `Ok(None)` otherwise.
 pub fn decode(
@@ -157,213 +155,6 @@ impl Viewed for CronJob {
                 ..CronJobSpec::default()
             },
             status: None,
-        }
-    }
-}
-
-/// Every field of ObjectMeta but `managedFields`, which is read past, and the annotations no
-/// rule reads (the last-applied configuration, a second copy of the object, among them).
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase", default)]
-struct MetaView {
-    #[serde(deserialize_with = "read_annotations")]
-    annotations: Option<BTreeMap<String, String>>,
-    creation_timestamp: Option<Time>,
-    deletion_grace_period_seconds: Option<i64>,
-    deletion_timestamp: Option<Time>,
-    finalizers: Option<Vec<String>>,
-    generate_name: Option<String>,
-    generation: Option<i64>,
-    labels: Option<BTreeMap<String, String>>,
-    name: Option<String>,
-    namespace: Option<String>,
-    owner_references: Option<Vec<OwnerReference>>,
-    resource_version: Option<String>,
-    self_link: Option<String>,
-    uid: Option<String>,
-}
-
-/// The annotations a rule reads; the map itself stays `Some` when others were read past, as
-/// whether it exists decides the shape of the patch.
-fn read_annotations<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<BTreeMap<String, String>>, D::Error> {
-    struct Visitor;
-    impl<'de> serde::de::Visitor<'de> for Visitor {
-        type Value = Option<BTreeMap<String, String>>;
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a map of strings")
-        }
-        fn visit_none<E>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_unit<E>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-            d.deserialize_map(self)
-        }
-        fn visit_map<A: serde::de::MapAccess<'de>>(
-            self,
-            mut map: A,
-        ) -> Result<Self::Value, A::Error> {
-            let mut kept = BTreeMap::new();
-            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-                if reads_annotation(&key) {
-                    kept.insert(key.into_owned(), map.next_value::<String>()?);
-                } else {
-                    map.next_value::<serde::de::IgnoredAny>()?;
-                }
-            }
-            Ok(Some(kept))
-        }
-    }
-    deserializer.deserialize_option(Visitor)
-}
-
-impl From<MetaView> for ObjectMeta {
-    fn from(m: MetaView) -> ObjectMeta {
-        ObjectMeta {
-            annotations: m.annotations,
-            creation_timestamp: m.creation_timestamp,
-            deletion_grace_period_seconds: m.deletion_grace_period_seconds,
-            deletion_timestamp: m.deletion_timestamp,
-            finalizers: m.finalizers,
-            generate_name: m.generate_name,
-            generation: m.generation,
-            labels: m.labels,
-            managed_fields: None,
-            name: m.name,
-            namespace: m.namespace,
-            owner_references: m.owner_references,
-            resource_version: m.resource_version,
-            self_link: m.self_link,
-            uid: m.uid,
-        }
-    }
-}
-
-/// What the rules read of a container: its name, ports, probes, command line and variables.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ContainerView {
-    name: String,
-    #[serde(default)]
-    args: Option<Vec<String>>,
-    #[serde(default)]
-    command: Option<Vec<String>>,
-    #[serde(default)]
-    env: Option<Vec<EnvView>>,
-    #[serde(default)]
-    ports: Option<Vec<ContainerPort>>,
-    #[serde(default)]
-    liveness_probe: Option<Probe>,
-    #[serde(default)]
-    readiness_probe: Option<Probe>,
-    #[serde(default)]
-    startup_probe: Option<Probe>,
-}
-
-/// A variable's name and literal value; a `valueFrom` source is never a literal to read.
-/// Only variables a rule reads are kept (`metrics_coupling::reads_variable`); the value of
-/// any other is read past without being built.
-struct EnvView {
-    name: String,
-    value: Option<String>,
-}
-
-impl<'de> Deserialize<'de> for EnvView {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = EnvView;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("an EnvVar")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<EnvView, A::Error> {
-                let mut name: Option<String> = None;
-                let mut value: Option<String> = None;
-                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-                    match key.as_ref() {
-                        "name" => name = Some(map.next_value()?),
-                        // The API server writes name first; a value before it is kept.
-                        "value" if name.as_deref().is_none_or(reads_variable) => {
-                            value = map.next_value()?
-                        }
-                        _ => {
-                            map.next_value::<serde::de::IgnoredAny>()?;
-                        }
-                    }
-                }
-                let name = name.ok_or_else(|| serde::de::Error::missing_field("name"))?;
-                Ok(EnvView { name, value })
-            }
-        }
-        deserializer.deserialize_map(Visitor)
-    }
-}
-
-impl From<ContainerView> for Container {
-    fn from(c: ContainerView) -> Container {
-        Container {
-            name: c.name,
-            args: c.args,
-            command: c.command,
-            env: c.env.map(|env| {
-                env.into_iter()
-                    .filter(|v| reads_variable(&v.name))
-                    .map(|v| EnvVar {
-                        name: v.name,
-                        value: v.value,
-                        value_from: None,
-                    })
-                    .collect()
-            }),
-            ports: c.ports,
-            liveness_probe: c.liveness_probe,
-            readiness_probe: c.readiness_probe,
-            startup_probe: c.startup_probe,
-            ..Container::default()
-        }
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct PodSpecView {
-    containers: Vec<ContainerView>,
-    #[serde(default)]
-    restart_policy: Option<String>,
-    #[serde(default)]
-    readiness_gates: Option<Vec<PodReadinessGate>>,
-}
-
-impl From<PodSpecView> for PodSpec {
-    fn from(s: PodSpecView) -> PodSpec {
-        PodSpec {
-            containers: s.containers.into_iter().map(Into::into).collect(),
-            restart_policy: s.restart_policy,
-            readiness_gates: s.readiness_gates,
-            ..PodSpec::default()
-        }
-    }
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct TemplateView {
-    metadata: Option<MetaView>,
-    spec: Option<PodSpecView>,
-}
-
-impl From<TemplateView> for PodTemplateSpec {
-    fn from(t: TemplateView) -> PodTemplateSpec {
-        PodTemplateSpec {
-            metadata: t.metadata.map(Into::into),
-            spec: t.spec.map(Into::into),
         }
     }
 }

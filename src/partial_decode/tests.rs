@@ -1,6 +1,7 @@
 use super::*;
 use crate::engine::{self, Context};
 use k8s_openapi::api::core::v1::Service;
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Every object the project keeps as a fixture: the golden inputs and the review
