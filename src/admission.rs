@@ -17,6 +17,8 @@ use crate::namespace_cache::Directory;
 use crate::partial_decode;
 use crate::workload::Workload;
 
+pub mod metrics;
+
 const REVIEW_API_VERSION: &str = "admission.k8s.io/v1";
 
 /// Why a request is not a review probegate can answer (HTTP 400).
@@ -90,7 +92,7 @@ impl Admission {
         let mut request = match parse(body) {
             Ok(request) => request,
             Err(error) => {
-                self.metrics.bad_request(error.reason());
+                self.metrics.admission.bad_request(error.reason());
                 return Err(error);
             }
         };
@@ -100,6 +102,7 @@ impl Admission {
         let (response, outcome) = self.respond(&request, decision);
         let elapsed = started.elapsed();
         self.metrics
+            .admission
             .review(kind, operation, outcome, elapsed.as_secs_f64());
         tracing::debug!(
             uid = %request.response.uid,
@@ -162,7 +165,7 @@ impl Admission {
             }
             Decision::Mutate(mutation) => {
                 for warning in &mutation.warnings {
-                    self.metrics.warning(warning.rule);
+                    self.metrics.admission.warning(warning.rule);
                 }
                 let warnings: Vec<String> =
                     mutation.warnings.into_iter().map(|w| w.message).collect();
@@ -182,6 +185,7 @@ impl Admission {
                     return (with_warnings(allowed), Outcome::Unchanged);
                 }
                 self.metrics
+                    .admission
                     .injected(mutation.probes_added, mutation.gates_added);
                 match allowed.clone().with_patch(mutation.patch) {
                     Ok(response) => (with_warnings(response), Outcome::Mutated),

@@ -31,6 +31,11 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
 use parking_lot::Mutex;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
 
 use crate::engine::ServiceEvidence;
 use crate::policy::PREFIX;
@@ -113,6 +118,13 @@ impl Directory {
         }
     }
 
+    /// Registers what the directory measures: a cluster cache's ages, read at each scrape.
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        if let Directory::Cluster(cache) = self {
+            registry.register_collector(Box::new(CacheAges(cache.clone())));
+        }
+    }
+
     /// Whether reviews can be answered from what is known: always standalone, and once
     /// both watchers have listed everything in a cluster.
     pub fn synced(&self) -> bool {
@@ -153,6 +165,31 @@ impl std::fmt::Debug for ClusterCache {
         f.debug_struct("ClusterCache")
             .field("synced", &self.synced())
             .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CacheLabels {
+    cache: &'static str,
+}
+
+/// `cache_age_seconds` by cache, computed when scraped.
+#[derive(Debug)]
+struct CacheAges(Arc<ClusterCache>);
+
+impl Collector for CacheAges {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let mut family = encoder.encode_descriptor(
+            "age_seconds",
+            "Seconds since the cache last heard from the API server",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (cache, age) in self.0.ages() {
+            let gauge = ConstGauge::new(age.as_secs_f64());
+            gauge.encode(family.encode_family(&CacheLabels { cache })?)?;
+        }
+        Ok(())
     }
 }
 

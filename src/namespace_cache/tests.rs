@@ -125,3 +125,32 @@ fn a_cached_namespace_keeps_its_name_and_policy_annotations_only() {
     );
 }
 
+#[tokio::test]
+async fn cache_ages_are_read_when_scraped() {
+    let unused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", unused.local_addr().unwrap());
+    drop(unused);
+    let client = Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
+    let (cache, watchers) = ClusterCache::start(client);
+    let metrics = crate::metrics::Metrics::new(&Directory::Cluster(cache.clone()));
+    let age = |text: &str, name: &str| -> f64 {
+        let prefix = format!("probegate_cache_age_seconds{{cache=\"{name}\"}} ");
+        let line = text.lines().find(|l| l.starts_with(&prefix));
+        line.unwrap_or_else(|| panic!("no {prefix} in\n{text}"))[prefix.len()..]
+            .parse()
+            .unwrap()
+    };
+    let before = metrics.encode().unwrap();
+    let waited = Instant::now();
+    while waited.elapsed() < Duration::from_millis(20) {
+        tokio::task::yield_now().await;
+    }
+    cache.heard(SERVICES, false);
+    let after = metrics.encode().unwrap();
+    // Nothing sets the value: each scrape computes it, so it grows until the watcher is heard.
+    assert!(age(&after, "namespaces") >= age(&before, "namespaces") + 0.02);
+    assert!(age(&after, "services") < age(&after, "namespaces"));
+    for watcher in watchers {
+        watcher.abort();
+    }
+}
