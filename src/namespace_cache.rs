@@ -40,7 +40,9 @@ use prometheus_client::registry::Registry;
 use crate::engine::ServiceEvidence;
 use crate::policy::PREFIX;
 
+mod namespace_policy;
 mod service_index;
+use namespace_policy::NamespacePolicy;
 pub use service_index::NamespaceServices;
 use service_index::ServiceIndex;
 
@@ -139,7 +141,7 @@ impl Directory {
 /// reflector stores.
 pub struct ClusterCache {
     client: Client,
-    namespaces: Store<PartialObjectMeta<Namespace>>,
+    namespaces: Store<NamespacePolicy>,
     services: Store<ServiceEvidence>,
     services_by_namespace: ServiceIndex,
     /// Which stores have finished their first list: `[namespaces, services]`. The stores'
@@ -203,17 +205,6 @@ pub fn policy_annotations(meta: &ObjectMeta) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// A namespace's metadata as cached: its name and `probegate.io/` annotations only.
-fn keep_name_and_policy(namespace: &mut PartialObjectMeta<Namespace>) {
-    let annotations = policy_annotations(&namespace.metadata);
-    namespace.metadata = ObjectMeta {
-        name: namespace.metadata.name.take(),
-        annotations: (!annotations.is_empty()).then_some(annotations),
-        ..ObjectMeta::default()
-    };
-    namespace.types = None;
-}
-
 /// Drives `stream` (a reflector's) forever, handing each event to `follow`; the watcher
 /// retries with backoff on errors, which are logged.
 fn drive<K>(
@@ -232,13 +223,13 @@ fn drive<K>(
     })
 }
 
-fn to_evidence(event: Event<Service>) -> Event<ServiceEvidence> {
-    let evidence = |service: Service| ServiceEvidence::from(&service);
+/// The event with its object in the form the cache keeps, before the store sees it.
+fn compact<K, T>(event: Event<K>, f: impl Fn(&K) -> T) -> Event<T> {
     match event {
-        Event::Apply(s) => Event::Apply(evidence(s)),
-        Event::Delete(s) => Event::Delete(evidence(s)),
+        Event::Apply(object) => Event::Apply(f(&object)),
+        Event::Delete(object) => Event::Delete(f(&object)),
         Event::Init => Event::Init,
-        Event::InitApply(s) => Event::InitApply(evidence(s)),
+        Event::InitApply(object) => Event::InitApply(f(&object)),
         Event::InitDone => Event::InitDone,
     }
 }
@@ -263,7 +254,7 @@ impl ClusterCache {
         let namespace_api = Api::<PartialObjectMeta<Namespace>>::all(client.clone());
         let namespace_events = watcher::watcher(namespace_api, config.clone())
             .default_backoff()
-            .modify(keep_name_and_policy);
+            .map_ok(|event| compact(event, |ns| NamespacePolicy::from(&ns.metadata)));
         let namespaces = drive(
             CACHE_NAMES[NAMESPACES],
             reflector::reflector(namespace_writer, namespace_events),
@@ -275,7 +266,7 @@ impl ClusterCache {
         // Each Service becomes its compact evidence before the store keeps it.
         let service_events = watcher::watcher(Api::<Service>::all(client), config)
             .default_backoff()
-            .map_ok(to_evidence);
+            .map_ok(|event| compact(event, |service: &Service| ServiceEvidence::from(service)));
         let services = drive(
             CACHE_NAMES[SERVICES],
             reflector::reflector(service_writer, service_events),
@@ -327,7 +318,7 @@ impl ClusterCache {
         let services = self.services_by_namespace.get(namespace);
         if let Some(cached) = self.namespaces.get(&ObjectRef::new(namespace)) {
             return NamespaceView {
-                annotations: Arc::new(cached.metadata.annotations.clone().unwrap_or_default()),
+                annotations: cached.annotations(),
                 services,
                 warning: None,
             };

@@ -152,7 +152,12 @@ mod tests {
         index
             .get(namespace)
             .iter()
-            .map(|s| (s.name().to_owned(), s.ports()[0].port()))
+            .map(|s| {
+                (
+                    s.name().to_owned(),
+                    s.ports().next().map_or(0, |p| p.port()),
+                )
+            })
             .collect()
     }
 

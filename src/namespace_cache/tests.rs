@@ -96,33 +96,30 @@ async fn standalone_reads_a_yaml_map() {
 
 #[test]
 fn a_cached_namespace_keeps_its_name_and_policy_annotations_only() {
-    let mut namespace: PartialObjectMeta<Namespace> = PartialObjectMeta {
-        types: None,
-        metadata: ObjectMeta {
-            name: Some("shop".into()),
-            uid: Some("0a1b".into()),
-            resource_version: Some("42".into()),
-            labels: Some(BTreeMap::from([("team".to_string(), "a".to_string())])),
-            annotations: Some(BTreeMap::from([
-                ("probegate.io/probes".to_string(), "readiness".to_string()),
-                ("other.io/x".to_string(), "y".to_string()),
-            ])),
-            ..ObjectMeta::default()
-        },
-        _phantom: std::marker::PhantomData,
+    use kube::runtime::reflector::Lookup;
+    let meta = ObjectMeta {
+        name: Some("shop".into()),
+        uid: Some("0a1b".into()),
+        resource_version: Some("42".into()),
+        labels: Some(BTreeMap::from([("team".to_string(), "a".to_string())])),
+        annotations: Some(BTreeMap::from([
+            ("probegate.io/probes".to_string(), "readiness".to_string()),
+            ("other.io/x".to_string(), "y".to_string()),
+        ])),
+        ..ObjectMeta::default()
     };
-    keep_name_and_policy(&mut namespace);
+    let kept = NamespacePolicy::from(&meta);
+    assert_eq!(kept.name().as_deref(), Some("shop"));
+    assert_eq!((kept.resource_version(), kept.uid()), (None, None));
     assert_eq!(
-        namespace.metadata,
-        ObjectMeta {
-            name: Some("shop".into()),
-            annotations: Some(BTreeMap::from([(
-                "probegate.io/probes".to_string(),
-                "readiness".to_string()
-            )])),
-            ..ObjectMeta::default()
-        }
+        *kept.annotations(),
+        BTreeMap::from([("probegate.io/probes".to_string(), "readiness".to_string())])
     );
+    let plain = NamespacePolicy::from(&ObjectMeta {
+        name: Some("plain".into()),
+        ..ObjectMeta::default()
+    });
+    assert!(plain.annotations().is_empty());
 }
 
 #[tokio::test]
