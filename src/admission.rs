@@ -15,6 +15,7 @@ use crate::metrics::{Metrics, Outcome};
 use crate::namespace_cache::Directory;
 use crate::workload::Kind;
 
+pub mod metrics;
 mod wire;
 pub use wire::to_wire;
 use wire::{Incoming, parse};
@@ -90,7 +91,7 @@ impl Admission {
         let mut request = match parse(body) {
             Ok(request) => request,
             Err(error) => {
-                self.metrics.bad_request(error.reason());
+                self.metrics.admission.bad_request(error.reason());
                 return Err(error);
             }
         };
@@ -100,6 +101,7 @@ impl Admission {
         let (response, outcome) = self.respond(&request, decision);
         let elapsed = started.elapsed();
         self.metrics
+            .admission
             .review(kind, operation, outcome, elapsed.as_secs_f64());
         tracing::debug!(
             uid = %request.response.uid,
@@ -162,7 +164,7 @@ impl Admission {
             }
             Decision::Mutate(mutation) => {
                 for warning in &mutation.warnings {
-                    self.metrics.warning(warning.rule);
+                    self.metrics.admission.warning(warning.rule);
                 }
                 let warnings: Vec<String> =
                     mutation.warnings.into_iter().map(|w| w.message).collect();
@@ -182,6 +184,7 @@ impl Admission {
                     return (with_warnings(allowed), Outcome::Unchanged);
                 }
                 self.metrics
+                    .admission
                     .injected(mutation.plan.probes_added(), mutation.plan.gates.len());
                 match allowed.clone().with_patch(mutation.patch) {
                     Ok(response) => (with_warnings(response), Outcome::Mutated),

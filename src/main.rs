@@ -328,7 +328,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .map(ClientCaStore::open)
         .transpose()?;
     let (directory, watchers) = directory(standalone, namespace_config.as_deref()).await?;
-    let metrics = Arc::new(Metrics::default());
+    let metrics = Arc::new(Metrics::new(&directory));
     let defaults = namespace_annotations.into_iter().collect();
     let admission = Arc::new(Admission::new(directory.clone(), defaults, metrics.clone()));
     let bind = |addr: SocketAddr| {

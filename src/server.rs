@@ -152,7 +152,7 @@ impl Server {
             side_stopped.clone(),
         )));
         if let Some(listener) = metrics_listener {
-            let router = metrics_router(metrics.clone(), cluster.clone());
+            let router = metrics_router(metrics.clone());
             side_tasks.push(tokio::spawn(serve_plain(
                 listener,
                 router,
@@ -293,12 +293,12 @@ async fn serve(
             match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(stream)).await {
                 Ok(Ok(tls)) => serve_connection(tls, service, &limits, watcher).await,
                 Ok(Err(error)) => {
-                    metrics.handshake_failure(HandshakeFailure::of(&error));
+                    metrics.tls.handshake_failure(HandshakeFailure::of(&error));
                     // Debug only: anyone who can reach the port can fill a log at info.
                     tracing::debug!(%error, "TLS handshake failed");
                 }
                 Err(_) => {
-                    metrics.handshake_failure(HandshakeFailure::Timeout);
+                    metrics.tls.handshake_failure(HandshakeFailure::Timeout);
                     tracing::debug!("TLS handshake timed out");
                 }
             }
@@ -603,16 +603,12 @@ fn error_response(status: StatusCode, message: &str) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-fn metrics_router(metrics: Arc<Metrics>, cluster: Option<Arc<ClusterCache>>) -> Router {
+fn metrics_router(metrics: Arc<Metrics>) -> Router {
     Router::new().route(
         "/metrics",
         get(move || {
             let metrics = metrics.clone();
-            let cluster = cluster.clone();
             async move {
-                for (cache, age) in cluster.iter().flat_map(|c| c.ages()) {
-                    metrics.cache_age(cache, age.as_secs_f64());
-                }
                 match metrics.encode() {
                     Ok(text) => (
                         [(

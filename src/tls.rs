@@ -23,6 +23,8 @@ use tokio::sync::mpsc;
 
 use crate::metrics::Metrics;
 
+pub mod metrics;
+
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     #[error("cannot read {path}: {source}")]
@@ -227,7 +229,7 @@ pub async fn watch<R: Reloadable>(store: Arc<R>, metrics: Arc<Metrics>, poll: Du
     let _watcher = match watch_folders(&store.files(), events) {
         Ok(watcher) => Some(watcher),
         Err(error) => {
-            metrics.certificate_reload(R::KIND, false);
+            metrics.tls.certificate_reload(R::KIND, false);
             tracing::warn!(%error, poll = ?poll, certificate = R::KIND, "cannot watch the certificate files; polling only");
             None
         }
@@ -250,11 +252,11 @@ pub async fn watch<R: Reloadable>(store: Arc<R>, metrics: Arc<Metrics>, poll: Du
         match store.reload() {
             Reload::Unchanged => {}
             Reload::Reloaded => {
-                metrics.certificate_reload(R::KIND, true);
+                metrics.tls.certificate_reload(R::KIND, true);
                 tracing::info!(certificate = R::KIND, file = %store.files()[0].display(), "certificate reloaded");
             }
             Reload::Refused(reason) => {
-                metrics.certificate_reload(R::KIND, false);
+                metrics.tls.certificate_reload(R::KIND, false);
                 tracing::warn!(%reason, certificate = R::KIND, "new certificate refused; keeping the one in service");
             }
         }

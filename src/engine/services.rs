@@ -10,117 +10,10 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use crate::policy::PREFIX;
-
-/// What the rules read of a Service: its place, selector, TCP ports and `probegate.io/`
-/// annotations. Fields are private so the storage can change without touching the rules.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct ServiceEvidence {
-    namespace: Option<Box<str>>,
-    name: Box<str>,
-    /// In key order; empty when the Service has no selector.
-    selector: Box<[(Box<str>, Box<str>)]>,
-    /// TCP ports only, in the order the Service lists them.
-    ports: Box<[ServicePortEvidence]>,
-    /// `probegate.io/` annotations only, in key order.
-    annotations: Box<[(Box<str>, Box<str>)]>,
-}
-
-/// A TCP port of a Service.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ServicePortEvidence {
-    name: Option<Box<str>>,
-    port: i32,
-    /// `targetPort`, which defaults to `port`.
-    target: IntOrString,
-}
-
-impl ServicePortEvidence {
-    pub fn name(&self) -> Option<&str> {
-        self.name.as_deref()
-    }
-
-    pub fn port(&self) -> i32 {
-        self.port
-    }
-
-    pub fn target_port(&self) -> &IntOrString {
-        &self.target
-    }
-}
-
-fn boxed_pairs<'a>(
-    pairs: impl Iterator<Item = (&'a String, &'a String)>,
-) -> Box<[(Box<str>, Box<str>)]> {
-    pairs
-        .map(|(k, v)| (k.as_str().into(), v.as_str().into()))
-        .collect()
-}
-
-impl From<&Service> for ServiceEvidence {
-    fn from(service: &Service) -> ServiceEvidence {
-        let spec = service.spec.as_ref();
-        let ports = spec
-            .and_then(|spec| spec.ports.as_ref())
-            .into_iter()
-            .flatten()
-            .filter(|port| port.protocol.as_deref().is_none_or(|p| p == "TCP"))
-            .map(|port| ServicePortEvidence {
-                name: port.name.as_deref().map(Box::from),
-                port: port.port,
-                target: port
-                    .target_port
-                    .clone()
-                    .unwrap_or(IntOrString::Int(port.port)),
-            })
-            .collect();
-        let annotations = service.metadata.annotations.iter().flatten();
-        ServiceEvidence {
-            namespace: service.metadata.namespace.as_deref().map(Box::from),
-            name: service.metadata.name.as_deref().unwrap_or("").into(),
-            selector: boxed_pairs(spec.and_then(|s| s.selector.as_ref()).into_iter().flatten()),
-            ports,
-            annotations: boxed_pairs(annotations.filter(|(k, _)| k.starts_with(PREFIX))),
-        }
-    }
-}
-
-impl From<Service> for ServiceEvidence {
-    fn from(service: Service) -> ServiceEvidence {
-        ServiceEvidence::from(&service)
-    }
-}
-
-impl ServiceEvidence {
-    pub fn namespace(&self) -> Option<&str> {
-        self.namespace.as_deref()
-    }
-
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The selector's labels, in key order.
-    pub fn selector(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.selector.iter().map(|(k, v)| (&**k, &**v))
-    }
-
-    /// The TCP ports, in the order the Service lists them.
-    pub fn ports(&self) -> &[ServicePortEvidence] {
-        &self.ports
-    }
-
-    /// A `probegate.io/` annotation's value; other annotations are not kept.
-    pub fn annotation(&self, key: &str) -> Option<&str> {
-        self.annotations
-            .binary_search_by(|(k, _)| (**k).cmp(key))
-            .ok()
-            .map(|at| &*self.annotations[at].1)
-    }
-}
+mod evidence;
+pub use evidence::{ServiceEvidence, ServicePortEvidence};
 
 /// A TCP port a selecting Service sends traffic to.
 #[derive(Debug, Clone, PartialEq)]
@@ -154,11 +47,11 @@ pub fn targets<'a>(selecting: &[&'a ServiceEvidence]) -> Vec<Target<'a>> {
     selecting
         .iter()
         .flat_map(|service| {
-            service.ports().iter().map(|port| Target {
+            service.ports().map(|port| Target {
                 service: service.name(),
                 name: port.name(),
                 number: port.port(),
-                port: port.target_port().clone(),
+                port: port.target_port(),
             })
         })
         .collect()
@@ -184,7 +77,7 @@ pub fn selecting<'a>(
 
 pub fn selects(service: &ServiceEvidence, labels: Option<&BTreeMap<String, String>>) -> bool {
     // An empty selector selects nothing for endpoints (its endpoints are managed by hand).
-    !service.selector.is_empty()
+    service.has_selector()
         && labels.is_some_and(|labels| {
             service
                 .selector()

@@ -1,4 +1,5 @@
 use super::*;
+use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::core::v1::ServiceSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
@@ -233,8 +234,7 @@ fn evidence_keeps_only_what_the_rules_read() {
     );
     let ports: Vec<_> = evidence
         .ports()
-        .iter()
-        .map(|p| (p.name(), p.port(), p.target_port().clone()))
+        .map(|p| (p.name(), p.port(), p.target_port()))
         .collect();
     assert_eq!(ports, [(None, 80, IntOrString::Int(80))], "TCP only");
     assert_eq!(
@@ -263,4 +263,43 @@ fn same_names_in_several_namespaces_are_ordered_by_namespace() {
             .collect();
         assert_eq!(namespaces, [Some("a"), Some("b")]);
     }
+}
+
+#[test]
+fn every_string_reads_back_from_the_shared_buffer() {
+    use k8s_openapi::api::core::v1::ServicePort;
+    let mut full = service("wéb", Some(&[("app", "wéb"), ("a", "")]));
+    full.metadata.annotations = Some(map(&[
+        ("probegate.io/readiness-gates", "example.com/lb"),
+        ("probegate.io/probes", "readiness"),
+        ("probegate.io/zz", "ünïcode"),
+    ]));
+    full.spec.as_mut().unwrap().ports = Some(vec![ServicePort {
+        name: Some("amqp".into()),
+        port: 5672,
+        target_port: Some(IntOrString::String("amqp-tls".into())),
+        ..ServicePort::default()
+    }]);
+    let evidence = ServiceEvidence::from(&full);
+    assert_eq!((evidence.namespace(), evidence.name()), (None, "wéb"));
+    assert_eq!(
+        evidence.selector().collect::<Vec<_>>(),
+        [("a", ""), ("app", "wéb")]
+    );
+    let port = evidence.ports().next().unwrap();
+    assert_eq!(
+        (port.name(), port.port(), port.target_port()),
+        (Some("amqp"), 5672, IntOrString::String("amqp-tls".into()))
+    );
+    for (key, value) in [
+        ("probegate.io/probes", Some("readiness")),
+        ("probegate.io/readiness-gates", Some("example.com/lb")),
+        ("probegate.io/zz", Some("ünïcode")),
+        ("probegate.io/other", None),
+    ] {
+        assert_eq!(evidence.annotation(key), value, "{key}");
+    }
+    let empty = ServiceEvidence::default();
+    assert_eq!((empty.name(), empty.ports().count()), ("", 0));
+    assert!(!empty.has_selector());
 }
