@@ -16,6 +16,9 @@
 //! Probegate reaches the API server through a forwarder in this process, so "out of
 //! reach" can be held while the restarted API server already takes the change.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -222,7 +225,7 @@ async fn soak(options: &Options) -> bool {
         outages.push(outage(&mut api, &forwarder, &toggle, value, started).await);
     }
     tokio::time::sleep_until((started + options.duration).into()).await;
-    let rss_before_term = proc_status(pid, "VmRSS");
+    let rss_before_term = support::proc_status(pid, "VmRSS");
     let term_at = Instant::now();
     terminated.store(true, Ordering::Release);
     let _ = Command::new("kill")
@@ -906,20 +909,8 @@ type Answer = (u16, Bytes);
 
 impl Client {
     fn new(ca_pem: &str, addr: SocketAddr) -> Arc<Client> {
-        use rustls_pki_types::pem::PemObject;
-        let mut roots = rustls::RootCertStore::empty();
-        roots
-            .add(rustls_pki_types::CertificateDer::from_pem_slice(ca_pem.as_bytes()).unwrap())
-            .unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Arc::new(Client {
-            connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
+            connector: support::connector(ca_pem),
             addr,
         })
     }
@@ -1827,25 +1818,11 @@ async fn sample_rss(pid: u32, stop: Arc<AtomicBool>) -> u64 {
     let mut peak = 0;
     while !stop.load(Ordering::Acquire) {
         peak = peak
-            .max(proc_status(pid, "VmRSS"))
-            .max(proc_status(pid, "VmHWM"));
+            .max(support::proc_status(pid, "VmRSS"))
+            .max(support::proc_status(pid, "VmHWM"));
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     peak
-}
-
-fn proc_status(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(field)?
-                .strip_prefix(':')
-                .map(str::trim)
-                .map(str::to_owned)
-        })
-        .and_then(|v| v.trim_end_matches(" kB").trim().parse().ok())
-        .unwrap_or(0)
 }
 
 /// Plain HTTP GET on a new connection: status and body.
