@@ -16,6 +16,7 @@ use arbitrary::{Result, Unstructured};
 use futures_util::FutureExt;
 use json_patch::Patch;
 use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use probegate::admission::{Admission, to_wire};
 use probegate::engine::command_line;
 use probegate::engine::{self, Context};
@@ -494,10 +495,19 @@ pub fn check_patch(
     let settings = Settings::resolve(&all_layers).0;
 
     // Nothing changes but probes, readiness gates and the pod's annotations.
+    // The engine reads objects through their types: pod metadata with no field the type
+    // knows (unknown fields only, which the API server never sends, since it decodes
+    // objects into their types first) reads as absent, and is written whole.
+    let reads_as_absent = |meta: &Value| {
+        meta.is_null()
+            || serde_json::from_value::<ObjectMeta>(meta.clone())
+                .is_ok_and(|m| m == ObjectMeta::default())
+    };
+    let pod_meta_absent = reads_as_absent(&pod_before["metadata"]);
     let mut stripped = after.clone();
     if let Some(p) = stripped.pointer_mut(base) {
         p["spec"]["readinessGates"] = pod_before["spec"]["readinessGates"].clone();
-        if pod_before["metadata"].is_null() {
+        if pod_meta_absent {
             let meta = p["metadata"]
                 .as_object_mut()
                 .map(std::mem::take)
@@ -525,6 +535,12 @@ pub fn check_patch(
         }
     }
     let mut before_stripped = before.clone();
+    if let Some(p) = before_stripped
+        .pointer_mut(base)
+        .filter(|_| pod_meta_absent)
+    {
+        p["metadata"] = Value::Null;
+    }
     strip_nulls_deep(&mut before_stripped);
     strip_nulls_deep(&mut stripped);
     assert_eq!(
