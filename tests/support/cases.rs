@@ -461,12 +461,20 @@ pub fn check_patch(
             json!(patch)
         );
     }
-    decode_as(gvk, &after);
+    // The admission layer reads only the fields its rules need, so an object that is
+    // invalid elsewhere (which the API server never sends: it decodes objects into their
+    // types first) may be patched too; a result that must decode comes from one that did.
+    let [group, version, kind] = gvk;
+    if matches!(
+        Workload::decode(group, version, kind, before.clone()),
+        Ok(Some(_))
+    ) {
+        decode_as(gvk, &after);
+    }
     if patch.0.is_empty() {
         return after;
     }
     let why = || format!("patch {}\nobject {before:#}", json!(patch));
-    let kind = gvk[2];
     let base = if kind == "Pod" {
         ""
     } else if kind == "CronJob" {
@@ -737,13 +745,17 @@ fn check_port(
             Value::String(s) => p["name"].as_str() == Some(s.as_str()),
             _ => false,
         });
-    let typed: k8s_openapi::api::core::v1::Container =
-        serde_json::from_value(container.clone()).expect("container decodes");
-    let health = command_line::flags(&typed)
-        .iter()
-        .filter(|f| f.name == "health-probe-bind-address")
-        .filter_map(|f| f.value().and_then(command_line::listen_port))
-        .any(|p| port.as_i64() == Some(i64::from(p)));
+    // A container invalid in fields the rules do not read is read past by the admission
+    // layer (see `check_patch`); its health address is then not known here.
+    let typed: Option<k8s_openapi::api::core::v1::Container> =
+        serde_json::from_value(container.clone()).ok();
+    let health = typed.iter().any(|typed| {
+        command_line::flags(typed)
+            .iter()
+            .filter(|f| f.name == "health-probe-bind-address")
+            .filter_map(|f| f.value().and_then(command_line::listen_port))
+            .any(|p| port.as_i64() == Some(i64::from(p)))
+    });
     let set = match &settings.port {
         Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(n)) => {
             port.as_i64() == Some(i64::from(*n))
