@@ -8,6 +8,9 @@
 //! `benches/outside-load.sh` runs the same servers and bodies under h2load and wrk, through
 //! the modes `--null-server CERT_DIR` and `--write-bodies DIR` of this binary.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -306,7 +309,7 @@ async fn measure(
     // Warm up: connections, allocator, caches.
     let (_, warm_errors) = saturate(&client, &bodies[1].1, Duration::from_millis(300)).await;
     let mut measured = Measured {
-        idle_rss_kib: proc_status(server.pid(), "VmRSS"),
+        idle_rss_kib: support::proc_status(server.pid(), "VmRSS"),
         errors: warm_errors,
         ..Measured::default()
     };
@@ -326,7 +329,7 @@ async fn measure(
     let (connections, errors) = connect_rate(&client, &bodies[0].1, plan.connect).await;
     measured.errors += errors;
     measured.connections_per_second = connections as f64 / plan.connect.as_secs_f64();
-    measured.peak_rss_kib = proc_status(server.pid(), "VmHWM");
+    measured.peak_rss_kib = support::proc_status(server.pid(), "VmHWM");
     measured
 }
 
@@ -339,20 +342,8 @@ type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 
 impl Client {
     fn new(ca_pem: &str, addr: SocketAddr) -> Arc<Client> {
-        use rustls_pki_types::pem::PemObject;
-        let mut roots = rustls::RootCertStore::empty();
-        roots
-            .add(rustls_pki_types::CertificateDer::from_pem_slice(ca_pem.as_bytes()).unwrap())
-            .unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Arc::new(Client {
-            connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
+            connector: support::connector(ca_pem),
             addr,
         })
     }
@@ -550,20 +541,6 @@ fn clock_ticks() -> f64 {
         .and_then(|o| String::from_utf8(o.stdout).ok())
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(100.0)
-}
-
-fn proc_status(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(field)?
-                .strip_prefix(':')
-                .map(str::trim)
-                .map(str::to_owned)
-        })
-        .and_then(|v| v.trim_end_matches(" kB").trim().parse().ok())
-        .unwrap_or(0)
 }
 
 fn report(results: &BTreeMap<&str, Measured>, bodies: &[(&'static str, Vec<u8>)]) {

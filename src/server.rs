@@ -13,7 +13,6 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
@@ -270,12 +269,15 @@ async fn serve(
     shutdown: impl Future<Output = ()>,
     on_shutdown: impl FnOnce(),
 ) {
-    let graceful = GracefulShutdown::new();
+    let (drain, draining) = watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
     let connections = Arc::new(Semaphore::new(limits.max_connections));
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
             _ = &mut shutdown => break,
+            // Finished connections are reaped here, so the set holds only live ones.
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
             accepted = accept(&listener, &connections) => accepted,
         };
         let Some((stream, permit)) = accepted else {
@@ -283,15 +285,15 @@ async fn serve(
         };
         let tls = tls.clone();
         let service = TowerToHyperService::new(router.clone());
-        let watcher = graceful.watcher();
+        let draining = draining.clone();
         let limits = limits.clone();
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             let _permit = permit;
             let Some((acceptor, metrics)) = tls else {
-                return serve_connection(stream, service, &limits, watcher).await;
+                return serve_connection(stream, service, &limits, draining).await;
             };
             match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => serve_connection(tls, service, &limits, watcher).await,
+                Ok(Ok(tls)) => serve_connection(tls, service, &limits, draining).await,
                 Ok(Err(error)) => {
                     metrics.tls.handshake_failure(HandshakeFailure::of(&error));
                     // Debug only: anyone who can reach the port can fill a log at info.
@@ -306,11 +308,11 @@ async fn serve(
     }
     on_shutdown();
     drop(listener);
-    if tokio::time::timeout(limits.grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    drain.send_replace(true);
+    let drained = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout(limits.grace, drained).await.is_err() {
         tracing::warn!("grace period over; closing connections still open");
+        tasks.abort_all();
     }
 }
 
@@ -318,16 +320,28 @@ async fn serve_connection<IO>(
     io: IO,
     service: TowerToHyperService<Router>,
     limits: &Limits,
-    watcher: hyper_util::server::graceful::Watcher,
+    mut draining: watch::Receiver<bool>,
 ) where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let phase = Arc::new(watch::Sender::new(Phase::Head(Instant::now())));
+    let first_head = Phase::Head(Instant::now());
+    let phase = Arc::new(watch::Sender::new(first_head));
     let expired = expiry(
         phase.subscribe(),
         limits.header_timeout,
         limits.idle_timeout,
     );
+    // Once draining, idle connections close and busy ones close after their answer. One
+    // still waiting for its first request is the exception: its client connected before
+    // the listener closed and may have sent the request already, so it gets until the
+    // header timeout for it to arrive.
+    let mut progress = phase.subscribe();
+    let drain = async move {
+        if draining.wait_for(|draining| *draining).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        let _ = progress.wait_for(|now| *now != first_head).await;
+    };
     // hyper's header timeout also runs while a kept-alive connection idles (hyper 1.x has
     // no idle timeout of its own), so both limits are kept here instead.
     let connection = hyper::server::conn::http1::Builder::new()
@@ -343,13 +357,31 @@ async fn serve_connection<IO>(
                 phase,
             },
         );
-    tokio::select! {
-        result = watcher.watch(connection) => {
-            if let Err(error) = result {
-                tracing::debug!(%error, "connection ended with an error");
+    let mut connection = std::pin::pin!(connection);
+    let mut expired = std::pin::pin!(expired);
+    let ended = tokio::select! {
+        result = connection.as_mut() => Some(result),
+        reason = expired.as_mut() => {
+            tracing::debug!(reason, "connection closed");
+            return;
+        }
+        () = drain => None,
+    };
+    let result = match ended {
+        Some(result) => result,
+        None => {
+            connection.as_mut().graceful_shutdown();
+            tokio::select! {
+                result = connection => result,
+                reason = expired => {
+                    tracing::debug!(reason, "connection closed");
+                    return;
+                }
             }
         }
-        reason = expired => tracing::debug!(reason, "connection closed"),
+    };
+    if let Err(error) = result {
+        tracing::debug!(%error, "connection ended with an error");
     }
 }
 

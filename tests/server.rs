@@ -710,6 +710,33 @@ async fn while_draining_answers_close_their_connection() {
     assert_eq!(fresh.headers["connection"], "close");
 }
 
+/// A client that connected just before the listener closed cannot know the drain has
+/// begun, and may already have sent its first request: that request is answered (and told
+/// to close), not dropped with the connection. The soak under load lost such reviews.
+#[tokio::test]
+async fn a_connection_accepted_before_the_drain_gets_its_first_request_answered() {
+    let mut server = TestServer::start(Options::default()).await;
+    // Connected, TLS done, no request yet.
+    let mut kept = server.client().kept_alive().await;
+    let task = server.stop();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(server.webhook).await.is_ok() {
+        assert!(Instant::now() < deadline, "the listener never closed");
+        tokio::task::yield_now().await;
+    }
+    let reply = kept
+        .review(&review(pod(), false))
+        .await
+        .expect("the first request of a connection accepted before the drain is answered");
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.json()["response"]["allowed"], true);
+    assert_eq!(reply.headers["connection"], "close");
+    tokio::time::timeout(Duration::from_secs(20), task)
+        .await
+        .expect("server stopped")
+        .unwrap();
+}
+
 #[tokio::test]
 async fn a_request_whose_body_stalls_gets_408() {
     let server = TestServer::start(Options {

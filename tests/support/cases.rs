@@ -16,6 +16,7 @@ use arbitrary::{Result, Unstructured};
 use futures_util::FutureExt;
 use json_patch::Patch;
 use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use probegate::admission::{Admission, to_wire};
 use probegate::engine::command_line;
 use probegate::engine::{self, Context, ServiceEvidence};
@@ -463,12 +464,20 @@ pub fn check_patch(
             json!(patch)
         );
     }
-    decode_as(gvk, &after);
+    // The admission layer reads only the fields its rules need, so an object that is
+    // invalid elsewhere (which the API server never sends: it decodes objects into their
+    // types first) may be patched too; a result that must decode comes from one that did.
+    let [group, version, kind] = gvk;
+    if matches!(
+        Workload::decode(group, version, kind, before.clone()),
+        Ok(Some(_))
+    ) {
+        decode_as(gvk, &after);
+    }
     if patch.0.is_empty() {
         return after;
     }
     let why = || format!("patch {}\nobject {before:#}", json!(patch));
-    let kind = gvk[2];
     let base = if kind == "Pod" {
         ""
     } else if kind == "CronJob" {
@@ -497,10 +506,19 @@ pub fn check_patch(
     let settings = Settings::resolve(&all_layers).0;
 
     // Nothing changes but probes, readiness gates and the pod's annotations.
+    // The engine reads objects through their types: pod metadata with no field the type
+    // knows (unknown fields only, which the API server never sends, since it decodes
+    // objects into their types first) reads as absent, and is written whole.
+    let reads_as_absent = |meta: &Value| {
+        meta.is_null()
+            || serde_json::from_value::<ObjectMeta>(meta.clone())
+                .is_ok_and(|m| m == ObjectMeta::default())
+    };
+    let pod_meta_absent = reads_as_absent(&pod_before["metadata"]);
     let mut stripped = after.clone();
     if let Some(p) = stripped.pointer_mut(base) {
         p["spec"]["readinessGates"] = pod_before["spec"]["readinessGates"].clone();
-        if pod_before["metadata"].is_null() {
+        if pod_meta_absent {
             let meta = p["metadata"]
                 .as_object_mut()
                 .map(std::mem::take)
@@ -528,6 +546,12 @@ pub fn check_patch(
         }
     }
     let mut before_stripped = before.clone();
+    if let Some(p) = before_stripped
+        .pointer_mut(base)
+        .filter(|_| pod_meta_absent)
+    {
+        p["metadata"] = Value::Null;
+    }
     strip_nulls_deep(&mut before_stripped);
     strip_nulls_deep(&mut stripped);
     assert_eq!(
@@ -724,13 +748,17 @@ fn check_port(
             Value::String(s) => p["name"].as_str() == Some(s.as_str()),
             _ => false,
         });
-    let typed: k8s_openapi::api::core::v1::Container =
-        serde_json::from_value(container.clone()).expect("container decodes");
-    let health = command_line::flags(&typed)
-        .iter()
-        .filter(|f| f.name == "health-probe-bind-address")
-        .filter_map(|f| f.value().and_then(command_line::listen_port))
-        .any(|p| port.as_i64() == Some(i64::from(p)));
+    // A container invalid in fields the rules do not read is read past by the admission
+    // layer (see `check_patch`); its health address is then not known here.
+    let typed: Option<k8s_openapi::api::core::v1::Container> =
+        serde_json::from_value(container.clone()).ok();
+    let health = typed.iter().any(|typed| {
+        command_line::flags(typed)
+            .iter()
+            .filter(|f| f.name == "health-probe-bind-address")
+            .filter_map(|f| f.value().and_then(command_line::listen_port))
+            .any(|p| port.as_i64() == Some(i64::from(p)))
+    });
     let set = match &settings.port {
         Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(n)) => {
             port.as_i64() == Some(i64::from(*n))
