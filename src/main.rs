@@ -5,204 +5,23 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::Parser;
 use probegate::admission::Admission;
 use probegate::certs::{self, Names};
 use probegate::health::Health;
 use probegate::metrics::Metrics;
 use probegate::namespace_cache::{ClusterCache, Directory};
-use probegate::offline::{self, OutputFormat};
+use probegate::offline::{self};
 use probegate::server::{Limits, Listeners, Server};
 use probegate::tls::{CertStore, ClientCaStore};
 
-#[derive(Parser)]
-#[command(
-    name = "probegate",
-    version,
-    about = "Adds the probes and readiness gates pods lack, and warns when a probe depends on a metrics switch."
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Show what the webhook would do to manifests, offline (a lint gate with --check).
-    Mutate(MutateArgs),
-    /// Run the webhook: HTTPS admission endpoint, health and metrics.
-    Serve(ServeArgs),
-    /// Make a CA and a serving certificate for the webhook's Service (or, with --client, a
-    /// client certificate for the API server).
-    Certs(CertsArgs),
-    /// Read a live cluster (read-only): what the webhook would change in the workloads
-    /// running there, and the probe hazards already running.
-    Audit(AuditArgs),
-}
-
-#[derive(clap::Args)]
-struct AuditArgs {
-    /// The kubeconfig file; default: KUBECONFIG, then ~/.kube/config, then in-cluster.
-    #[arg(long, value_name = "PATH")]
-    kubeconfig: Option<PathBuf>,
-    /// The kubeconfig context to use; default: its current context.
-    #[arg(long, value_name = "NAME")]
-    context: Option<String>,
-    /// A namespace to read (repeatable); default: the context's namespace.
-    #[arg(
-        short = 'n',
-        long = "namespace",
-        value_name = "NAMESPACE",
-        conflicts_with = "all_namespaces"
-    )]
-    namespaces: Vec<String>,
-    /// Read every namespace.
-    #[arg(short = 'A', long)]
-    all_namespaces: bool,
-    /// KEY=VALUE applied to every namespace, under its own annotations, as given to
-    /// `serve` (repeatable).
-    #[arg(long = "namespace-annotation", value_name = "KEY=VALUE", value_parser = offline::parse_annotation)]
-    namespace_annotations: Vec<(String, String)>,
-    /// What to print.
-    #[arg(short = 'o', long = "output", value_enum, default_value_t = AuditFormat::Table)]
-    output: AuditFormat,
-    /// Exit 1 when there is any finding, 0 when clean (2 on errors, always).
-    #[arg(long)]
-    check: bool,
-    /// How long a readiness gate may stay unset while the containers are ready before it
-    /// counts as stuck (10m, 90s, 1h30m).
-    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = probegate::audit::parse_duration)]
-    stuck_after: k8s_openapi::jiff::SignedDuration,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum AuditFormat {
-    /// One row per finding, grouped by namespace, and a summary line.
-    Table,
-    /// The AuditReport schema (README.md), as JSON.
-    Json,
-    /// The same, as YAML.
-    Yaml,
-}
-
-#[derive(clap::Args)]
-struct ServeArgs {
-    /// Webhook HTTPS address.
-    #[arg(long, default_value = "0.0.0.0:8443")]
-    addr: SocketAddr,
-    /// Health address (plain HTTP): /healthz and /readyz.
-    #[arg(long, default_value = "0.0.0.0:8081")]
-    health_addr: SocketAddr,
-    /// Metrics address (plain HTTP): /metrics.
-    #[arg(long, default_value = "0.0.0.0:9090")]
-    metrics_addr: SocketAddr,
-    /// Do not serve metrics (health is unaffected).
-    #[arg(long)]
-    no_metrics: bool,
-    /// Serving certificate chain (PEM). Without it and --tls-key-file, a self-signed pair
-    /// for localhost is made in a temporary folder.
-    #[arg(long, requires = "tls_key_file")]
-    tls_cert_file: Option<PathBuf>,
-    /// Serving private key (PEM: PKCS#8, PKCS#1 RSA or SEC1 EC).
-    #[arg(long, requires = "tls_cert_file")]
-    tls_key_file: Option<PathBuf>,
-    /// CA certificates (PEM) a webhook client's certificate must chain to: the webhook
-    /// then refuses clients without one (health and metrics are unaffected). Reloaded
-    /// when the file changes.
-    #[arg(long, value_name = "FILE")]
-    client_ca_file: Option<PathBuf>,
-    /// Do not look for a cluster: namespace annotations come from --namespace-config.
-    #[arg(long)]
-    standalone: bool,
-    /// YAML map of namespace name to annotations, for standalone mode.
-    #[arg(long, value_name = "FILE")]
-    namespace_config: Option<PathBuf>,
-    /// KEY=VALUE applied to every namespace, under its own annotations (repeatable).
-    #[arg(long = "namespace-annotation", value_name = "KEY=VALUE", value_parser = offline::parse_annotation)]
-    namespace_annotations: Vec<(String, String)>,
-    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
-    log_format: LogFormat,
-    /// Log filter, e.g. info or probegate=debug; RUST_LOG overrides it.
-    #[arg(long, default_value = "info")]
-    log_level: String,
-    /// How long requests in flight may take to finish after SIGTERM.
-    #[arg(long, default_value_t = 15)]
-    shutdown_grace_seconds: u64,
-    /// After SIGTERM, how long to keep serving while unready before closing the listener,
-    /// so endpoints stop sending here first (5 in the shipped manifests).
-    #[arg(long, default_value_t = 0)]
-    shutdown_delay_seconds: u64,
-    /// How long a kept-alive connection may idle between requests before it is closed.
-    /// Longer than the API server's own idle timeout (90 s), so it is the client that
-    /// closes idle connections, never in the middle of sending a review.
-    #[arg(long, default_value_t = 120)]
-    idle_timeout_seconds: u64,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
-}
-
-#[derive(clap::Args)]
-struct CertsArgs {
-    /// The webhook's Service name.
-    #[arg(long, default_value = "probegate")]
-    service: String,
-    /// The Service's namespace.
-    #[arg(long, default_value = "probegate")]
-    namespace: String,
-    /// Another DNS name for the certificate (repeatable).
-    #[arg(long = "dns", value_name = "NAME")]
-    dns: Vec<String>,
-    /// An IP address for the certificate (repeatable).
-    #[arg(long = "ip", value_name = "ADDR")]
-    ips: Vec<IpAddr>,
-    /// Where to write ca.crt, ca.key, tls.crt and tls.key (with --client: client-ca.crt,
-    /// client-ca.key, client.crt and client.key).
-    #[arg(long, default_value = ".")]
-    out: PathBuf,
-    /// Make a client certificate for the API server to present to the webhook (which
-    /// trusts client-ca.crt through --client-ca-file), instead of a serving certificate.
-    #[arg(long, conflicts_with_all = ["dns", "ips"])]
-    client: bool,
-    /// Validity in days.
-    #[arg(long, default_value_t = 365)]
-    days: u32,
-    /// Sign with this existing CA (with --ca-key) instead of making a new one, so the
-    /// webhook's caBundle (or, with --client, its --client-ca-file) stays the same.
-    #[arg(long, requires = "ca_key", value_name = "FILE")]
-    ca_cert: Option<PathBuf>,
-    /// The existing CA's private key (PEM).
-    #[arg(long, requires = "ca_cert", value_name = "FILE")]
-    ca_key: Option<PathBuf>,
-}
-
-#[derive(clap::Args)]
-struct MutateArgs {
-    /// A manifest file, a directory (read recursively: *.yaml, *.yml, *.json) or - for stdin.
-    #[arg(short = 'f', long = "filename", value_name = "PATH", required = true)]
-    paths: Vec<PathBuf>,
-    /// KEY=VALUE applied to every namespace, under its own annotations (repeatable).
-    #[arg(long = "namespace-annotation", value_name = "KEY=VALUE", value_parser = offline::parse_annotation)]
-    namespace_annotations: Vec<(String, String)>,
-    /// What to print.
-    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Yaml)]
-    output: OutputFormat,
-    /// Exit 1 when anything would be injected, warned or refused; 0 when clean.
-    #[arg(long)]
-    check: bool,
-    /// Also mutate objects in namespaces the shipped webhook configuration never sends
-    /// (kube-system, probegate).
-    #[arg(long)]
-    include_excluded_namespaces: bool,
-}
+mod cli;
+use cli::{AuditArgs, AuditFormat, CertsArgs, Cli, Command, LogFormat, MutateArgs, ServeArgs};
 
 /// Exit code for bad input, distinct from `--check`'s 1.
 const EXIT_BAD_INPUT: u8 = 2;
@@ -306,23 +125,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         idle_timeout_seconds,
     } = args;
     init_logging(log_format, &log_level)?;
-    let certs = match (&tls_cert_file, &tls_key_file) {
-        (Some(cert), Some(key)) => CertStore::open(cert, key)?,
-        _ => {
-            let names = Names {
-                dns: vec!["localhost".into()],
-                ips: vec![[127, 0, 0, 1].into(), std::net::Ipv6Addr::LOCALHOST.into()],
-            };
-            let bundle = certs::generate(&names, 365)?;
-            let dir = tempfile::Builder::new()
-                .prefix("probegate-certs-")
-                .tempdir()?
-                .keep();
-            bundle.write(&dir)?;
-            tracing::info!(ca = %dir.join("ca.crt").display(), "no --tls-cert-file: serving a self-signed certificate for localhost; trust this CA");
-            CertStore::open(&dir.join("tls.crt"), &dir.join("tls.key"))?
-        }
-    };
+    let certs = serving_certs(tls_cert_file.as_deref(), tls_key_file.as_deref())?;
     let client_ca = client_ca_file
         .as_deref()
         .map(ClientCaStore::open)
@@ -331,17 +134,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new(&directory));
     let defaults = namespace_annotations.into_iter().collect();
     let admission = Arc::new(Admission::new(directory.clone(), defaults, metrics.clone()));
-    let bind = |addr: SocketAddr| {
-        std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))
-    };
     let listeners = Listeners {
         webhook: bind(addr)?,
         health: bind(health_addr)?,
-        metrics: if no_metrics {
-            None
-        } else {
-            Some(bind(metrics_addr)?)
-        },
+        metrics: (!no_metrics).then(|| bind(metrics_addr)).transpose()?,
     };
     let server = Server {
         listeners,
@@ -363,6 +159,33 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The given pair, or a self-signed one for localhost (a local run), with its CA written
+/// where the log says.
+fn serving_certs(
+    cert: Option<&std::path::Path>,
+    key: Option<&std::path::Path>,
+) -> anyhow::Result<Arc<CertStore>> {
+    if let (Some(cert), Some(key)) = (cert, key) {
+        return Ok(CertStore::open(cert, key)?);
+    }
+    let names = Names {
+        dns: vec!["localhost".into()],
+        ips: vec![[127, 0, 0, 1].into(), std::net::Ipv6Addr::LOCALHOST.into()],
+    };
+    let bundle = certs::generate(&names, 365)?;
+    let dir = tempfile::Builder::new()
+        .prefix("probegate-certs-")
+        .tempdir()?
+        .keep();
+    bundle.write(&dir)?;
+    tracing::info!(ca = %dir.join("ca.crt").display(), "no --tls-cert-file: serving a self-signed certificate for localhost; trust this CA");
+    Ok(CertStore::open(&dir.join("tls.crt"), &dir.join("tls.key"))?)
+}
+
+fn bind(addr: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
+    std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))
 }
 
 /// Cluster mode when a cluster is configured (KUBECONFIG, ~/.kube/config or in-cluster),

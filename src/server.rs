@@ -131,26 +131,7 @@ impl Server {
             &limits,
             side_stopped,
         );
-        let mut background = vec![tokio::spawn(tls::watch(
-            certs.clone(),
-            metrics.clone(),
-            limits.cert_poll,
-        ))];
-        if let Some(client_ca) = client_ca {
-            background.push(tokio::spawn(tls::watch(
-                client_ca,
-                metrics.clone(),
-                limits.cert_poll,
-            )));
-        }
-        // Readiness waits on the caches: wake those waiting on it once they have synced.
-        if let Some(cache) = cluster {
-            let health = health.clone();
-            background.push(tokio::spawn(async move {
-                cache.wait_synced().await;
-                health.notify();
-            }));
-        }
+        let background = background_tasks(&certs, client_ca, &metrics, cluster, &health, &limits);
         let router = webhook_router(admission, &limits).layer(
             axum::middleware::from_fn_with_state(health.clone(), close_while_draining),
         );
@@ -196,6 +177,37 @@ fn address(listener: Option<&TcpListener>) -> String {
         Some(Ok(address)) => address.to_string(),
         Some(Err(_)) => "?".to_owned(),
     }
+}
+
+/// Certificate reloads, and the wake-up of readiness waiters once the caches have synced.
+fn background_tasks(
+    certs: &Arc<CertStore>,
+    client_ca: Option<Arc<ClientCaStore>>,
+    metrics: &Arc<Metrics>,
+    cluster: Option<Arc<ClusterCache>>,
+    health: &Arc<Health>,
+    limits: &Limits,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = vec![tokio::spawn(tls::watch(
+        certs.clone(),
+        metrics.clone(),
+        limits.cert_poll,
+    ))];
+    if let Some(client_ca) = client_ca {
+        tasks.push(tokio::spawn(tls::watch(
+            client_ca,
+            metrics.clone(),
+            limits.cert_poll,
+        )));
+    }
+    if let Some(cache) = cluster {
+        let health = health.clone();
+        tasks.push(tokio::spawn(async move {
+            cache.wait_synced().await;
+            health.notify();
+        }));
+    }
+    tasks
 }
 
 /// Health, and metrics when they are on, each on its own plain-HTTP listener until

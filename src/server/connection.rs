@@ -108,7 +108,7 @@ async fn serve_connection<IO>(
     io: IO,
     service: TowerToHyperService<Router>,
     limits: &Limits,
-    mut draining: watch::Receiver<bool>,
+    draining: watch::Receiver<bool>,
 ) where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -119,17 +119,7 @@ async fn serve_connection<IO>(
         limits.header_timeout,
         limits.idle_timeout,
     );
-    // Once draining, idle connections close and busy ones close after their answer. One
-    // still waiting for its first request is the exception: its client connected before
-    // the listener closed and may have sent the request already, so it gets until the
-    // header timeout for it to arrive.
-    let mut progress = phase.subscribe();
-    let drain = async move {
-        if draining.wait_for(|draining| *draining).await.is_err() {
-            std::future::pending::<()>().await;
-        }
-        let _ = progress.wait_for(|now| *now != first_head).await;
-    };
+    let drain = drained(draining, phase.subscribe(), first_head);
     // hyper's header timeout also runs while a kept-alive connection idles (hyper 1.x has
     // no idle timeout of its own), so both limits are kept here instead.
     let connection = hyper::server::conn::http1::Builder::new()
@@ -171,6 +161,21 @@ async fn serve_connection<IO>(
     if let Err(error) = result {
         tracing::debug!(%error, "connection ended with an error");
     }
+}
+
+/// Resolves when the connection should close for the drain. Once draining, idle
+/// connections close and busy ones close after their answer. One still waiting for its
+/// first request is the exception: its client connected before the listener closed and may
+/// have sent the request already, so it gets until the header timeout for it to arrive.
+async fn drained(
+    mut draining: watch::Receiver<bool>,
+    mut progress: watch::Receiver<Phase>,
+    first_head: Phase,
+) {
+    if draining.wait_for(|draining| *draining).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+    let _ = progress.wait_for(|now| *now != first_head).await;
 }
 
 /// Where a connection is, for its timers.
