@@ -12,18 +12,18 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use rustls::client::danger::HandshakeSignatureValid;
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::ServerConfig;
+use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use rustls::{DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::sync::mpsc;
 
 use crate::metrics::Metrics;
 
+mod client_ca;
 pub mod metrics;
+pub use client_ca::ClientCaStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -311,131 +311,6 @@ fn fingerprint(contents: &[&[u8]]) -> u64 {
     let mut hasher = DefaultHasher::new();
     contents.hash(&mut hasher);
     hasher.finish()
-}
-
-/// The CAs a client certificate must chain to (`--client-ca-file`), swapped atomically on
-/// reload. Handshakes ask it to verify; it hands each check to the verifier in service.
-pub struct ClientCaStore {
-    path: PathBuf,
-    current: ArcSwap<Verifier>,
-    last_seen: LastSeen,
-}
-
-/// `ArcSwap` holds sized values: the verifier in a box of its own.
-#[derive(Debug)]
-struct Verifier(Arc<dyn ClientCertVerifier>);
-
-impl std::fmt::Debug for ClientCaStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientCaStore")
-            .field("path", &self.path)
-            .finish_non_exhaustive()
-    }
-}
-
-impl ClientCaStore {
-    /// Loads the CA file; one that does not load is an error at start-up.
-    pub fn open(path: &Path) -> Result<Arc<ClientCaStore>, TlsError> {
-        let pem = read(path)?;
-        let verifier = parse_client_ca(path, &pem)?;
-        Ok(Arc::new(ClientCaStore {
-            path: path.to_owned(),
-            current: ArcSwap::from_pointee(Verifier(verifier)),
-            last_seen: LastSeen::new(&[&pem]),
-        }))
-    }
-
-    fn verifier(&self) -> Arc<dyn ClientCertVerifier> {
-        self.current.load().0.clone()
-    }
-}
-
-fn parse_client_ca(path: &Path, pem: &[u8]) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
-    let bad = |reason: String| TlsError::BadClientCa {
-        path: path.display().to_string(),
-        reason,
-    };
-    let cas = CertificateDer::pem_slice_iter(pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| bad(e.to_string()))?;
-    if cas.is_empty() {
-        return Err(TlsError::NoCertificate {
-            path: path.display().to_string(),
-        });
-    }
-    let mut roots = rustls::RootCertStore::empty();
-    for ca in cas {
-        roots.add(ca).map_err(|e| bad(e.to_string()))?;
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-        .build()
-        .map_err(|e| bad(e.to_string()))
-}
-
-impl Reloadable for ClientCaStore {
-    const KIND: &'static str = "client_ca";
-
-    fn files(&self) -> Vec<&Path> {
-        vec![&self.path]
-    }
-
-    fn reload(&self) -> Reload {
-        let pem = match read(&self.path) {
-            Ok(pem) => pem,
-            Err(e) => return Reload::Refused(e.to_string()),
-        };
-        if !self.last_seen.changed(&[&pem]) {
-            return Reload::Unchanged;
-        }
-        match parse_client_ca(&self.path, &pem) {
-            Ok(verifier) => {
-                self.current.store(Arc::new(Verifier(verifier)));
-                Reload::Reloaded
-            }
-            Err(e) => Reload::Refused(e.to_string()),
-        }
-    }
-}
-
-impl ClientCertVerifier for ClientCaStore {
-    /// No hints: a borrowed list cannot follow a reload. Clients that get none send the
-    /// certificate they have (RFC 8446 4.2.4; Go's client, the API server's, does).
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        &[]
-    }
-
-    fn verify_client_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        now: UnixTime,
-    ) -> Result<ClientCertVerified, rustls::Error> {
-        self.verifier()
-            .verify_client_cert(end_entity, intermediates, now)
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.verifier().verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.verifier().verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.verifier().supported_verify_schemes()
-    }
 }
 
 #[cfg(test)]
