@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::{Stream, StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::PartialObjectMeta;
 use kube::runtime::WatchStreamExt;
@@ -46,8 +46,10 @@ use prometheus_client::registry::Registry;
 use crate::engine::ServiceEvidence;
 use crate::policy::PREFIX;
 
+mod listed_service;
 mod namespace_policy;
 mod service_index;
+use listed_service::ListedService;
 use namespace_policy::NamespacePolicy;
 pub use service_index::NamespaceServices;
 use service_index::ServiceIndex;
@@ -270,9 +272,13 @@ impl ClusterCache {
             },
         );
         // Each Service becomes its compact evidence before the store keeps it.
-        let service_events = watcher::watcher(Api::<Service>::all(client), config)
+        let service_events = watcher::watcher(Api::<ListedService>::all(client), config)
             .default_backoff()
-            .map_ok(|event| compact(event, |service: &Service| ServiceEvidence::from(service)));
+            .map_ok(|event| {
+                compact(event, |service: &ListedService| {
+                    ServiceEvidence::from(service)
+                })
+            });
         let services = drive(
             CACHE_NAMES[SERVICES],
             reflector::reflector(service_writer, service_events),

@@ -56,6 +56,12 @@ impl<'de> serde::de::DeserializeSeed<'de> for Kind {
     }
 }
 
+/// Metadata without `managedFields`, and with only the annotations a rule reads: for other
+/// objects read the same way (the cache's Services).
+pub(crate) fn read_meta<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ObjectMeta, D::Error> {
+    MetaView::deserialize(d).map(Into::into)
+}
+
 /// What the webhook reads of a kind's spec, and how the typed object is built from it.
 pub(crate) trait Viewed: Sized {
     type Spec: for<'de> Deserialize<'de> + Default;
