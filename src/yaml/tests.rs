@@ -312,6 +312,8 @@ fn round_trips() {
     values.push(json!({"a": {"b": [{"c": [], "d": {}}, [[{"e": "f"}]], {}, null]}}));
     values.push(json!([{"a": 1, "b": [1, 2]}, [{"x": "yes"}]]));
     values.push(json!({ "k".repeat(2000): {"a": [1]}, "z": "k".repeat(2000) }));
+    // Short, but over 1024 characters once escaped (the yaml fuzz target found it).
+    values.push(json!({ "\u{c}".repeat(200): {"a": [1]}, "b": 1 }));
     for v in values {
         let text = to_string(&v);
         assert!(text.ends_with('\n'));

@@ -28,17 +28,21 @@ fn write_node(out: &mut String, value: &Value, indent: usize, inline: bool) {
         Value::Object(map) if !map.is_empty() => {
             for (i, (key, v)) in map.iter().enumerate() {
                 pad(out, i);
-                if key.len() > 1000 {
-                    // Implicit keys are limited to 1024 characters: use an explicit `? key`.
+                // Implicit keys are limited to 1024 characters as written (escapes count):
+                // longer ones become an explicit `? key`.
+                let mut written = String::new();
+                write_str(&mut written, key);
+                let explicit = written.len() > 1000;
+                if explicit {
                     out.push_str("? ");
-                    write_str(out, key);
+                    out.push_str(&written);
                     out.push('\n');
                     pad(out, 1);
                 } else {
-                    write_str(out, key);
+                    out.push_str(&written);
                 }
                 out.push(':');
-                if key.len() <= 1000 && is_block(v) {
+                if !explicit && is_block(v) {
                     out.push('\n');
                     // Like kubectl, a list under a key is not indented further.
                     write_node(out, v, indent + if v.is_object() { 2 } else { 0 }, false);
