@@ -5,8 +5,9 @@
 //! with a short timeout. Standalone, annotations come from a file.
 //!
 //! Namespaces are watched as metadata only and kept as their name and `probegate.io/`
-//! annotations. Services are turned into their compact `ServiceEvidence` before the store
-//! keeps them, and a thin index on top groups them by namespace, sorted by name (see
+//! annotations. Services are listed and watched as `ListedService` (their metadata without
+//! `managedFields`, selector and ports; the rest is read past unbuilt) and turned into their
+//! compact `ServiceEvidence` before the store keeps them, and a thin index on top groups them by namespace, sorted by name (see
 //! `service_index`). The reflector does the re-list buffering: a re-list replaces the
 //! store whole when it ends. Readiness is a flag set when each first list has ended (and the
 //! Service index is built), because `/readyz` asks synchronously and the store's
@@ -14,10 +15,9 @@
 //!
 //! Why the library's store, measured at 10,000 namespaces and 50,000 Services (BENCHMARKS.md,
 //! "Cluster mode at scale"): with the cached objects compact (`NamespacePolicy`,
-//! `ServiceEvidence`), RSS at ready is about 60 MiB where the hand-built store of full
-//! objects took 150 MiB; the time to ready is the lists' (the hand-built store listed the
-//! same way, and deserializing the full objects, not storing them, is the rest of the time);
-//! readiness is as truthful. The store's price is its key per object (a 96-byte `ObjectRef` and copies
+//! `ServiceEvidence`, Services read as `ListedService`), RSS at ready is about 50 MiB where
+//! the hand-built store of full objects took 150 MiB, and ready comes within the time the API
+//! server needs to list both kinds; readiness is as truthful. The store's price is its key per object (a 96-byte `ObjectRef` and copies
 //! of the name and namespace), which a hand-built map could save; that is not measured to
 //! be worth its code.
 
