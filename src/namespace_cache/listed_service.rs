@@ -19,7 +19,7 @@ pub(super) struct ListedService {
     spec: Option<Spec>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 struct Spec {
     #[serde(default)]
     selector: Option<BTreeMap<String, String>>,
@@ -51,16 +51,12 @@ impl k8s_openapi::Metadata for ListedService {
 
 impl From<&ListedService> for ServiceEvidence {
     fn from(listed: &ListedService) -> ServiceEvidence {
-        let spec = listed.spec.clone().unwrap_or_default();
-        ServiceEvidence::from(&Service {
-            metadata: listed.metadata.clone(),
-            spec: Some(k8s_openapi::api::core::v1::ServiceSpec {
-                selector: spec.selector,
-                ports: spec.ports,
-                ..Default::default()
-            }),
-            status: None,
-        })
+        let spec = listed.spec.as_ref();
+        ServiceEvidence::from_parts(
+            &listed.metadata,
+            spec.and_then(|s| s.selector.as_ref()),
+            spec.and_then(|s| s.ports.as_deref()),
+        )
     }
 }
 

@@ -2,7 +2,10 @@
 //! of it, so a cached Service costs a few allocations instead of one per string (a cluster
 //! cache holds tens of thousands; see BENCHMARKS.md, "Cluster mode at scale").
 
-use k8s_openapi::api::core::v1::Service;
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Service, ServicePort};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::policy::PREFIX;
@@ -86,16 +89,19 @@ impl Text {
     }
 }
 
-impl From<&Service> for ServiceEvidence {
-    fn from(service: &Service) -> ServiceEvidence {
+impl ServiceEvidence {
+    /// The evidence from the parts of a Service the rules read: its metadata, selector and
+    /// ports. Whatever form the Service was read in, this is the one place it is made.
+    pub fn from_parts(
+        meta: &ObjectMeta,
+        selector: Option<&BTreeMap<String, String>>,
+        ports: Option<&[ServicePort]>,
+    ) -> ServiceEvidence {
         let mut text = Text::default();
-        let meta = &service.metadata;
-        let spec = service.spec.as_ref();
         let namespace = meta.namespace.as_deref().map(|ns| text.push(ns));
         let name = text.push(meta.name.as_deref().unwrap_or_default());
-        let selector = text.pairs(spec.and_then(|s| s.selector.as_ref()).into_iter().flatten());
-        let ports = spec
-            .and_then(|spec| spec.ports.as_ref())
+        let selector = text.pairs(selector.into_iter().flatten());
+        let ports = ports
             .into_iter()
             .flatten()
             .filter(|port| port.protocol.as_deref().is_none_or(|p| p == "TCP"))
@@ -119,6 +125,17 @@ impl From<&Service> for ServiceEvidence {
             ports,
             annotations,
         }
+    }
+}
+
+impl From<&Service> for ServiceEvidence {
+    fn from(service: &Service) -> ServiceEvidence {
+        let spec = service.spec.as_ref();
+        ServiceEvidence::from_parts(
+            &service.metadata,
+            spec.and_then(|s| s.selector.as_ref()),
+            spec.and_then(|s| s.ports.as_deref()),
+        )
     }
 }
 
