@@ -1,6 +1,6 @@
 //! A container's declared ports, as the probe and metrics rules both read them.
 
-use k8s_openapi::api::core::v1::Container;
+use k8s_openapi::api::core::v1::{Container, ContainerPort};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 /// A port number, or a named port looked up in the container's ports.
@@ -18,10 +18,15 @@ pub fn resolve(container: &Container, port: &IntOrString) -> Option<i32> {
 
 /// Whether the container declares `port`, by number or by name.
 pub fn declares(container: &Container, port: &IntOrString) -> bool {
-    container.ports.iter().flatten().any(|p| match port {
-        IntOrString::Int(n) => p.container_port == *n,
-        IntOrString::String(name) => p.name.as_deref() == Some(name.as_str()),
-    })
+    container.ports.iter().flatten().any(|p| is(p, port))
+}
+
+/// Whether the declared `port` is the one `wanted` names, by number or by name.
+pub fn is(port: &ContainerPort, wanted: &IntOrString) -> bool {
+    match wanted {
+        IntOrString::Int(n) => port.container_port == *n,
+        IntOrString::String(name) => port.name.as_deref() == Some(name.as_str()),
+    }
 }
 
 /// `8080` or `http`, for messages.
@@ -35,7 +40,6 @@ pub fn text(port: &IntOrString) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::ContainerPort;
 
     #[test]
     fn named_and_numbered_ports() {

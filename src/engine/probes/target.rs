@@ -145,10 +145,9 @@ fn from_service(tcp_ports: &[&ContainerPort], evidence: Evidence<'_>) -> Option<
         .iter()
         .filter(|t| !t.is_metrics())
         .find_map(|service_target| {
-            let declared = tcp_ports.iter().find(|p| match &service_target.port {
-                IntOrString::Int(n) => p.container_port == *n,
-                IntOrString::String(name) => p.name.as_deref() == Some(name.as_str()),
-            })?;
+            let declared = tcp_ports
+                .iter()
+                .find(|p| ports::is(p, &service_target.port))?;
             Some(Target {
                 from_service: Some(service_target.describe()),
                 ..target_of(declared)
