@@ -55,6 +55,26 @@ pub use service_index::NamespaceServices;
 use service_index::ServiceIndex;
 
 /// How long a review waits to read a namespace the cache has not seen.
+/// The longest wait between two attempts of a failing watch, jitter included.
+const MAX_WATCH_RETRY: Duration = Duration::from_secs(5);
+
+/// How the watchers retry. kube-runtime's default (client-go's) grows to 30 s, kind to an
+/// API server with thousands of clients; with it, settings changed during an outage reached
+/// the answers up to 70 s after the API server was back (RELIABILITY.md). A webhook runs a
+/// few replicas, and a retry every few seconds costs the API server little. A success starts
+/// the delays over (kube-runtime resets the backoff on every event).
+fn watch_backoff() -> impl kube::runtime::utils::Backoff {
+    // Jitter adds up to the delay itself: half the longest wait before it.
+    watcher::ExponentialBackoff::from(
+        backon::ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(500))
+            .with_max_delay(MAX_WATCH_RETRY / 2)
+            .with_factor(2.0)
+            .with_jitter()
+            .without_max_times(),
+    )
+}
+
 const DIRECT_READ_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a direct read, or its failure, is remembered before the namespace is read again.
 const DIRECT_READ_MEMORY: Duration = Duration::from_secs(10);
@@ -261,7 +281,7 @@ impl ClusterCache {
         // Metadata only: the annotations are all that is read of a namespace.
         let namespace_api = Api::<PartialObjectMeta<Namespace>>::all(client.clone());
         let namespace_events = watcher::watcher(namespace_api, config.clone())
-            .default_backoff()
+            .backoff(watch_backoff())
             .map_ok(|event| compact(event, |ns| NamespacePolicy::from(&ns.metadata)));
         let namespaces = drive(
             CACHE_NAMES[NAMESPACES],
@@ -273,7 +293,7 @@ impl ClusterCache {
         );
         // Each Service becomes its compact evidence before the store keeps it.
         let service_events = watcher::watcher(Api::<ListedService>::all(client), config)
-            .default_backoff()
+            .backoff(watch_backoff())
             .map_ok(|event| {
                 compact(event, |service: &ListedService| {
                     ServiceEvidence::from(service)

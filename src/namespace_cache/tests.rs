@@ -151,3 +151,22 @@ async fn cache_ages_are_read_when_scraped() {
         watcher.abort();
     }
 }
+
+#[test]
+fn the_watchers_retry_within_seconds_through_an_outage_and_start_over_after_a_success() {
+    use kube::runtime::utils::Backoff;
+    let mut backoff = watch_backoff();
+    let delays: Vec<Duration> = backoff.by_ref().take(50).collect();
+    assert_eq!(delays.len(), 50, "the watchers never give up");
+    assert!(
+        delays[0] <= Duration::from_secs(1),
+        "first retry: {delays:?}"
+    );
+    let longest = delays.iter().max().unwrap();
+    assert!(
+        *longest <= MAX_WATCH_RETRY,
+        "a setting changed during an outage must not wait {longest:?} for the next attempt"
+    );
+    backoff.reset();
+    assert!(backoff.next().unwrap() <= Duration::from_secs(1));
+}
