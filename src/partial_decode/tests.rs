@@ -153,12 +153,13 @@ fn unread_fields_are_not_built_and_read_ones_must_fit() {
 
 #[test]
 fn variables_and_annotations_are_judged_by_their_names_however_written() {
+    type Variable = (&'static str, Option<&'static str>);
     struct Case {
         name: &'static str,
         container: &'static str,
         annotations: &'static str,
         /// The variables kept, or `None` when the object must not decode.
-        env: Option<Option<Vec<(&'static str, Option<&'static str>)>>>,
+        env: Option<Option<Vec<Variable>>>,
         annotation_keys: Vec<&'static str>,
     }
     let cases = [
@@ -216,7 +217,7 @@ fn variables_and_annotations_are_judged_by_their_names_however_written() {
             continue;
         };
         let Ok(Some(Workload::Pod(pod))) = decoded else {
-            panic!("{}: {decoded:?}", case.name.to_string())
+            panic!("{}: {decoded:?}", case.name)
         };
         let container = &pod.spec.as_ref().unwrap().containers[0];
         let env: Option<Vec<(&str, Option<&str>)>> = container.env.as_ref().map(|env| {
