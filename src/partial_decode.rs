@@ -62,6 +62,32 @@ pub(crate) fn read_meta<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Object
     MetaView::deserialize(d).map(Into::into)
 }
 
+/// A string read from the body: borrowed where the JSON has no escapes, so a map key or a
+/// name that is only compared costs no allocation. (serde's own `Cow<str>` always owns.)
+pub(crate) struct Text<'de>(pub(crate) std::borrow::Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Text<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(s.into()))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Text<'de>, E> {
+                Ok(Text(s.to_owned().into()))
+            }
+            fn visit_string<E>(self, s: String) -> Result<Text<'de>, E> {
+                Ok(Text(s.into()))
+            }
+        }
+        d.deserialize_str(Visitor)
+    }
+}
+
 /// What the webhook reads of a kind's spec, and how the typed object is built from it.
 pub(crate) trait Viewed: Sized {
     type Spec: for<'de> Deserialize<'de> + Default;

@@ -150,3 +150,89 @@ fn unread_fields_are_not_built_and_read_ones_must_fit() {
     }
     assert!(decode("", "v1", "Pod", r#"{"apiVersion": "v1", "kind": "Pod"}"#).is_ok());
 }
+
+#[test]
+fn variables_and_annotations_are_judged_by_their_names_however_written() {
+    type Variable = (&'static str, Option<&'static str>);
+    struct Case {
+        name: &'static str,
+        container: &'static str,
+        annotations: &'static str,
+        /// The variables kept, or `None` when the object must not decode.
+        env: Option<Option<Vec<Variable>>>,
+        annotation_keys: Vec<&'static str>,
+    }
+    let cases = [
+        Case {
+            name: "escapes in a name are read, not compared raw",
+            container: r#"{"name": "app", "env": [{"name": "ENABLE\u005fMETRICS", "value": "fal\u0073e"}]}"#,
+            annotations: r#"{"probegate.io\/probes": "readiness", "other\u002fkey": "x"}"#,
+            env: Some(Some(vec![("ENABLE_METRICS", Some("false"))])),
+            annotation_keys: vec!["probegate.io/probes"],
+        },
+        Case {
+            name: "a value before its name is kept for a variable a rule reads",
+            container: r#"{"name": "app", "env": [{"value": "false", "name": "ENABLE_METRICS"}]}"#,
+            annotations: "{}",
+            env: Some(Some(vec![("ENABLE_METRICS", Some("false"))])),
+            annotation_keys: vec![],
+        },
+        Case {
+            name: "variables no rule reads are dropped, in either order",
+            container: r#"{"name": "app", "env": [{"value": "1", "name": "WORKERS"}, {"name": "HOME", "value": "/"}]}"#,
+            annotations: "{}",
+            env: Some(Some(vec![])),
+            annotation_keys: vec![],
+        },
+        Case {
+            name: "null env is no env",
+            container: r#"{"name": "app", "env": null}"#,
+            annotations: "null",
+            env: Some(None),
+            annotation_keys: vec![],
+        },
+        Case {
+            name: "a variable without a name does not fit",
+            container: r#"{"name": "app", "env": [{"value": "false"}]}"#,
+            annotations: "{}",
+            env: None,
+            annotation_keys: vec![],
+        },
+        Case {
+            name: "a name that is not a string does not fit",
+            container: r#"{"name": "app", "env": [{"name": 7}]}"#,
+            annotations: "{}",
+            env: None,
+            annotation_keys: vec![],
+        },
+    ];
+    for case in cases {
+        let object = format!(
+            r#"{{"metadata": {{"annotations": {}}}, "spec": {{"containers": [{}]}}}}"#,
+            case.annotations, case.container
+        );
+        let decoded = decode("", "v1", "Pod", &object);
+        let Some(expected) = case.env else {
+            assert!(decoded.is_err(), "{}: decoded {object}", case.name);
+            continue;
+        };
+        let Ok(Some(Workload::Pod(pod))) = decoded else {
+            panic!("{}: {decoded:?}", case.name)
+        };
+        let container = &pod.spec.as_ref().unwrap().containers[0];
+        let env: Option<Vec<(&str, Option<&str>)>> = container.env.as_ref().map(|env| {
+            env.iter()
+                .map(|v| (v.name.as_str(), v.value.as_deref()))
+                .collect()
+        });
+        assert_eq!(env, expected, "{}", case.name);
+        let keys: Vec<&str> = pod
+            .metadata
+            .annotations
+            .iter()
+            .flatten()
+            .map(|(k, _)| k.as_str())
+            .collect();
+        assert_eq!(keys, case.annotation_keys, "{}", case.name);
+    }
+}

@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use serde::Deserialize;
 
+use super::Text;
 use crate::engine::metrics_coupling::reads_variable;
 use crate::engine::reads_annotation;
 
@@ -58,7 +59,7 @@ fn read_annotations<'de, D: serde::Deserializer<'de>>(
             mut map: A,
         ) -> Result<Self::Value, A::Error> {
             let mut kept = BTreeMap::new();
-            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            while let Some(Text(key)) = map.next_key()? {
                 if reads_annotation(&key) {
                     kept.insert(key.into_owned(), map.next_value::<String>()?);
                 } else {
@@ -102,8 +103,8 @@ struct ContainerView {
     args: Option<Vec<String>>,
     #[serde(default)]
     command: Option<Vec<String>>,
-    #[serde(default)]
-    env: Option<Vec<EnvView>>,
+    #[serde(default, deserialize_with = "read_env")]
+    env: Option<Vec<EnvVar>>,
     #[serde(default)]
     ports: Option<Vec<ContainerPort>>,
     #[serde(default)]
@@ -114,31 +115,60 @@ struct ContainerView {
     startup_probe: Option<Probe>,
 }
 
-/// A variable's name and literal value; a `valueFrom` source is never a literal to read.
-/// Only variables a rule reads are kept (`metrics_coupling::reads_variable`); the value of
-/// any other is read past without being built.
-struct EnvView {
-    name: String,
-    value: Option<String>,
+/// The variables a rule reads (`metrics_coupling::reads_variable`), with their literal
+/// values; every other variable is read past without its name or value being built. A
+/// `valueFrom` source is never a literal to read.
+fn read_env<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<EnvVar>>, D::Error> {
+    struct Variables;
+    impl<'de> serde::de::Visitor<'de> for Variables {
+        type Value = Option<Vec<EnvVar>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a list of EnvVar")
+        }
+        fn visit_none<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_seq(self)
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut read = Vec::new();
+            while let Some(ReadVariable(variable)) = seq.next_element()? {
+                read.extend(variable);
+            }
+            Ok(Some(read))
+        }
+    }
+    d.deserialize_option(Variables)
 }
 
-impl<'de> Deserialize<'de> for EnvView {
+/// One variable: `Some` if a rule reads it. Its name is borrowed from the body while it is
+/// judged, so a variable no rule reads costs no allocation.
+struct ReadVariable(Option<EnvVar>);
+
+impl<'de> Deserialize<'de> for ReadVariable {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct Visitor;
         impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = EnvView;
+            type Value = ReadVariable;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("an EnvVar")
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(
                 self,
                 mut map: A,
-            ) -> Result<EnvView, A::Error> {
-                let mut name: Option<String> = None;
+            ) -> Result<ReadVariable, A::Error> {
+                let mut name: Option<std::borrow::Cow<'de, str>> = None;
                 let mut value: Option<String> = None;
-                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                while let Some(Text(key)) = map.next_key()? {
                     match key.as_ref() {
-                        "name" => name = Some(map.next_value()?),
+                        "name" => name = Some(map.next_value::<Text<'de>>()?.0),
                         // The API server writes name first; a value before it is kept.
                         "value" if name.as_deref().is_none_or(reads_variable) => {
                             value = map.next_value()?
@@ -149,7 +179,11 @@ impl<'de> Deserialize<'de> for EnvView {
                     }
                 }
                 let name = name.ok_or_else(|| serde::de::Error::missing_field("name"))?;
-                Ok(EnvView { name, value })
+                Ok(ReadVariable(reads_variable(&name).then(|| EnvVar {
+                    name: name.into_owned(),
+                    value,
+                    value_from: None,
+                })))
             }
         }
         deserializer.deserialize_map(Visitor)
@@ -162,16 +196,7 @@ impl From<ContainerView> for Container {
             name: c.name,
             args: c.args,
             command: c.command,
-            env: c.env.map(|env| {
-                env.into_iter()
-                    .filter(|v| reads_variable(&v.name))
-                    .map(|v| EnvVar {
-                        name: v.name,
-                        value: v.value,
-                        value_from: None,
-                    })
-                    .collect()
-            }),
+            env: c.env,
             ports: c.ports,
             liveness_probe: c.liveness_probe,
             readiness_probe: c.readiness_probe,
