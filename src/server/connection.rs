@@ -14,7 +14,7 @@ use axum::response::Response;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, oneshot, watch};
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
@@ -60,28 +60,61 @@ async fn serve(
     let (drain, draining) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     let connections = Arc::new(Semaphore::new(limits.max_connections));
+    let setting_up = Arc::new(SettingUp::default());
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
             _ = &mut shutdown => break,
             // Finished connections are reaped here, so the set holds only live ones.
             Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
-            accepted = accept(&listener, &connections) => accepted,
+            accepted = accept(&listener) => accepted,
         };
-        let Some((stream, permit)) = accepted else {
+        let Some(stream) = accepted else {
             continue;
         };
+        let permit = match connections.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                // Full: the oldest connection still setting up gives way; its slot comes
+                // back as soon as its task ends. With none, wait for any to end.
+                setting_up.displace_oldest();
+                tokio::select! {
+                    _ = &mut shutdown => break,
+                    permit = connections.clone().acquire_owned() => match permit {
+                        Ok(permit) => permit,
+                        Err(_) => continue,
+                    },
+                }
+            }
+        };
+        let (ticket, displaced) = setting_up.enter();
         let tls = tls.clone();
         let service = TowerToHyperService::new(router.clone());
         let draining = draining.clone();
         let limits = limits.clone();
         tasks.spawn(async move {
             let _permit = permit;
+            let setup = Setup { ticket, displaced };
             let Some((acceptor, metrics)) = tls else {
-                return serve_connection(stream, service, &limits, draining).await;
+                return serve_connection(stream, service, &limits, draining, setup).await;
             };
-            match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => serve_connection(tls, service, &limits, draining).await,
+            let Setup {
+                ticket,
+                mut displaced,
+            } = setup;
+            let handshake = tokio::time::timeout(limits.handshake_timeout, acceptor.accept(stream));
+            let handshake = tokio::select! {
+                handshake = handshake => handshake,
+                Ok(()) = &mut displaced => {
+                    tracing::debug!("connection made room for a new one during its handshake");
+                    return;
+                }
+            };
+            match handshake {
+                Ok(Ok(tls)) => {
+                    let setup = Setup { ticket, displaced };
+                    serve_connection(tls, service, &limits, draining, setup).await
+                }
                 Ok(Err(error)) => {
                     metrics.tls.handshake_failure(HandshakeFailure::of(&error));
                     // Debug only: anyone who can reach the port can fill a log at info.
@@ -109,11 +142,13 @@ async fn serve_connection<IO>(
     service: TowerToHyperService<Router>,
     limits: &Limits,
     draining: watch::Receiver<bool>,
+    setup: Setup,
 ) where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let first_head = Phase::Head(Instant::now());
     let phase = Arc::new(watch::Sender::new(first_head));
+    let displaced = setup.until_first_request(phase.subscribe(), first_head);
     let expired = expiry(
         phase.subscribe(),
         limits.header_timeout,
@@ -141,6 +176,10 @@ async fn serve_connection<IO>(
         result = connection.as_mut() => Some(result),
         reason = expired.as_mut() => {
             tracing::debug!(reason, "connection closed");
+            return;
+        }
+        () = displaced => {
+            tracing::debug!("connection made room for a new one before its first request");
             return;
         }
         () = drain => None,
@@ -298,17 +337,13 @@ where
     }
 }
 
-/// Waits for a connection slot, then a connection. `None` on an accept error, which is
-/// logged; the caller goes on accepting.
-async fn accept(
-    listener: &TcpListener,
-    connections: &Arc<Semaphore>,
-) -> Option<(tokio::net::TcpStream, tokio::sync::OwnedSemaphorePermit)> {
-    let permit = connections.clone().acquire_owned().await.ok()?;
+/// The next connection; `None` on an accept error, which is logged; the caller goes on
+/// accepting.
+async fn accept(listener: &TcpListener) -> Option<tokio::net::TcpStream> {
     match listener.accept().await {
         Ok((stream, _peer)) => {
             let _ = stream.set_nodelay(true);
-            Some((stream, permit))
+            Some(stream)
         }
         Err(error) => {
             // Out of file descriptors and the like: pause instead of spinning.
@@ -316,6 +351,68 @@ async fn accept(
             tokio::time::sleep(Duration::from_millis(50)).await;
             None
         }
+    }
+}
+
+/// The connections of a listener that have not sent a whole request head yet, oldest
+/// first. When the listener is full, the oldest of them is closed to make room: clients
+/// that open connections and never use them cannot keep a real client out until their
+/// timeouts, while a real client (the API server) is through its handshake and first
+/// request head in milliseconds, and a connection that has sent one is never displaced.
+#[derive(Default)]
+struct SettingUp {
+    next: std::sync::atomic::AtomicU64,
+    waiting: parking_lot::Mutex<std::collections::BTreeMap<u64, oneshot::Sender<()>>>,
+}
+
+impl SettingUp {
+    fn enter(self: &Arc<Self>) -> (Ticket, oneshot::Receiver<()>) {
+        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (displace, displaced) = oneshot::channel();
+        self.waiting.lock().insert(id, displace);
+        let ticket = Ticket {
+            id,
+            queue: self.clone(),
+        };
+        (ticket, displaced)
+    }
+
+    fn displace_oldest(&self) {
+        if let Some((_, displace)) = self.waiting.lock().pop_first() {
+            let _ = displace.send(());
+        }
+    }
+}
+
+/// A connection's place among those setting up; dropped once it has sent a request head
+/// or has ended.
+struct Ticket {
+    id: u64,
+    queue: Arc<SettingUp>,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.queue.waiting.lock().remove(&self.id);
+    }
+}
+
+struct Setup {
+    ticket: Ticket,
+    displaced: oneshot::Receiver<()>,
+}
+
+impl Setup {
+    /// Resolves if the connection is displaced before its first request head is in; once
+    /// that is in, the connection leaves the queue and this never resolves.
+    async fn until_first_request(self, mut progress: watch::Receiver<Phase>, first_head: Phase) {
+        let Setup { ticket, displaced } = self;
+        tokio::select! {
+            Ok(()) = displaced => return,
+            _ = progress.wait_for(|now| *now != first_head) => {}
+        }
+        drop(ticket);
+        std::future::pending::<()>().await;
     }
 }
 
