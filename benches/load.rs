@@ -175,24 +175,18 @@ impl ServerKind {
 /// probegate logs its addresses as JSON on stderr; the null server prints its own on stdout.
 fn read_address(child: &mut Child, kind: ServerKind) -> SocketAddr {
     use std::io::BufRead;
+    let stderr = child.stderr.take().unwrap();
+    if kind == ServerKind::Probegate {
+        let (addresses, _) =
+            support::startup_log::read_addresses(stderr, Duration::from_secs(30), |line, _| {
+                eprintln!("probegate: {line}")
+            });
+        return addresses.webhook;
+    }
+    // Drained, so the null server never blocks on a full pipe.
+    std::thread::spawn(move || std::io::copy(&mut { stderr }, &mut std::io::sink()));
     let (tx, rx) = std::sync::mpsc::channel();
     let stdout = child.stdout.take().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let tx2 = tx.clone();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if let Ok(log) = serde_json::from_str::<Value>(&line)
-                && log["message"] == "listening"
-            {
-                let _ = tx2.send(log["webhook"].as_str().unwrap_or_default().to_owned());
-            } else if kind == ServerKind::Probegate {
-                eprintln!("probegate: {line}");
-            }
-        }
-    });
     std::thread::spawn(move || {
         for line in std::io::BufReader::new(stdout)
             .lines()
@@ -203,7 +197,7 @@ fn read_address(child: &mut Child, kind: ServerKind) -> SocketAddr {
     });
     let line = rx
         .recv_timeout(Duration::from_secs(30))
-        .expect("the server reported its address");
+        .expect("the null server reported its address");
     line.trim()
         .parse()
         .unwrap_or_else(|e| panic!("{line:?}: {e}"))

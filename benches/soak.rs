@@ -692,27 +692,13 @@ impl Probegate {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if let Ok(log) = serde_json::from_str::<Value>(&line)
-                    && log["message"] == "listening"
-                {
-                    let addr = |k: &str| log[k].as_str().unwrap().parse::<SocketAddr>().unwrap();
-                    let _ = tx.send((addr("webhook"), addr("health"), addr("metrics")));
-                    continue;
-                }
-                eprintln!("probegate: {line}");
-            }
-        });
-        let (webhook, health, metrics) = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("probegate logged its addresses");
+        let (addresses, _) = support::startup_log::read_addresses(
+            child.stderr.take().unwrap(),
+            Duration::from_secs(30),
+            |line, _| eprintln!("probegate: {line}"),
+        );
+        let (webhook, health) = (addresses.webhook, addresses.health);
+        let metrics = addresses.metrics.expect("metrics are on in the soak");
         let deadline = Instant::now() + Duration::from_secs(60);
         while http_get_blocking(health, "/readyz").is_none_or(|(status, _)| status != 200) {
             assert!(Instant::now() < deadline, "probegate never became ready");

@@ -11,7 +11,6 @@ use std::collections::BTreeSet;
 #[path = "e2e/audit.rs"]
 mod audit;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -140,26 +139,14 @@ impl Probegate {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        // The first log line with the bound addresses; the rest is echoed for failures.
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("probegate: {line}");
-                if let Ok(log) = serde_json::from_str::<Value>(&line)
-                    && log["message"] == "listening"
-                {
-                    let _ = tx.send((
-                        log["webhook"].as_str().unwrap().to_owned(),
-                        log["health"].as_str().unwrap().to_owned(),
-                        log["metrics"].as_str().unwrap().to_owned(),
-                    ));
-                }
-            }
-        });
-        let (webhook, health, metrics) = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("probegate logged its addresses");
+        // Every log line is echoed, for failures.
+        let (addresses, _) = common::startup_log::read_addresses(
+            child.stderr.take().unwrap(),
+            Duration::from_secs(30),
+            |line, _| eprintln!("probegate: {line}"),
+        );
+        let (webhook, health) = (addresses.webhook.to_string(), addresses.health.to_string());
+        let metrics = addresses.metrics.expect("metrics are on").to_string();
         let probegate = Probegate {
             child,
             webhook,

@@ -1080,7 +1080,6 @@ struct Serve {
 impl Serve {
     /// Starts it on loopback ports with a fresh certificate, plus `args`; returns once ready.
     async fn start(args: &[&str]) -> Serve {
-        use std::io::BufRead;
         let dir = tempfile::tempdir().unwrap();
         let bundle = common::bundle();
         bundle.write(dir.path()).unwrap();
@@ -1104,38 +1103,21 @@ impl Serve {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        let stderr = child.stderr.take().unwrap();
         let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (tx, rx) = tokio::sync::oneshot::channel();
         let seen = logs.clone();
-        let reader = std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                let Ok(log) = serde_json::from_str::<Value>(&line) else {
-                    eprintln!("probegate (not JSON): {line}");
-                    continue;
-                };
-                if log["message"] == "listening"
-                    && let Some(tx) = tx.take()
-                {
-                    let _ = tx.send(log.clone());
-                }
-                seen.lock().unwrap().push(log);
-            }
-        });
-        let listening = tokio::time::timeout(Duration::from_secs(30), rx)
-            .await
-            .expect("probegate logged its addresses")
-            .unwrap();
-        let address = |key: &str| listening[key].as_str().unwrap().parse().ok();
+        let (addresses, reader) = common::startup_log::read_addresses(
+            child.stderr.take().unwrap(),
+            Duration::from_secs(30),
+            move |line, log| match log {
+                Some(log) => seen.lock().unwrap().push(log),
+                None => eprintln!("probegate (not JSON): {line}"),
+            },
+        );
         let serve = Serve {
             child,
-            webhook: address("webhook").unwrap(),
-            health: address("health").unwrap(),
-            metrics: address("metrics"),
+            webhook: addresses.webhook,
+            health: addresses.health,
+            metrics: addresses.metrics,
             ca_pem: bundle.ca_pem,
             logs,
             reader: Some(reader),

@@ -3,6 +3,11 @@
 
 use std::sync::Arc;
 
+// The load bench reads only the webhook's address.
+#[allow(dead_code)]
+#[path = "../../tests/support/startup_log.rs"]
+pub mod startup_log;
+
 /// A TLS connector that trusts `ca_pem` and speaks HTTP/1.1, as the API server does.
 pub fn connector(ca_pem: &str) -> tokio_rustls::TlsConnector {
     use rustls_pki_types::pem::PemObject;

@@ -1,6 +1,9 @@
 //! A real probegate server on loopback, and a TLS client that trusts its CA.
 #![allow(dead_code)]
 
+#[path = "../support/startup_log.rs"]
+pub mod startup_log;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
