@@ -12,10 +12,6 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 mod values;
 pub use values::{check_dns_subdomain, is_port_name, parse_gates, parse_port};
-use values::{
-    parse_container_names, parse_coupling, parse_enabled, parse_handler, parse_path,
-    parse_port_list, parse_probes, parse_scheme, parse_seconds,
-};
 
 /// Prefix shared by every annotation probegate reads or writes.
 pub const PREFIX: &str = "probegate.io/";
@@ -41,30 +37,81 @@ pub const IDENTICAL_LIVENESS: &str = "probegate.io/identical-liveness";
 pub const STARTUP_SECONDS: &str = "probegate.io/startup-seconds";
 pub const SKIP_CONTAINERS: &str = "probegate.io/skip-containers";
 
-/// Whether a value is valid for a key.
-pub type ValueCheck = fn(&str) -> bool;
+/// A key and how its values read: each key's parser is named here and nowhere else.
+pub struct Key<T> {
+    pub name: &'static str,
+    parse: fn(&str) -> Result<T, String>,
+}
 
-/// Every key probegate understands, with the check of its values; anything else under the
-/// prefix is reported as unknown.
-pub const KEYS: &[(&str, ValueCheck)] = &[
-    (INJECT, |v| parse_enabled(v).is_ok()),
-    (PROBES, |v| parse_probes(v).is_ok()),
-    (PROBE_HANDLER, |v| parse_handler(v).is_ok()),
-    (LIVENESS_PATH, |v| parse_path(v).is_ok()),
-    (READINESS_PATH, |v| parse_path(v).is_ok()),
-    (STARTUP_PATH, |v| parse_path(v).is_ok()),
-    (PORT, |v| parse_port(v).is_ok()),
-    (SCHEME, |v| parse_scheme(v).is_ok()),
-    (INITIAL_DELAY_SECONDS, |v| parse_seconds(v, 0).is_ok()),
-    (PERIOD_SECONDS, |v| parse_seconds(v, 1).is_ok()),
-    (TIMEOUT_SECONDS, |v| parse_seconds(v, 1).is_ok()),
-    (FAILURE_THRESHOLD, |v| parse_seconds(v, 1).is_ok()),
-    (READINESS_GATES, |v| parse_gates(v).is_ok()),
-    (METRICS_COUPLING, |v| parse_coupling(v).is_ok()),
-    (METRICS_PORTS, |v| parse_port_list(v).is_ok()),
-    (IDENTICAL_LIVENESS, |v| parse_enabled(v).is_ok()),
-    (STARTUP_SECONDS, |v| parse_seconds(v, 1).is_ok()),
-    (SKIP_CONTAINERS, |v| parse_container_names(v).is_ok()),
+/// Any key, whatever its value type: for the list of every key.
+pub trait AnyKey: Sync {
+    fn name(&self) -> &'static str;
+    fn is_valid(&self, value: &str) -> bool;
+}
+
+impl<T> AnyKey for Key<T> {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn is_valid(&self, value: &str) -> bool {
+        (self.parse)(value).is_ok()
+    }
+}
+
+/// The typed keys `Settings::resolve` reads, each named as its annotation's constant.
+mod key {
+    use super::values::*;
+    use super::*;
+
+    macro_rules! keys {
+        ($($name:ident: $value:ty = $parse:expr;)+) => {
+            $(pub const $name: Key<$value> = Key { name: super::$name, parse: $parse };)+
+        };
+    }
+
+    keys! {
+        INJECT: bool = parse_enabled;
+        PROBES: Vec<ProbeKind> = parse_probes;
+        PROBE_HANDLER: Handler = parse_handler;
+        LIVENESS_PATH: String = parse_path;
+        READINESS_PATH: String = parse_path;
+        STARTUP_PATH: String = parse_path;
+        PORT: IntOrString = parse_port;
+        SCHEME: Scheme = parse_scheme;
+        INITIAL_DELAY_SECONDS: i32 = |v| parse_seconds(v, 0);
+        PERIOD_SECONDS: i32 = |v| parse_seconds(v, 1);
+        TIMEOUT_SECONDS: i32 = |v| parse_seconds(v, 1);
+        FAILURE_THRESHOLD: i32 = |v| parse_seconds(v, 1);
+        READINESS_GATES: Vec<String> = parse_gates;
+        METRICS_COUPLING: CouplingMode = parse_coupling;
+        METRICS_PORTS: Vec<IntOrString> = parse_port_list;
+        IDENTICAL_LIVENESS: bool = parse_enabled;
+        STARTUP_SECONDS: i32 = |v| parse_seconds(v, 1);
+        SKIP_CONTAINERS: Vec<String> = parse_container_names;
+    }
+}
+
+/// Every key probegate understands; anything else under the prefix is reported as
+/// unknown. A test holds it to what `Settings::resolve` reads.
+pub const KEYS: &[&dyn AnyKey] = &[
+    &key::INJECT,
+    &key::PROBES,
+    &key::PROBE_HANDLER,
+    &key::LIVENESS_PATH,
+    &key::READINESS_PATH,
+    &key::STARTUP_PATH,
+    &key::PORT,
+    &key::SCHEME,
+    &key::INITIAL_DELAY_SECONDS,
+    &key::PERIOD_SECONDS,
+    &key::TIMEOUT_SECONDS,
+    &key::FAILURE_THRESHOLD,
+    &key::READINESS_GATES,
+    &key::METRICS_COUPLING,
+    &key::METRICS_PORTS,
+    &key::IDENTICAL_LIVENESS,
+    &key::STARTUP_SECONDS,
+    &key::SKIP_CONTAINERS,
 ];
 
 /// Built-in timing defaults, documented in the README.
@@ -244,40 +291,32 @@ impl Settings {
         };
         let defaults = Settings::default();
         let settings = Settings {
-            inject: resolver
-                .key(INJECT, parse_enabled)
-                .unwrap_or(defaults.inject),
-            probes: resolver
-                .key(PROBES, parse_probes)
-                .unwrap_or(defaults.probes),
-            handler: resolver
-                .key(PROBE_HANDLER, parse_handler)
-                .unwrap_or(defaults.handler),
-            liveness_path: resolver.key(LIVENESS_PATH, parse_path),
-            readiness_path: resolver.key(READINESS_PATH, parse_path),
-            startup_path: resolver.key(STARTUP_PATH, parse_path),
-            port: resolver.key(PORT, parse_port),
-            scheme: resolver
-                .key(SCHEME, parse_scheme)
-                .unwrap_or(defaults.scheme),
+            inject: resolver.key(key::INJECT).unwrap_or(defaults.inject),
+            probes: resolver.key(key::PROBES).unwrap_or(defaults.probes),
+            handler: resolver.key(key::PROBE_HANDLER).unwrap_or(defaults.handler),
+            liveness_path: resolver.key(key::LIVENESS_PATH),
+            readiness_path: resolver.key(key::READINESS_PATH),
+            startup_path: resolver.key(key::STARTUP_PATH),
+            port: resolver.key(key::PORT),
+            scheme: resolver.key(key::SCHEME).unwrap_or(defaults.scheme),
             timings: resolver.timings(defaults.timings),
             readiness_gates: resolver
-                .key(READINESS_GATES, parse_gates)
+                .key(key::READINESS_GATES)
                 .unwrap_or(defaults.readiness_gates),
             metrics_coupling: resolver
-                .key(METRICS_COUPLING, parse_coupling)
+                .key(key::METRICS_COUPLING)
                 .unwrap_or(defaults.metrics_coupling),
             metrics_ports: resolver
-                .key(METRICS_PORTS, parse_port_list)
+                .key(key::METRICS_PORTS)
                 .unwrap_or(defaults.metrics_ports),
             identical_liveness: resolver
-                .key(IDENTICAL_LIVENESS, parse_enabled)
+                .key(key::IDENTICAL_LIVENESS)
                 .unwrap_or(defaults.identical_liveness),
             startup_seconds: resolver
-                .key(STARTUP_SECONDS, |v| parse_seconds(v, 1))
+                .key(key::STARTUP_SECONDS)
                 .unwrap_or(defaults.startup_seconds),
             skip_containers: resolver
-                .key(SKIP_CONTAINERS, parse_container_names)
+                .key(key::SKIP_CONTAINERS)
                 .unwrap_or(defaults.skip_containers),
             set_at: BTreeMap::new(),
         };
@@ -293,8 +332,8 @@ impl Settings {
 /// Whether `value` is valid for the policy annotation `key` (unknown keys are not).
 pub fn is_valid(key: &str, value: &str) -> bool {
     KEYS.iter()
-        .find(|(known, _)| *known == key)
-        .is_some_and(|(_, valid)| valid(value.trim()))
+        .find(|known| known.name() == key)
+        .is_some_and(|known| known.is_valid(value.trim()))
 }
 
 struct Resolver<'a, 'w> {
@@ -307,26 +346,23 @@ impl Resolver<'_, '_> {
     fn timings(&mut self, defaults: Timings) -> Timings {
         Timings {
             initial_delay_seconds: self
-                .key(INITIAL_DELAY_SECONDS, |v| parse_seconds(v, 0))
+                .key(key::INITIAL_DELAY_SECONDS)
                 .unwrap_or(defaults.initial_delay_seconds),
             period_seconds: self
-                .key(PERIOD_SECONDS, |v| parse_seconds(v, 1))
+                .key(key::PERIOD_SECONDS)
                 .unwrap_or(defaults.period_seconds),
             timeout_seconds: self
-                .key(TIMEOUT_SECONDS, |v| parse_seconds(v, 1))
+                .key(key::TIMEOUT_SECONDS)
                 .unwrap_or(defaults.timeout_seconds),
             failure_threshold: self
-                .key(FAILURE_THRESHOLD, |v| parse_seconds(v, 1))
+                .key(key::FAILURE_THRESHOLD)
                 .unwrap_or(defaults.failure_threshold),
         }
     }
 
     /// The value of `key` from the most specific layer where it parses.
-    fn key<T>(
-        &mut self,
-        key: &'static str,
-        parse: impl Fn(&str) -> Result<T, String>,
-    ) -> Option<T> {
+    fn key<T>(&mut self, key: Key<T>) -> Option<T> {
+        let Key { name: key, parse } = key;
         for (index, layer) in self.layers.iter().enumerate().rev() {
             let Some(raw) = layer.get(key) else { continue };
             match parse(raw.trim()) {
@@ -347,7 +383,7 @@ impl Resolver<'_, '_> {
             for key in layer.keys() {
                 if key.starts_with(PREFIX)
                     && key != INJECTED_ANNOTATION
-                    && !KEYS.iter().any(|(known, _)| known == key)
+                    && !KEYS.iter().any(|known| known.name() == key)
                 {
                     self.warnings
                         .push(format!("ignoring unknown annotation {key}"));

@@ -440,7 +440,7 @@ fn the_keys_table_and_resolve_agree_on_every_value() {
         "Bad_Name",
         "",
     ];
-    for (key, _) in KEYS {
+    for key in KEYS.iter().map(|k| k.name()) {
         for value in values {
             let (_, warnings) = Settings::resolve(&[&layer(&[(key, value)])]);
             assert_eq!(
