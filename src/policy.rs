@@ -37,7 +37,7 @@ pub const IDENTICAL_LIVENESS: &str = "probegate.io/identical-liveness";
 pub const STARTUP_SECONDS: &str = "probegate.io/startup-seconds";
 pub const SKIP_CONTAINERS: &str = "probegate.io/skip-containers";
 
-/// A key and how its values read: each key's parser is named here and nowhere else.
+/// A key and how its values read; `key` below names each key's parser, once.
 pub struct Key<T> {
     pub name: &'static str,
     parse: fn(&str) -> Result<T, String>,
