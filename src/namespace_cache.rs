@@ -54,15 +54,16 @@ use namespace_policy::NamespacePolicy;
 pub use service_index::NamespaceServices;
 use service_index::ServiceIndex;
 
-/// How long a review waits to read a namespace the cache has not seen.
 /// The longest wait between two attempts of a failing watch, jitter included.
 const MAX_WATCH_RETRY: Duration = Duration::from_secs(5);
 
 /// How the watchers retry. kube-runtime's default (client-go's) grows to 30 s, kind to an
 /// API server with thousands of clients; with it, settings changed during an outage reached
 /// the answers up to 70 s after the API server was back (RELIABILITY.md). A webhook runs a
-/// few replicas, and a retry every few seconds costs the API server little. A success starts
-/// the delays over (kube-runtime resets the backoff on every event).
+/// few replicas, and a retry every few seconds costs the API server little. Any event starts
+/// the delays over: kube-runtime resets the backoff on each, the marker before a list
+/// included, so a list that keeps failing (RBAC, throttling) is retried every 0.5-1 s
+/// (0.8-1.6 s with the default).
 fn watch_backoff() -> impl kube::runtime::utils::Backoff {
     // Jitter adds up to the delay itself: half the longest wait before it.
     watcher::ExponentialBackoff::from(
@@ -75,6 +76,7 @@ fn watch_backoff() -> impl kube::runtime::utils::Backoff {
     )
 }
 
+/// How long a review waits to read a namespace the cache has not seen.
 const DIRECT_READ_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a direct read, or its failure, is remembered before the namespace is read again.
 const DIRECT_READ_MEMORY: Duration = Duration::from_secs(10);

@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use axum::response::Response;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, oneshot, watch};
+use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
@@ -75,8 +76,8 @@ async fn serve(
         let permit = match connections.clone().try_acquire_owned() {
             Ok(permit) => permit,
             Err(_) => {
-                // Full: the oldest connection still setting up gives way; its slot comes
-                // back as soon as its task ends. With none, wait for any to end.
+                // Full: the oldest connection still setting up gives way, and its task ends
+                // at once, returning its slot. With none, wait for any connection to end.
                 setting_up.displace_oldest();
                 tokio::select! {
                     _ = &mut shutdown => break,
@@ -87,34 +88,26 @@ async fn serve(
                 }
             }
         };
-        let (ticket, displaced) = setting_up.enter();
+        let (ticket, claim) = setting_up.enter();
         let tls = tls.clone();
         let service = TowerToHyperService::new(router.clone());
         let draining = draining.clone();
         let limits = limits.clone();
         tasks.spawn(async move {
-            let _permit = permit;
-            let setup = Setup { ticket, displaced };
+            let (_permit, _ticket) = (permit, ticket);
             let Some((acceptor, metrics)) = tls else {
-                return serve_connection(stream, service, &limits, draining, setup).await;
+                return serve_connection(stream, service, &limits, draining, claim).await;
             };
-            let Setup {
-                ticket,
-                mut displaced,
-            } = setup;
             let handshake = tokio::time::timeout(limits.handshake_timeout, acceptor.accept(stream));
             let handshake = tokio::select! {
                 handshake = handshake => handshake,
-                Ok(()) = &mut displaced => {
+                () = claim.displaced() => {
                     tracing::debug!("connection made room for a new one during its handshake");
                     return;
                 }
             };
             match handshake {
-                Ok(Ok(tls)) => {
-                    let setup = Setup { ticket, displaced };
-                    serve_connection(tls, service, &limits, draining, setup).await
-                }
+                Ok(Ok(tls)) => serve_connection(tls, service, &limits, draining, claim).await,
                 Ok(Err(error)) => {
                     metrics.tls.handshake_failure(HandshakeFailure::of(&error));
                     // Debug only: anyone who can reach the port can fill a log at info.
@@ -142,13 +135,12 @@ async fn serve_connection<IO>(
     service: TowerToHyperService<Router>,
     limits: &Limits,
     draining: watch::Receiver<bool>,
-    setup: Setup,
+    claim: Arc<Claim>,
 ) where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let first_head = Phase::Head(Instant::now());
     let phase = Arc::new(watch::Sender::new(first_head));
-    let displaced = setup.until_first_request(phase.subscribe(), first_head);
     let expired = expiry(
         phase.subscribe(),
         limits.header_timeout,
@@ -165,9 +157,10 @@ async fn serve_connection<IO>(
                 inner: io,
                 phase: phase.clone(),
             }),
-            Phased {
+            Served {
                 inner: service,
                 phase,
+                claim: claim.clone(),
             },
         );
     let mut connection = std::pin::pin!(connection);
@@ -178,7 +171,7 @@ async fn serve_connection<IO>(
             tracing::debug!(reason, "connection closed");
             return;
         }
-        () = displaced => {
+        () = claim.displaced() => {
             tracing::debug!("connection made room for a new one before its first request");
             return;
         }
@@ -316,7 +309,15 @@ impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Phased<T> {
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
-impl<S, R> hyper::service::Service<R> for Phased<S>
+/// The connection's service, reporting the phase: a request handed to it is busy until its
+/// response is ready, and the first one settles the connection's claim to its slot.
+struct Served<S> {
+    inner: S,
+    phase: Arc<watch::Sender<Phase>>,
+    claim: Arc<Claim>,
+}
+
+impl<S, R> hyper::service::Service<R> for Served<S>
 where
     S: hyper::service::Service<R>,
     S::Future: Send + 'static,
@@ -326,6 +327,8 @@ where
     type Future = BoxFuture<Result<S::Response, S::Error>>;
 
     fn call(&self, request: R) -> Self::Future {
+        // If the connection was displaced a moment before, it closes without the answer.
+        self.claim.serve();
         self.phase.send_replace(Phase::Busy);
         let response = self.inner.call(request);
         let phase = self.phase.clone();
@@ -356,36 +359,42 @@ async fn accept(listener: &TcpListener) -> Option<tokio::net::TcpStream> {
 
 /// The connections of a listener that have not sent a whole request head yet, oldest
 /// first. When the listener is full, the oldest of them is closed to make room: clients
-/// that open connections and never use them cannot keep a real client out until their
-/// timeouts, while a real client (the API server) is through its handshake and first
+/// that open connections and never send a request cannot keep a real client out until
+/// their timeouts, while a real client (the API server) is through its handshake and first
 /// request head in milliseconds, and a connection that has sent one is never displaced.
 #[derive(Default)]
 struct SettingUp {
     next: std::sync::atomic::AtomicU64,
-    waiting: parking_lot::Mutex<std::collections::BTreeMap<u64, oneshot::Sender<()>>>,
+    waiting: parking_lot::Mutex<std::collections::BTreeMap<u64, std::sync::Weak<Claim>>>,
 }
 
 impl SettingUp {
-    fn enter(self: &Arc<Self>) -> (Ticket, oneshot::Receiver<()>) {
-        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let (displace, displaced) = oneshot::channel();
-        self.waiting.lock().insert(id, displace);
+    fn enter(self: &Arc<Self>) -> (Ticket, Arc<Claim>) {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let claim = Arc::new(Claim::default());
+        self.waiting.lock().insert(id, Arc::downgrade(&claim));
         let ticket = Ticket {
             id,
             queue: self.clone(),
         };
-        (ticket, displaced)
+        (ticket, claim)
     }
 
-    fn displace_oldest(&self) {
-        if let Some((_, displace)) = self.waiting.lock().pop_first() {
-            let _ = displace.send(());
+    /// Displaces the oldest connection still setting up, if there is one. Entries of
+    /// connections that have sent a request since are dropped on the way.
+    fn displace_oldest(&self) -> bool {
+        loop {
+            let Some((_, claim)) = self.waiting.lock().pop_first() else {
+                return false;
+            };
+            if claim.upgrade().is_some_and(|claim| claim.displace()) {
+                return true;
+            }
         }
     }
 }
 
-/// A connection's place among those setting up; dropped once it has sent a request head
-/// or has ended.
+/// A connection's place in the queue, left when the connection ends.
 struct Ticket {
     id: u64,
     queue: Arc<SettingUp>,
@@ -397,22 +406,43 @@ impl Drop for Ticket {
     }
 }
 
-struct Setup {
-    ticket: Ticket,
-    displaced: oneshot::Receiver<()>,
+/// Whether a connection keeps its slot: it may be displaced until its first request head
+/// is in, and whichever of the two comes first is decided once, atomically.
+#[derive(Default)]
+struct Claim {
+    state: AtomicU8,
+    displaced: tokio::sync::Notify,
 }
 
-impl Setup {
-    /// Resolves if the connection is displaced before its first request head is in; once
-    /// that is in, the connection leaves the queue and this never resolves.
-    async fn until_first_request(self, mut progress: watch::Receiver<Phase>, first_head: Phase) {
-        let Setup { ticket, displaced } = self;
-        tokio::select! {
-            Ok(()) = displaced => return,
-            _ = progress.wait_for(|now| *now != first_head) => {}
+const SETTING_UP: u8 = 0;
+const SERVING: u8 = 1;
+const DISPLACED: u8 = 2;
+
+impl Claim {
+    /// A request head is in: the connection keeps its slot from now on, unless it was
+    /// displaced first.
+    fn serve(&self) {
+        let _ =
+            self.state
+                .compare_exchange(SETTING_UP, SERVING, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    /// Tells the connection to close if it is still setting up; false if it is serving.
+    fn displace(&self) -> bool {
+        let displaced = self
+            .state
+            .compare_exchange(SETTING_UP, DISPLACED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if displaced {
+            // Kept until the connection waits for it, so it cannot be missed.
+            self.displaced.notify_one();
         }
-        drop(ticket);
-        std::future::pending::<()>().await;
+        displaced
+    }
+
+    /// Resolves once the connection has been displaced; never once it is serving.
+    async fn displaced(&self) {
+        self.displaced.notified().await;
     }
 }
 
@@ -444,4 +474,89 @@ pub(super) async fn close_while_draining(
         );
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_oldest_connection_still_setting_up_is_displaced_and_serving_ones_never() {
+        struct Case {
+            name: &'static str,
+            /// Per connection, oldest first: whether its first request head is in.
+            serving: &'static [bool],
+            /// The connection displaced, if any.
+            displaced: Option<usize>,
+        }
+        let cases = [
+            Case {
+                name: "none setting up",
+                serving: &[true, true],
+                displaced: None,
+            },
+            Case {
+                name: "the oldest setting up",
+                serving: &[false, false],
+                displaced: Some(0),
+            },
+            Case {
+                name: "serving ones are passed over",
+                serving: &[true, true, false, false],
+                displaced: Some(2),
+            },
+            Case {
+                name: "no connections",
+                serving: &[],
+                displaced: None,
+            },
+        ];
+        for case in cases {
+            let queue = Arc::new(SettingUp::default());
+            let connections: Vec<_> = case.serving.iter().map(|_| queue.enter()).collect();
+            for ((_, claim), serving) in connections.iter().zip(case.serving) {
+                if *serving {
+                    claim.serve();
+                }
+            }
+            assert_eq!(
+                queue.displace_oldest(),
+                case.displaced.is_some(),
+                "{}",
+                case.name
+            );
+            for (index, (_, claim)) in connections.iter().enumerate() {
+                let told = tokio::time::timeout(Duration::ZERO, claim.displaced())
+                    .await
+                    .is_ok();
+                assert_eq!(
+                    told,
+                    case.displaced == Some(index),
+                    "{}: {index}",
+                    case.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_request_head_and_a_displacement_are_decided_once() {
+        let claim = Claim::default();
+        claim.serve();
+        assert!(!claim.displace(), "a serving connection keeps its slot");
+        let claim = Claim::default();
+        assert!(claim.displace());
+        claim.serve();
+        assert!(!claim.displace(), "displaced once");
+        assert_eq!(claim.state.load(Ordering::Acquire), DISPLACED);
+    }
+
+    #[test]
+    fn a_connection_that_ends_leaves_the_queue() {
+        let queue = Arc::new(SettingUp::default());
+        let (ticket, _claim) = queue.enter();
+        drop(ticket);
+        assert!(queue.waiting.lock().is_empty());
+        assert!(!queue.displace_oldest());
+    }
 }
