@@ -95,29 +95,7 @@ async fn serve(
         let limits = limits.clone();
         tasks.spawn(async move {
             let (_permit, _ticket) = (permit, ticket);
-            let Some((acceptor, metrics)) = tls else {
-                return serve_connection(stream, service, &limits, draining, claim).await;
-            };
-            let handshake = tokio::time::timeout(limits.handshake_timeout, acceptor.accept(stream));
-            let handshake = tokio::select! {
-                handshake = handshake => handshake,
-                () = claim.displaced() => {
-                    tracing::debug!("connection made room for a new one during its handshake");
-                    return;
-                }
-            };
-            match handshake {
-                Ok(Ok(tls)) => serve_connection(tls, service, &limits, draining, claim).await,
-                Ok(Err(error)) => {
-                    metrics.tls.handshake_failure(HandshakeFailure::of(&error));
-                    // Debug only: anyone who can reach the port can fill a log at info.
-                    tracing::debug!(%error, "TLS handshake failed");
-                }
-                Err(_) => {
-                    metrics.tls.handshake_failure(HandshakeFailure::Timeout);
-                    tracing::debug!("TLS handshake timed out");
-                }
-            }
+            connection(stream, tls, service, &limits, draining, claim).await;
         });
     }
     on_shutdown();
@@ -127,6 +105,40 @@ async fn serve(
     if tokio::time::timeout(limits.grace, drained).await.is_err() {
         tracing::warn!("grace period over; closing connections still open");
         tasks.abort_all();
+    }
+}
+
+/// One connection, from its TLS handshake (without TLS, its first byte) to its end.
+async fn connection(
+    stream: tokio::net::TcpStream,
+    tls: Option<(TlsAcceptor, Arc<Metrics>)>,
+    service: TowerToHyperService<Router>,
+    limits: &Limits,
+    draining: watch::Receiver<bool>,
+    claim: Arc<Claim>,
+) {
+    let Some((acceptor, metrics)) = tls else {
+        return serve_connection(stream, service, limits, draining, claim).await;
+    };
+    let handshake = tokio::time::timeout(limits.handshake_timeout, acceptor.accept(stream));
+    let handshake = tokio::select! {
+        handshake = handshake => handshake,
+        () = claim.displaced() => {
+            tracing::debug!("connection made room for a new one during its handshake");
+            return;
+        }
+    };
+    match handshake {
+        Ok(Ok(tls)) => serve_connection(tls, service, limits, draining, claim).await,
+        Ok(Err(error)) => {
+            metrics.tls.handshake_failure(HandshakeFailure::of(&error));
+            // Debug only: anyone who can reach the port can fill a log at info.
+            tracing::debug!(%error, "TLS handshake failed");
+        }
+        Err(_) => {
+            metrics.tls.handshake_failure(HandshakeFailure::Timeout);
+            tracing::debug!("TLS handshake timed out");
+        }
     }
 }
 
