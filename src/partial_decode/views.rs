@@ -39,37 +39,36 @@ pub(super) struct MetaView {
 fn read_annotations<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<BTreeMap<String, String>>, D::Error> {
-    struct Visitor;
-    impl<'de> serde::de::Visitor<'de> for Visitor {
-        type Value = Option<BTreeMap<String, String>>;
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a map of strings")
-        }
-        fn visit_none<E>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_unit<E>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-            d.deserialize_map(self)
-        }
-        fn visit_map<A: serde::de::MapAccess<'de>>(
-            self,
-            mut map: A,
-        ) -> Result<Self::Value, A::Error> {
-            let mut kept = BTreeMap::new();
-            while let Some(Text(key)) = map.next_key()? {
-                if reads_annotation(&key) {
-                    kept.insert(key.into_owned(), map.next_value::<String>()?);
-                } else {
-                    map.next_value::<serde::de::IgnoredAny>()?;
-                }
+    Ok(Option::<ReadAnnotations>::deserialize(deserializer)?.map(|read| read.0))
+}
+
+struct ReadAnnotations(BTreeMap<String, String>);
+
+impl<'de> Deserialize<'de> for ReadAnnotations {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = ReadAnnotations;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a map of strings")
             }
-            Ok(Some(kept))
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ReadAnnotations, A::Error> {
+                let mut kept = BTreeMap::new();
+                while let Some(Text(key)) = map.next_key()? {
+                    if reads_annotation(&key) {
+                        kept.insert(key.into_owned(), map.next_value::<String>()?);
+                    } else {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+                Ok(ReadAnnotations(kept))
+            }
         }
+        deserializer.deserialize_map(Visitor)
     }
-    deserializer.deserialize_option(Visitor)
 }
 
 impl From<MetaView> for ObjectMeta {
@@ -119,33 +118,32 @@ struct ContainerView {
 /// values; every other variable is read past without its name or value being built. A
 /// `valueFrom` source is never a literal to read.
 fn read_env<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<EnvVar>>, D::Error> {
-    struct Variables;
-    impl<'de> serde::de::Visitor<'de> for Variables {
-        type Value = Option<Vec<EnvVar>>;
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a list of EnvVar")
-        }
-        fn visit_none<E>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_unit<E>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-            d.deserialize_seq(self)
-        }
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(
-            self,
-            mut seq: A,
-        ) -> Result<Self::Value, A::Error> {
-            let mut read = Vec::new();
-            while let Some(ReadVariable(variable)) = seq.next_element()? {
-                read.extend(variable);
+    Ok(Option::<ReadVariables>::deserialize(d)?.map(|read| read.0))
+}
+
+struct ReadVariables(Vec<EnvVar>);
+
+impl<'de> Deserialize<'de> for ReadVariables {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = ReadVariables;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of EnvVar")
             }
-            Ok(Some(read))
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<ReadVariables, A::Error> {
+                let mut read = Vec::new();
+                while let Some(ReadVariable(variable)) = seq.next_element()? {
+                    read.extend(variable);
+                }
+                Ok(ReadVariables(read))
+            }
         }
+        d.deserialize_seq(Visitor)
     }
-    d.deserialize_option(Variables)
 }
 
 /// One variable: `Some` if a rule reads it. Its name is borrowed from the body while it is
