@@ -88,13 +88,13 @@ async fn serve(
                 }
             }
         };
-        let (ticket, claim) = setting_up.enter();
+        let claim = setting_up.enter();
         let tls = tls.clone();
         let service = TowerToHyperService::new(router.clone());
         let draining = draining.clone();
         let limits = limits.clone();
         tasks.spawn(async move {
-            let (_permit, _ticket) = (permit, ticket);
+            let _permit = permit;
             connection(stream, tls, service, &limits, draining, claim).await;
         });
     }
@@ -381,15 +381,16 @@ struct SettingUp {
 }
 
 impl SettingUp {
-    fn enter(self: &Arc<Self>) -> (Ticket, Arc<Claim>) {
+    fn enter(self: &Arc<Self>) -> Arc<Claim> {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        let claim = Arc::new(Claim::default());
-        self.waiting.lock().insert(id, Arc::downgrade(&claim));
-        let ticket = Ticket {
+        let claim = Arc::new(Claim {
             id,
             queue: self.clone(),
-        };
-        (ticket, claim)
+            state: AtomicU8::new(SETTING_UP),
+            displaced: tokio::sync::Notify::new(),
+        });
+        self.waiting.lock().insert(id, Arc::downgrade(&claim));
+        claim
     }
 
     /// Displaces the oldest connection still setting up, if there is one. Entries of
@@ -406,24 +407,20 @@ impl SettingUp {
     }
 }
 
-/// A connection's place in the queue, left when the connection ends.
-struct Ticket {
+/// Whether a connection keeps its slot: it may be displaced until its first request head
+/// is in, and whichever of the two comes first is decided once, atomically. It holds the
+/// connection's place in the queue, left when the connection ends.
+struct Claim {
     id: u64,
     queue: Arc<SettingUp>,
+    state: AtomicU8,
+    displaced: tokio::sync::Notify,
 }
 
-impl Drop for Ticket {
+impl Drop for Claim {
     fn drop(&mut self) {
         self.queue.waiting.lock().remove(&self.id);
     }
-}
-
-/// Whether a connection keeps its slot: it may be displaced until its first request head
-/// is in, and whichever of the two comes first is decided once, atomically.
-#[derive(Default)]
-struct Claim {
-    state: AtomicU8,
-    displaced: tokio::sync::Notify,
 }
 
 const SETTING_UP: u8 = 0;
@@ -526,7 +523,7 @@ mod tests {
         for case in cases {
             let queue = Arc::new(SettingUp::default());
             let connections: Vec<_> = case.serving.iter().map(|_| queue.enter()).collect();
-            for ((_, claim), serving) in connections.iter().zip(case.serving) {
+            for (claim, serving) in connections.iter().zip(case.serving) {
                 if *serving {
                     claim.serve();
                 }
@@ -537,7 +534,7 @@ mod tests {
                 "{}",
                 case.name
             );
-            for (index, (_, claim)) in connections.iter().enumerate() {
+            for (index, claim) in connections.iter().enumerate() {
                 let told = tokio::time::timeout(Duration::ZERO, claim.displaced())
                     .await
                     .is_ok();
@@ -553,10 +550,11 @@ mod tests {
 
     #[test]
     fn a_request_head_and_a_displacement_are_decided_once() {
-        let claim = Claim::default();
+        let queue = Arc::new(SettingUp::default());
+        let claim = queue.enter();
         claim.serve();
         assert!(!claim.displace(), "a serving connection keeps its slot");
-        let claim = Claim::default();
+        let claim = queue.enter();
         assert!(claim.displace());
         claim.serve();
         assert!(!claim.displace(), "displaced once");
@@ -566,8 +564,7 @@ mod tests {
     #[test]
     fn a_connection_that_ends_leaves_the_queue() {
         let queue = Arc::new(SettingUp::default());
-        let (ticket, _claim) = queue.enter();
-        drop(ticket);
+        drop(queue.enter());
         assert!(queue.waiting.lock().is_empty());
         assert!(!queue.displace_oldest());
     }
