@@ -853,13 +853,28 @@ async fn an_idle_kept_alive_connection_is_closed_after_the_idle_timeout() {
 }
 
 /// A listener of two connections, with setup timeouts far beyond the test's own.
-fn two_connections() -> Limits {
-    Limits {
-        max_connections: 2,
-        handshake_timeout: Duration::from_secs(120),
-        header_timeout: Duration::from_secs(120),
-        ..Limits::default()
-    }
+async fn two_connection_server() -> TestServer {
+    TestServer::start(Options {
+        limits: Limits {
+            max_connections: 2,
+            handshake_timeout: Duration::from_secs(120),
+            header_timeout: Duration::from_secs(120),
+            ..Limits::default()
+        },
+        ..Options::default()
+    })
+    .await
+}
+
+/// A review from a new client, answered well within the held connections' timeouts.
+async fn new_client_review_status(server: &TestServer, expect: &str) -> u16 {
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        server.client().review(&review(pod(), false)),
+    )
+    .await
+    .expect(expect)
+    .status
 }
 
 async fn closed_by_the_server(io: &mut (impl tokio::io::AsyncRead + Unpin)) -> bool {
@@ -870,46 +885,32 @@ async fn closed_by_the_server(io: &mut (impl tokio::io::AsyncRead + Unpin)) -> b
 
 #[tokio::test]
 async fn when_the_listener_is_full_the_oldest_connection_still_setting_up_makes_room() {
-    let server = TestServer::start(Options {
-        limits: two_connections(),
-        ..Options::default()
-    })
-    .await;
+    let server = two_connection_server().await;
     // Two clients fill the listener and never send a request: one before its TLS hello,
     // one after its handshake (done, so the server has taken both).
     let mut silent = tokio::net::TcpStream::connect(server.webhook)
         .await
         .unwrap();
     let mut no_request = server.client().connect().await;
-    let reply = tokio::time::timeout(
-        Duration::from_secs(10),
-        server.client().review(&review(pod(), false)),
+    let status = new_client_review_status(
+        &server,
+        "a new client is served at once, not after the held ones time out",
     )
-    .await
-    .expect("a new client is served at once, not after the held ones time out");
-    assert_eq!(reply.status, 200);
+    .await;
+    assert_eq!(status, 200);
     assert!(
         closed_by_the_server(&mut silent).await,
         "the oldest gave way"
     );
     // The other held one now makes room for the next client in turn.
-    let reply = tokio::time::timeout(
-        Duration::from_secs(10),
-        server.client().review(&review(pod(), false)),
-    )
-    .await
-    .expect("the next new client is served too");
-    assert_eq!(reply.status, 200);
+    let status = new_client_review_status(&server, "the next new client is served too").await;
+    assert_eq!(status, 200);
     assert!(closed_by_the_server(&mut no_request).await);
 }
 
 #[tokio::test]
 async fn a_connection_that_has_sent_a_request_never_makes_room() {
-    let server = TestServer::start(Options {
-        limits: two_connections(),
-        ..Options::default()
-    })
-    .await;
+    let server = two_connection_server().await;
     let mut kept = server.client().kept_alive().await;
     assert_eq!(
         kept.review(&review(pod(), false)).await.unwrap().status,
@@ -918,13 +919,8 @@ async fn a_connection_that_has_sent_a_request_never_makes_room() {
     let mut silent = tokio::net::TcpStream::connect(server.webhook)
         .await
         .unwrap();
-    let reply = tokio::time::timeout(
-        Duration::from_secs(10),
-        server.client().review(&review(pod(), false)),
-    )
-    .await
-    .expect("the silent connection made room");
-    assert_eq!(reply.status, 200);
+    let status = new_client_review_status(&server, "the silent connection made room").await;
+    assert_eq!(status, 200);
     assert!(closed_by_the_server(&mut silent).await);
     // The API server's kept-alive connection, idle meanwhile, is still there.
     let again = kept
