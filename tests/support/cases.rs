@@ -892,37 +892,34 @@ pub fn check_review(admission: &Admission, annotations: &BTreeMap<String, String
     };
     // serde_json does not check the UTF-8 of what it skips (an unknown field's name, say),
     // so a body with a stray byte there is answered; read it the same lenient way here.
-    let lossy = String::from_utf8_lossy(body);
-    let input: Value = match serde_json::from_slice(body).or_else(|_| serde_json::from_str(&lossy))
-    {
-        Ok(input) => input,
-        // Nor does it build a number it skips: one beyond f64 where no rule reads (which no
-        // API server sends) is answered, though this check cannot build the body. Read what
-        // the answer is checked against the same way, skipping the rest.
-        Err(_) => {
-            // (serde through k8s-openapi: the fuzz crate, which shares this file, has no
-            // serde of its own.)
-            #[derive(k8s_openapi::serde::Deserialize)]
-            #[serde(crate = "k8s_openapi::serde")]
-            struct Skim {
-                request: SkimRequest,
-            }
-            #[derive(k8s_openapi::serde::Deserialize)]
-            #[serde(crate = "k8s_openapi::serde")]
-            struct SkimRequest {
-                uid: String,
-                operation: String,
-            }
-            let skim: Skim = serde_json::from_str(&lossy).expect("an answered body is JSON");
-            let request = json!({"uid": skim.request.uid, "operation": skim.request.operation});
-            check_answer(
-                &to_wire(review).expect("the answer serializes"),
-                &json!({"request": request}),
-            );
-            return;
-        }
-    };
+    let lossy = || String::from_utf8_lossy(body);
     let wire = to_wire(review).expect("the answer serializes");
+    let input: Value =
+        match serde_json::from_slice(body).or_else(|_| serde_json::from_str(&lossy())) {
+            Ok(input) => input,
+            // Nor does it build a number it skips: one beyond f64 where no rule reads (which no
+            // API server sends) is answered, though this check cannot build the body. Read what
+            // the answer is checked against the same way, skipping the rest.
+            Err(_) => {
+                // (serde through k8s-openapi: the fuzz crate, which shares this file, has no
+                // serde of its own.)
+                #[derive(k8s_openapi::serde::Deserialize)]
+                #[serde(crate = "k8s_openapi::serde")]
+                struct Skim {
+                    request: SkimRequest,
+                }
+                #[derive(k8s_openapi::serde::Deserialize)]
+                #[serde(crate = "k8s_openapi::serde")]
+                struct SkimRequest {
+                    uid: String,
+                    operation: String,
+                }
+                let skim: Skim = serde_json::from_str(&lossy()).expect("an answered body is JSON");
+                let request = json!({"uid": skim.request.uid, "operation": skim.request.operation});
+                check_answer(&wire, &json!({"request": request}));
+                return;
+            }
+        };
     let Some(patch) = check_answer(&wire, &input) else {
         return;
     };
