@@ -7,9 +7,9 @@
 //! Namespaces are watched as metadata only and kept as their name and `probegate.io/`
 //! annotations. Services are listed and watched as `ListedService` (their metadata without
 //! `managedFields`, selector and ports; the rest is read past unbuilt) and turned into their
-//! compact `ServiceEvidence` before the store keeps them, and a thin index on top groups them by namespace, sorted by name (see
-//! `service_index`). The reflector does the re-list buffering: a re-list replaces the
-//! store whole when it ends. Readiness is a flag set when each first list has ended (and the
+//! compact `ServiceEvidence` before the store keeps them, and a thin index on top groups
+//! them by namespace, sorted by name (see `service_index`). The reflector does the re-list
+//! buffering: a re-list replaces the store whole when it ends. Readiness is a flag set when each first list has ended (and the
 //! Service index is built), because `/readyz` asks synchronously and the store's
 //! `wait_until_ready` is async only.
 //!
@@ -17,9 +17,9 @@
 //! "Cluster mode at scale"): with the cached objects compact (`NamespacePolicy`,
 //! `ServiceEvidence`, Services read as `ListedService`), RSS at ready is about 50 MiB where
 //! the hand-built store of full objects took 150 MiB, and ready comes within the time the API
-//! server needs to list both kinds; readiness is as truthful. The store's price is its key per object (a 96-byte `ObjectRef` and copies
-//! of the name and namespace), which a hand-built map could save; that is not measured to
-//! be worth its code.
+//! server needs to list both kinds; readiness is as truthful. The store's price is its key
+//! per object (a 96-byte `ObjectRef` and copies of the name and namespace), which a
+//! hand-built map could save; that is not measured to be worth its code.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
