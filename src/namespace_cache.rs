@@ -9,9 +9,9 @@
 //! `managedFields`, selector and ports; the rest is read past unbuilt) and turned into their
 //! compact `ServiceEvidence` before the store keeps them, and a thin index on top groups
 //! them by namespace, sorted by name (see `service_index`). The reflector does the re-list
-//! buffering: a re-list replaces the store whole when it ends. Readiness is a flag set when each first list has ended (and the
-//! Service index is built), because `/readyz` asks synchronously and the store's
-//! `wait_until_ready` is async only.
+//! buffering: a re-list replaces the store whole when it ends. Readiness is a flag set when
+//! each first list has ended (and the Service index is built), because `/readyz` asks
+//! synchronously and the store's `wait_until_ready` is async only.
 //!
 //! Why the library's store, measured at 10,000 namespaces and 50,000 Services (BENCHMARKS.md,
 //! "Cluster mode at scale"): with the cached objects compact (`NamespacePolicy`,
