@@ -10,6 +10,7 @@ use std::time::Instant;
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionResponse, AdmissionReview, Operation};
 
+use crate::catalogue_file::CatalogueStore;
 use crate::engine::{self, Context, Mutation, Rule, ServiceEvidence};
 use crate::metrics::{Metrics, Outcome};
 use crate::namespace_cache::Directory;
@@ -63,6 +64,7 @@ enum Decision {
 
 pub struct Admission {
     directory: Directory,
+    catalogue: Arc<CatalogueStore>,
     /// Cluster-wide defaults, under every namespace's own annotations.
     defaults: BTreeMap<String, String>,
     metrics: Arc<Metrics>,
@@ -74,8 +76,18 @@ impl Admission {
         defaults: BTreeMap<String, String>,
         metrics: Arc<Metrics>,
     ) -> Admission {
+        Admission::with_catalogue(directory, defaults, metrics, CatalogueStore::builtin())
+    }
+
+    pub fn with_catalogue(
+        directory: Directory,
+        defaults: BTreeMap<String, String>,
+        metrics: Arc<Metrics>,
+        catalogue: Arc<CatalogueStore>,
+    ) -> Admission {
         Admission {
             directory,
+            catalogue,
             defaults,
             metrics,
         }
@@ -83,6 +95,10 @@ impl Admission {
 
     pub fn directory(&self) -> &Directory {
         &self.directory
+    }
+
+    pub fn catalogue(&self) -> &Arc<CatalogueStore> {
+        &self.catalogue
     }
 
     /// Answers one AdmissionReview body.
@@ -129,11 +145,13 @@ impl Admission {
         let view = self.directory.lookup(namespace).await;
         let layers = [&self.defaults, view.annotations.as_ref()];
         let services: Vec<&ServiceEvidence> = view.services.iter().map(Arc::as_ref).collect();
+        let catalogue = self.catalogue.load();
         let mut mutation = engine::mutate(
             &workload,
             &Context {
                 layers: &layers,
                 services: &services,
+                catalogue: &catalogue,
             },
         );
         if let Some(message) = view.warning {

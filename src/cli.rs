@@ -30,6 +30,20 @@ pub(crate) enum Command {
     /// Read a live cluster (read-only): what the webhook would change in the workloads
     /// running there, and the probe hazards already running.
     Audit(AuditArgs),
+    /// List what probegate knows of well-known software: each catalogue entry, its images,
+    /// its probes and its source (with --catalogue, a catalogue of your own over them).
+    Catalogue(CatalogueArgs),
+}
+
+#[derive(clap::Args)]
+pub(crate) struct CatalogueArgs {
+    /// A catalogue of your own (docs/catalogue.md): its entries are added, or replace the
+    /// built-in ones of the same name.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) catalogue: Option<PathBuf>,
+    /// Only the entry that matches this image (as a container names it), and why.
+    #[arg(long, value_name = "IMAGE")]
+    pub(crate) image: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -55,6 +69,10 @@ pub(crate) struct AuditArgs {
     /// `serve` (repeatable).
     #[arg(long = "namespace-annotation", value_name = "KEY=VALUE", value_parser = offline::parse_annotation)]
     pub(crate) namespace_annotations: Vec<(String, String)>,
+    /// A catalogue of your own (docs/catalogue.md): its entries are added, or replace the
+    /// built-in ones of the same name.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) catalogue: Option<PathBuf>,
     /// What to print.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = AuditFormat::Table)]
     pub(crate) output: AuditFormat,
@@ -112,6 +130,10 @@ pub(crate) struct ServeArgs {
     /// KEY=VALUE applied to every namespace, under its own annotations (repeatable).
     #[arg(long = "namespace-annotation", value_name = "KEY=VALUE", value_parser = offline::parse_annotation)]
     pub(crate) namespace_annotations: Vec<(String, String)>,
+    /// A catalogue of your own (docs/catalogue.md) over the built-in one; reloaded when the
+    /// file changes (a file that does not validate is refused, and the one in service stays).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) catalogue: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub(crate) log_format: LogFormat,
     /// Log filter, e.g. info or probegate=debug; RUST_LOG overrides it.
@@ -189,4 +211,12 @@ pub(crate) struct MutateArgs {
     /// (kube-system, probegate).
     #[arg(long)]
     pub(crate) include_excluded_namespaces: bool,
+    /// A catalogue of your own (docs/catalogue.md): its entries are added, or replace the
+    /// built-in ones of the same name.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) catalogue: Option<PathBuf>,
+    /// Print, instead of the manifests, what decided each container's probes: the catalogue
+    /// entry or convention that matched, or why none did.
+    #[arg(long, conflicts_with = "output")]
+    pub(crate) explain: bool,
 }

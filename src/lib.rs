@@ -3,6 +3,7 @@
 
 pub mod admission;
 pub mod audit;
+pub mod catalogue_file;
 pub mod certs;
 pub mod engine;
 pub mod health;

@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Parser;
 use probegate::admission::Admission;
+use probegate::catalogue_file::{self, CatalogueStore};
 use probegate::certs::{self, Names};
 use probegate::health::Health;
 use probegate::metrics::Metrics;
@@ -21,7 +22,10 @@ use probegate::server::{Limits, Listeners, Server};
 use probegate::tls::{CertStore, ClientCaStore};
 
 mod cli;
-use cli::{AuditArgs, AuditFormat, CertsArgs, Cli, Command, LogFormat, MutateArgs, ServeArgs};
+use cli::{
+    AuditArgs, AuditFormat, CatalogueArgs, CertsArgs, Cli, Command, LogFormat, MutateArgs,
+    ServeArgs,
+};
 
 /// Exit code for bad input, distinct from `--check`'s 1.
 const EXIT_BAD_INPUT: u8 = 2;
@@ -33,6 +37,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => report(serve(args)),
         Command::Certs(args) => report(make_certs(args)),
         Command::Audit(args) => audit(args),
+        Command::Catalogue(args) => catalogue(args),
     }
 }
 
@@ -118,6 +123,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         standalone,
         namespace_config,
         namespace_annotations,
+        catalogue,
         log_format,
         log_level,
         shutdown_grace_seconds,
@@ -133,7 +139,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let (directory, watchers) = directory(standalone, namespace_config.as_deref()).await?;
     let metrics = Arc::new(Metrics::new(&directory));
     let defaults = namespace_annotations.into_iter().collect();
-    let admission = Arc::new(Admission::new(directory.clone(), defaults, metrics.clone()));
+    let catalogue = match &catalogue {
+        Some(path) => CatalogueStore::open(path)?,
+        None => CatalogueStore::builtin(),
+    };
+    let admission = Arc::new(Admission::with_catalogue(
+        directory.clone(),
+        defaults,
+        metrics.clone(),
+        catalogue,
+    ));
     let listeners = Listeners {
         webhook: bind(addr)?,
         health: bind(health_addr)?,
@@ -239,6 +254,13 @@ async fn terminated() {
 }
 
 fn mutate(args: MutateArgs) -> ExitCode {
+    let catalogue = match args.catalogue.as_deref().map(catalogue_file::load).transpose() {
+        Ok(catalogue) => catalogue,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
     let result = probegate::manifest::read_paths(&args.paths, &mut std::io::stdin().lock())
         .map_err(offline::OfflineError::from)
         .and_then(|documents| {
@@ -250,6 +272,8 @@ fn mutate(args: MutateArgs) -> ExitCode {
                     .namespace_annotations
                     .into_iter()
                     .collect::<BTreeMap<_, _>>(),
+                catalogue,
+                explain: args.explain,
             };
             offline::run(documents, &options)
         });
@@ -292,10 +316,18 @@ async fn audit(args: AuditArgs) -> ExitCode {
         namespaces,
         all_namespaces,
         namespace_annotations,
+        catalogue,
         output,
         check,
         stuck_after,
     } = args;
+    let catalogue = match catalogue.as_deref().map(catalogue_file::load).transpose() {
+        Ok(catalogue) => catalogue.map(Arc::new),
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
     let options = probegate::audit::Options {
         kubeconfig,
         context,
@@ -307,6 +339,7 @@ async fn audit(args: AuditArgs) -> ExitCode {
         namespace_annotations: namespace_annotations.into_iter().collect(),
         stuck_after,
         progress: std::io::stderr().is_terminal(),
+        catalogue,
     };
     let report = match probegate::audit::run(&options).await {
         Ok(report) => report,
@@ -338,5 +371,38 @@ async fn audit(args: AuditArgs) -> ExitCode {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+fn catalogue(args: CatalogueArgs) -> ExitCode {
+    let loaded = args.catalogue.as_deref().map(catalogue_file::load).transpose();
+    let owned = match loaded {
+        Ok(owned) => owned,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    let catalogue = owned
+        .as_ref()
+        .unwrap_or_else(|| probegate::engine::catalogue::Catalogue::builtin());
+    let text = match &args.image {
+        Some(image) => match catalogue.find_image(image) {
+            Some(entry) => probegate::engine::catalogue::describe(entry),
+            None => {
+                eprintln!("no catalogue entry matches image {image:?} (conditions on flags or variables are not checked here)");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => probegate::engine::catalogue::table(catalogue),
+    };
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: cannot write the output: {e}");
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
     }
 }

@@ -7,6 +7,7 @@
 use prometheus_client::registry::Registry;
 
 pub use crate::admission::metrics::{AdmissionMetrics, Outcome};
+pub use crate::catalogue_file::CatalogueMetrics;
 use crate::namespace_cache::Directory;
 pub use crate::tls::metrics::{HandshakeFailure, TlsMetrics};
 
@@ -14,6 +15,7 @@ pub struct Metrics {
     registry: Registry,
     pub admission: AdmissionMetrics,
     pub tls: TlsMetrics,
+    pub catalogue: CatalogueMetrics,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -36,11 +38,13 @@ impl Metrics {
         let mut registry = Registry::with_prefix("probegate");
         let admission = AdmissionMetrics::register(&mut registry);
         let tls = TlsMetrics::register(&mut registry);
+        let catalogue = CatalogueMetrics::register(&mut registry);
         directory.register_metrics(registry.sub_registry_with_prefix("cache"));
         Metrics {
             registry,
             admission,
             tls,
+            catalogue,
         }
     }
 
@@ -64,6 +68,7 @@ mod tests {
         admission.injected([1, 2, 0], 1);
         admission.warning(crate::engine::Rule::MetricsCoupling);
         metrics.tls.certificate_reload("client_ca", false);
+        metrics.catalogue.reload(false);
         metrics
             .tls
             .handshake_failure(HandshakeFailure::NoClientCertificate);
@@ -77,6 +82,7 @@ mod tests {
             "probegate_readiness_gates_injected_total 1",
             r#"probegate_warnings_total{rule="metrics_coupling"} 1"#,
             r#"probegate_certificate_reloads_total{certificate="client_ca",result="failure"} 1"#,
+            r#"probegate_catalogue_reloads_total{result="failure"} 1"#,
             r#"probegate_tls_handshake_failures_total{reason="no_client_certificate"} 1"#,
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");

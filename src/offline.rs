@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use k8s_openapi::api::core::v1::Service;
 use serde_json::{Value, json};
 
+use crate::engine::catalogue::Catalogue;
 use crate::engine::{self, Context, ServiceEvidence};
 use crate::manifest::{Document, ManifestError, Origin};
 use crate::scope;
@@ -33,6 +34,16 @@ pub struct Options {
     pub include_excluded_namespaces: bool,
     /// Applied to every namespace, under the namespace's own annotations.
     pub namespace_annotations: BTreeMap<String, String>,
+    /// A user's catalogue over the built-in one (`--catalogue`); `None`: the built-in one.
+    pub catalogue: Option<Catalogue>,
+    /// Print, instead of the manifests, what decided each container's probes.
+    pub explain: bool,
+}
+
+impl Options {
+    pub fn catalogue(&self) -> &Catalogue {
+        self.catalogue.as_ref().unwrap_or_else(|| Catalogue::builtin())
+    }
 }
 
 /// What the command prints; nothing is printed until the whole input went through.
@@ -206,6 +217,7 @@ fn judge(
         &Context {
             layers: &layers,
             services: &services,
+            catalogue: options.catalogue(),
         },
     )
 }

@@ -10,7 +10,7 @@ use std::fmt;
 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-mod values;
+pub mod values;
 pub use values::{check_dns_subdomain, is_port_name, parse_gates, parse_port};
 
 /// Prefix shared by every annotation probegate reads or writes.

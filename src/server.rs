@@ -131,7 +131,16 @@ impl Server {
             &limits,
             side_stopped,
         );
-        let background = background_tasks(&certs, client_ca, &metrics, cluster, &health, &limits);
+        let mut background =
+            background_tasks(&certs, client_ca, &metrics, cluster, &health, &limits);
+        let catalogue = admission.catalogue();
+        if catalogue.path().is_some() {
+            background.push(tokio::spawn(tls::watch(
+                catalogue.clone(),
+                metrics.clone(),
+                limits.cert_poll,
+            )));
+        }
         let router = webhook_router(admission, &limits).layer(
             axum::middleware::from_fn_with_state(health.clone(), close_while_draining),
         );

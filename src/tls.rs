@@ -117,19 +117,23 @@ pub trait Reloadable: Send + Sync + 'static {
     const KIND: &'static str;
     fn files(&self) -> Vec<&Path>;
     fn reload(&self) -> Reload;
+    /// Counts one reload attempt.
+    fn count(metrics: &Metrics, success: bool) {
+        metrics.tls.certificate_reload(Self::KIND, success);
+    }
 }
 
 /// Remembers the contents last tried, so one bad file set is refused once, not every poll.
 #[derive(Debug)]
-struct LastSeen(Mutex<u64>);
+pub(crate) struct LastSeen(Mutex<u64>);
 
 impl LastSeen {
-    fn new(contents: &[&[u8]]) -> LastSeen {
+    pub(crate) fn new(contents: &[&[u8]]) -> LastSeen {
         LastSeen(Mutex::new(fingerprint(contents)))
     }
 
     /// Records `contents`; false when they are what was last seen.
-    fn changed(&self, contents: &[&[u8]]) -> bool {
+    pub(crate) fn changed(&self, contents: &[&[u8]]) -> bool {
         let seen = fingerprint(contents);
         let mut last = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let changed = *last != seen;
@@ -229,8 +233,8 @@ pub async fn watch<R: Reloadable>(store: Arc<R>, metrics: Arc<Metrics>, poll: Du
     let _watcher = match watch_folders(&store.files(), events) {
         Ok(watcher) => Some(watcher),
         Err(error) => {
-            metrics.tls.certificate_reload(R::KIND, false);
-            tracing::warn!(%error, poll = ?poll, certificate = R::KIND, "cannot watch the certificate files; polling only");
+            R::count(&metrics, false);
+            tracing::warn!(%error, poll = ?poll, files = R::KIND, "cannot watch the files; polling only");
             None
         }
     };
@@ -252,12 +256,12 @@ pub async fn watch<R: Reloadable>(store: Arc<R>, metrics: Arc<Metrics>, poll: Du
         match store.reload() {
             Reload::Unchanged => {}
             Reload::Reloaded => {
-                metrics.tls.certificate_reload(R::KIND, true);
-                tracing::info!(certificate = R::KIND, file = %store.files()[0].display(), "certificate reloaded");
+                R::count(&metrics, true);
+                tracing::info!(files = R::KIND, file = %store.files()[0].display(), "reloaded");
             }
             Reload::Refused(reason) => {
-                metrics.tls.certificate_reload(R::KIND, false);
-                tracing::warn!(%reason, certificate = R::KIND, "new certificate refused; keeping the one in service");
+                R::count(&metrics, false);
+                tracing::warn!(%reason, files = R::KIND, "new files refused; keeping the ones in service");
             }
         }
     }

@@ -9,6 +9,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::report::{Finding, FindingType};
 use crate::engine::plan::{ContainerProbes, Plan};
+use crate::engine::catalogue::Catalogue;
 use crate::engine::{self, Context, Mutation, Rule, ServiceEvidence};
 use crate::policy::{INJECTED_ANNOTATION, ProbeKind};
 use crate::workload::Workload;
@@ -30,8 +31,16 @@ pub fn judge(
     workload: &Workload,
     layers: &[&BTreeMap<String, String>],
     services: &[&ServiceEvidence],
+    catalogue: &Catalogue,
 ) -> Mutation {
-    engine::mutate(workload, &Context { layers, services })
+    engine::mutate(
+        workload,
+        &Context {
+            layers,
+            services,
+            catalogue,
+        },
+    )
 }
 
 /// The engine's answer for one workload, as findings.
@@ -191,7 +200,7 @@ mod tests {
                 "spec": {"containers": [{"name": "web", "image": "w", "ports": [{"name": "http", "containerPort": 8080}]}]}
             }}
         }));
-        let mutation = judge(&workload, &[], &[]);
+        let mutation = judge(&workload, &[], &[], Catalogue::builtin());
         let found = findings(&workload, &mutation);
         let probes: Vec<&Finding> = found
             .iter()
@@ -234,7 +243,7 @@ mod tests {
             }}
         }));
         assert!(!is_judged(&owned));
-        assert!(findings(&owned, &judge(&owned, &[], &[])).is_empty());
+        assert!(findings(&owned, &judge(&owned, &[], &[], Catalogue::builtin())).is_empty());
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod report;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::{Event, Namespace, Pod, Service};
@@ -24,6 +25,7 @@ use kube::{Client, Config};
 use serde::de::DeserializeOwned;
 
 use crate::engine::ServiceEvidence;
+use crate::engine::catalogue::Catalogue;
 use crate::namespace_cache::policy_annotations;
 use crate::scope;
 use crate::workload::Workload;
@@ -75,6 +77,8 @@ pub struct Options {
     pub namespace_annotations: BTreeMap<String, String>,
     pub stuck_after: SignedDuration,
     pub progress: bool,
+    /// A user's catalogue over the built-in one (`--catalogue`); `None`: the built-in one.
+    pub catalogue: Option<Arc<Catalogue>>,
 }
 
 /// Parses `--stuck-after`: `10m`, `90s`, `1h30m` (at least one second).
@@ -163,6 +167,10 @@ pub async fn run(options: &Options) -> Result<Report, AuditError> {
             enabled: options.progress,
         },
         defaults: options.namespace_annotations.clone(),
+        catalogue: options
+            .catalogue
+            .clone()
+            .unwrap_or_else(Catalogue::builtin_shared),
         stuck_after: options.stuck_after,
         now: Timestamp::now(),
     };
@@ -175,6 +183,7 @@ struct Audit {
     client: Client,
     progress: Progress,
     defaults: BTreeMap<String, String>,
+    catalogue: Arc<Catalogue>,
     stuck_after: SignedDuration,
     now: Timestamp,
 }
@@ -300,7 +309,12 @@ impl Audit {
         }
         out.summary.workloads += 1;
         let (namespace_layer, services) = namespaces.evidence(namespace);
-        let mutation = changes::judge(workload, &[&self.defaults, namespace_layer], &services);
+        let mutation = changes::judge(
+            workload,
+            &[&self.defaults, namespace_layer],
+            &services,
+            &self.catalogue,
+        );
         out.findings.extend(changes::findings(workload, &mutation));
     }
 

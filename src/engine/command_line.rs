@@ -80,12 +80,17 @@ pub fn flags(container: &Container) -> Vec<Flag<'_>> {
             },
         };
         flags.push(Flag {
-            name: name.to_ascii_lowercase().replace('_', "-"),
+            name: normalize(name),
             written: word,
             value,
         });
     }
     flags
+}
+
+/// A flag's name as rules compare it: lower case, `_` read as `-`.
+pub fn normalize(name: &str) -> String {
+    name.to_ascii_lowercase().replace('_', "-")
 }
 
 /// Literal environment variables (`valueFrom` cannot be seen at admission).

@@ -3,15 +3,19 @@
 //! Pure and synchronous: no I/O, no clock, no global state, so the webhook, the offline
 //! `mutate` command and the tests all run exactly the same code.
 
+pub mod catalogue;
 pub mod command_line;
+pub mod conventions;
 mod inheritance;
 pub mod metrics_coupling;
 mod patch;
 pub mod plan;
 pub mod ports;
 pub mod probes;
+pub mod protocols;
 pub mod readiness_gates;
 mod record;
+pub mod serves;
 pub mod services;
 
 use std::collections::BTreeMap;
@@ -19,6 +23,7 @@ use std::collections::BTreeMap;
 use json_patch::Patch;
 
 use crate::policy::{self, CouplingMode, INJECTED_ANNOTATION, ProbeKind, Settings};
+use catalogue::Catalogue;
 use crate::workload::{PodParts, Workload};
 use command_line::Flag;
 use metrics_coupling::MetricsFacts;
@@ -26,7 +31,7 @@ use plan::Plan;
 pub use services::ServiceEvidence;
 
 /// What the engine knows besides the object itself.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct Context<'a> {
     /// Annotation layers under the object's own, least specific first: cluster-wide
     /// defaults, then the namespace's annotations.
@@ -34,12 +39,32 @@ pub struct Context<'a> {
     /// Services in the object's namespace: which select the pods decides where readiness
     /// gates go, and their ports are evidence of metrics ports.
     pub services: &'a [&'a ServiceEvidence],
+    /// What well-known software serves: the built-in catalogue, or a user's over it.
+    pub catalogue: &'a Catalogue,
+}
+
+impl Default for Context<'_> {
+    fn default() -> Self {
+        Context {
+            layers: &[],
+            services: &[],
+            catalogue: Catalogue::builtin(),
+        }
+    }
 }
 
 /// Whether any rule reads the annotation `key` of a Pod or workload: probegate's own
 /// settings and record, and the scrape port the metrics rule takes as evidence.
 pub fn reads_annotation(key: &str) -> bool {
     key.starts_with(policy::PREFIX) || metrics_coupling::reads_annotation(key)
+}
+
+/// Whether any rule reads the literal variable `name`: the webhook's decode builds only
+/// those. A user's catalogue may name no other.
+pub fn reads_variable(name: &str) -> bool {
+    metrics_coupling::reads_variable(name)
+        || conventions::SpringBoot::reads_variable(name)
+        || catalogue::reads_variable(name)
 }
 
 /// Which rule a warning comes from; a bounded label for metrics.
@@ -195,6 +220,8 @@ fn inject(
         flags: &flags,
         metrics: &metrics,
         service_targets: &service_targets,
+        catalogue: context.catalogue,
+        own_layers,
     };
     probes::plan_pod(parts.spec, settings, &evidence, plan);
     let gates = readiness_gates::plan(

@@ -166,7 +166,7 @@ mod tests {
                         index: 1,
                         container: "app".into(),
                         added: vec![(ProbeKind::Readiness, Probe::default())],
-                        port_from_service: None,
+                        ..ContainerProbes::default()
                     }],
                     ..Plan::default()
                 },

@@ -1,10 +1,54 @@
 //! What the rules decided for one object: the probes and gates to add, the pod annotations
 //! to set, and what to say. `patch` writes it as JSON Patch; `record` summarises it.
 
+use std::fmt;
+
 use k8s_openapi::api::core::v1::Probe;
 
+use super::protocols::{Protocol, Source};
 use super::{Rule, Warning};
 use crate::policy::ProbeKind;
+
+/// What decided a container's probes; the record names it for each container.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Evidence {
+    /// The object's own `probegate.io/` port, path, handler or scheme.
+    Workload,
+    /// The catalogue's entry for the image.
+    Catalogue(String),
+    /// A health server the command line declares, by its flag.
+    Flag(&'static str),
+    /// A framework's probe endpoints its settings turn on.
+    Convention(&'static str),
+    /// The namespace's or the cluster's paths or handler.
+    Namespace,
+    /// A namespace's path or handler left unused: the port speaks another protocol.
+    Protocol {
+        port: String,
+        protocol: Protocol,
+        source: Source,
+    },
+    /// The port alone: a tcpSocket check.
+    Ports,
+}
+
+impl fmt::Display for Evidence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Evidence::Workload => f.write_str("workload"),
+            Evidence::Catalogue(name) => write!(f, "catalogue={name}"),
+            Evidence::Flag(flag) => write!(f, "flag=--{flag}"),
+            Evidence::Convention(name) => write!(f, "convention={name}"),
+            Evidence::Namespace => f.write_str("namespace"),
+            Evidence::Protocol {
+                port,
+                protocol,
+                source,
+            } => write!(f, "port={port}:{protocol}({})", source.as_str()),
+            Evidence::Ports => f.write_str("ports"),
+        }
+    }
+}
 
 /// The probes added to one container.
 #[derive(Debug, Default, PartialEq)]
@@ -16,6 +60,7 @@ pub struct ContainerProbes {
     pub added: Vec<(ProbeKind, Probe)>,
     /// The Service port that decided where the probes connect, if one did.
     pub port_from_service: Option<String>,
+    pub evidence: Option<Evidence>,
 }
 
 #[derive(Debug, Default, PartialEq)]

@@ -24,6 +24,8 @@ pub struct Target<'a> {
     pub number: i32,
     /// The pod's port: `targetPort`, which defaults to the Service's `port`.
     pub port: IntOrString,
+    /// The Service port's `appProtocol`.
+    pub app_protocol: Option<&'a str>,
 }
 
 impl Target<'_> {
@@ -52,6 +54,7 @@ pub fn targets<'a>(selecting: &[&'a ServiceEvidence]) -> Vec<Target<'a>> {
                 name: port.name(),
                 number: port.port(),
                 port: port.target_port(),
+                app_protocol: port.app_protocol(),
             })
         })
         .collect()

@@ -39,6 +39,7 @@ fn run_among(
         &Context {
             layers,
             services: &services,
+            ..Context::default()
         },
     );
     let mut patched = object.clone();

@@ -62,6 +62,7 @@ fn the_engine_answers_the_same_from_either_decode() {
             let context = Context {
                 layers,
                 services: &services,
+                ..Context::default()
             };
             assert_eq!(
                 engine::mutate(&partial, &context),

@@ -9,8 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference,
 use serde::Deserialize;
 
 use super::Text;
-use crate::engine::metrics_coupling::reads_variable;
-use crate::engine::reads_annotation;
+use crate::engine::{reads_annotation, reads_variable};
 
 /// Every field of ObjectMeta but `managedFields`, which is read past, and the annotations no
 /// rule reads (the last-applied configuration, a second copy of the object, among them).
@@ -93,11 +92,14 @@ impl From<MetaView> for ObjectMeta {
     }
 }
 
-/// What the rules read of a container: its name, ports, probes, command line and variables.
+/// What the rules read of a container: its name, image, ports, probes, command line and
+/// variables.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ContainerView {
     name: String,
+    #[serde(default)]
+    image: Option<String>,
     #[serde(default)]
     args: Option<Vec<String>>,
     #[serde(default)]
@@ -114,7 +116,7 @@ struct ContainerView {
     startup_probe: Option<Probe>,
 }
 
-/// The variables a rule reads (`metrics_coupling::reads_variable`), with their literal
+/// The variables a rule reads (`engine::reads_variable`), with their literal
 /// values; every other variable is read past without its name or value being built. A
 /// `valueFrom` source is never a literal to read.
 fn read_env<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<EnvVar>>, D::Error> {
@@ -192,6 +194,7 @@ impl From<ContainerView> for Container {
     fn from(c: ContainerView) -> Container {
         Container {
             name: c.name,
+            image: c.image,
             args: c.args,
             command: c.command,
             env: c.env,

@@ -489,6 +489,7 @@ fn a_port_a_service_sends_app_traffic_to_is_not_metrics_only() {
                 name: Some(name),
                 number: 1,
                 port: IntOrString::Int(case.target),
+                app_protocol: None,
             })
             .into_iter()
             .collect();

@@ -12,15 +12,18 @@
 mod target;
 
 use k8s_openapi::api::core::v1::{
-    Container, GRPCAction, HTTPGetAction, PodSpec, Probe, TCPSocketAction,
+    Container, ExecAction, GRPCAction, HTTPGetAction, PodSpec, Probe, TCPSocketAction,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use super::catalogue::{Catalogue, Check};
 use super::command_line::Flag;
 use super::metrics_coupling::MetricsFacts;
-use super::plan::{ContainerProbes, Plan};
+use super::plan::{ContainerProbes, Evidence as Decided, Plan};
+use super::protocols::{self, Protocol};
+use super::serves::{self, Known};
 use super::{Rule, ports, services};
-use crate::policy::{self, Handler, ProbeKind, Settings};
+use crate::policy::{self, Handler, ProbeKind, Scheme, Settings};
 use target::{PortScope, Target};
 
 /// What the rule reads of a pod besides its spec and settings.
@@ -33,6 +36,9 @@ pub struct PodEvidence<'a> {
     pub metrics: &'a [MetricsFacts],
     /// The ports the Services selecting the pod send traffic to, in decision order.
     pub service_targets: &'a [services::Target<'a>],
+    pub catalogue: &'a Catalogue,
+    /// Settings layers from this index on are the object's own.
+    pub own_layers: usize,
 }
 
 /// Adds to `plan` the probes each container of `spec` lacks, and what was held back.
@@ -48,13 +54,25 @@ pub fn plan_pod(spec: &PodSpec, settings: &Settings, evidence: &PodEvidence<'_>,
         } else {
             evidence.requested
         };
+        let missing = requested
+            .iter()
+            .any(|kind| existing(container, *kind).is_none());
+        // The catalogue is consulted only where a probe may be added.
+        let known = missing.then(|| serves::known(container, flags, evidence.catalogue));
+        let (known, mut warnings) = match known {
+            Some(found) => (found.known, found.warnings),
+            None => (None, Vec::new()),
+        };
         let container_evidence = Evidence {
             port: port_scope.and_then(|scope| scope.port_for(index, container)),
             service_targets: evidence.service_targets,
             metrics,
+            known: known.as_ref(),
+            own_layers: evidence.own_layers,
         };
         let decided = plan(container, flags, settings, requested, container_evidence);
-        out.warn(Rule::Probes, decided.warnings);
+        warnings.extend(decided.warnings);
+        out.warn(Rule::Probes, warnings);
         match decided.held {
             Some(ProbeKind::Liveness) => out.liveness_held.push(container.name.clone()),
             Some(ProbeKind::Readiness) => out.readiness_held.push(container.name.clone()),
@@ -66,6 +84,7 @@ pub fn plan_pod(spec: &PodSpec, settings: &Settings, evidence: &PodEvidence<'_>,
                 container: container.name.clone(),
                 added: decided.added,
                 port_from_service: decided.port_from_service,
+                evidence: decided.evidence,
             });
         }
     }
@@ -80,6 +99,8 @@ pub struct ProbePlan {
     pub held: Option<ProbeKind>,
     /// The Service port that decided where the probes connect, if one did.
     pub port_from_service: Option<String>,
+    /// What decided the handlers.
+    pub evidence: Option<Decided>,
     pub warnings: Vec<String>,
 }
 
@@ -91,7 +112,32 @@ pub struct Evidence<'a> {
     /// The ports the Services selecting the pod send traffic to, in decision order.
     pub service_targets: &'a [services::Target<'a>],
     pub metrics: &'a MetricsFacts,
+    /// What the container is known to serve (catalogue, conventions), if anything.
+    pub known: Option<&'a Known>,
+    /// Settings layers from this index on are the object's own.
+    pub own_layers: usize,
 }
+
+/// The check each probe kind gets, before timings.
+struct Checks {
+    readiness: Check,
+    liveness: Check,
+    /// What liveness checks, unless a startup path says otherwise.
+    startup: Check,
+    evidence: Decided,
+    startup_seconds: Option<i32>,
+}
+
+/// The settings that choose a handler: set on the object itself, they beat what probegate
+/// knows of the software; set on the namespace or cluster, they do not.
+const HANDLER_KEYS: [&str; 6] = [
+    policy::PORT,
+    policy::PROBE_HANDLER,
+    policy::LIVENESS_PATH,
+    policy::READINESS_PATH,
+    policy::STARTUP_PATH,
+    policy::SCHEME,
+];
 
 /// `requested` are the probe kinds to add where missing.
 pub fn plan(
@@ -110,21 +156,40 @@ pub fn plan(
     if missing.is_empty() {
         return plan;
     }
-    let target = match target::find(container, flags, evidence, &mut plan.warnings) {
-        Ok(target) => target,
-        Err(why) => {
-            plan.warnings.push(format!(
-                "container {:?}: no probe added: {why}; to leave it without probes, list it in {} on the workload",
-                container.name,
-                policy::SKIP_CONTAINERS,
-            ));
-            return plan;
-        }
+    let from_object = HANDLER_KEYS
+        .iter()
+        .any(|key| settings.set_at_or_above(key, evidence.own_layers));
+    let checks = match evidence.known.filter(|_| !from_object) {
+        Some(known) => from_known(known),
+        None => match target::find(container, flags, evidence, &mut plan.warnings) {
+            Ok(target) => {
+                plan.port_from_service = target.from_service.clone();
+                from_settings(container, &target, settings, from_object, evidence)
+            }
+            Err(why) => {
+                plan.warnings.push(format!(
+                    "container {:?}: no probe added: {why}; to leave it without probes, list it in {} on the workload",
+                    container.name,
+                    policy::SKIP_CONTAINERS,
+                ));
+                return plan;
+            }
+        },
     };
-    plan.port_from_service = target.from_service.clone();
+    let startup_seconds = match checks.startup_seconds {
+        Some(seconds) if !settings.set_at_or_above(policy::STARTUP_SECONDS, evidence.own_layers) => {
+            seconds
+        }
+        _ => settings.startup_seconds,
+    };
+    let check = |kind: ProbeKind| match kind {
+        ProbeKind::Readiness => &checks.readiness,
+        ProbeKind::Liveness => &checks.liveness,
+        ProbeKind::Startup => &checks.startup,
+    };
     let mut added: Vec<(ProbeKind, Probe)> = missing
         .into_iter()
-        .map(|kind| (kind, build(kind, &target, settings)))
+        .map(|kind| (kind, build(kind, check(kind), settings, startup_seconds)))
         .collect();
     plan.held = hold_repeats(container, settings, &mut added);
     // An added liveness probe never runs before the container has started.
@@ -134,13 +199,21 @@ pub fn plan(
     {
         added.push((
             ProbeKind::Startup,
-            build(ProbeKind::Startup, &target, settings),
+            build(
+                ProbeKind::Startup,
+                &checks.startup,
+                settings,
+                startup_seconds,
+            ),
         ));
     }
     for (kind, probe) in added {
         // A startup probe added to guard liveness shares its handler and its warning.
         let guard = kind == ProbeKind::Startup && !requested.contains(&kind);
-        if settings.handler == Handler::Http && probe.tcp_socket.is_some() && !guard {
+        let asked_http = settings.handler == Handler::Http
+            && settings.path(kind).is_none()
+            && matches!(checks.evidence, Decided::Workload | Decided::Namespace | Decided::Ports);
+        if asked_http && probe.tcp_socket.is_some() && !guard {
             plan.warnings.push(format!(
                 "container {:?}: {}=http needs {} to know what to request; added a tcpSocket {kind} probe instead",
                 container.name,
@@ -150,7 +223,146 @@ pub fn plan(
         }
         plan.added.push((kind, probe));
     }
+    plan.evidence = Some(checks.evidence);
     plan
+}
+
+/// The software's own checks; where it has no liveness check, whether its listener accepts.
+fn from_known(known: &Known) -> Checks {
+    let liveness = known
+        .liveness
+        .clone()
+        .or_else(|| known.listener.clone().map(|port| Check::Tcp { port }))
+        // Nothing distinct to check: the repeat is held back by `hold_repeats`.
+        .unwrap_or_else(|| known.readiness.clone());
+    Checks {
+        readiness: known.readiness.clone(),
+        startup: liveness.clone(),
+        liveness,
+        evidence: known.evidence.clone(),
+        startup_seconds: known.startup_seconds,
+    }
+}
+
+/// Checks from the settings on the chosen port. A namespace's paths and handler apply only
+/// where the port may speak their protocol: `GET /ready` on a database port never answers.
+fn from_settings(
+    container: &Container,
+    target: &Target,
+    settings: &Settings,
+    from_object: bool,
+    evidence: Evidence<'_>,
+) -> Checks {
+    let protocol = port_protocol(container, target, evidence.service_targets);
+    let may_http = from_object || protocol.is_none_or(|p| p.protocol.speaks_http());
+    let may_grpc = from_object || protocol.is_none_or(|p| p.protocol == Protocol::Grpc);
+    let scheme = match protocol {
+        Some(p) if p.protocol == Protocol::Https && !settings.set_at_or_above(policy::SCHEME, evidence.own_layers) => {
+            Scheme::Https
+        }
+        _ => settings.scheme,
+    };
+    let mut used_settings = false;
+    let mut blocked = false;
+    let mut check = |kind: ProbeKind| -> Check {
+        let path = match kind {
+            ProbeKind::Startup => settings
+                .path(kind)
+                .or_else(|| settings.path(ProbeKind::Liveness)),
+            _ => settings.path(kind),
+        };
+        let tcp = Check::Tcp {
+            port: target.port.clone(),
+        };
+        if let Some(path) = path {
+            if !may_http {
+                blocked = true;
+                return tcp;
+            }
+            used_settings = true;
+            return Check::Http {
+                port: target.port.clone(),
+                path: path.to_owned(),
+                scheme,
+            };
+        }
+        if let Some(server) = target.health {
+            let path = if kind == ProbeKind::Readiness {
+                server.readiness
+            } else {
+                server.liveness
+            };
+            return Check::Http {
+                port: target.port.clone(),
+                path: path.to_owned(),
+                scheme: server.scheme,
+            };
+        }
+        if settings.handler == Handler::Grpc {
+            if !may_grpc {
+                blocked = true;
+                return tcp;
+            }
+            used_settings = true;
+            return Check::Grpc {
+                port: target.number,
+                service: None,
+            };
+        }
+        // `http` without a path also lands here; the policy already warned about it.
+        tcp
+    };
+    let readiness = check(ProbeKind::Readiness);
+    let liveness = check(ProbeKind::Liveness);
+    // A startup probe guards liveness, so it checks what liveness checks unless told otherwise.
+    let startup = check(ProbeKind::Startup);
+    let evidence = if from_object {
+        Decided::Workload
+    } else if let (true, Some(known)) = (blocked, protocol) {
+        Decided::Protocol {
+            port: ports::text(&target.port),
+            protocol: known.protocol,
+            source: known.source,
+        }
+    } else if let Some(server) = target.health {
+        Decided::Flag(server.flag)
+    } else if used_settings {
+        Decided::Namespace
+    } else {
+        Decided::Ports
+    };
+    Checks {
+        readiness,
+        liveness,
+        startup,
+        evidence,
+        startup_seconds: None,
+    }
+}
+
+/// The protocol of the port probes would connect to: a selecting Service's `appProtocol`
+/// for it, its name, or its number.
+fn port_protocol(
+    container: &Container,
+    target: &Target,
+    service_targets: &[services::Target<'_>],
+) -> Option<protocols::Known> {
+    let declared = container
+        .ports
+        .iter()
+        .flatten()
+        .find(|p| p.container_port == target.number);
+    let app_protocol = service_targets.iter().find_map(|t| {
+        let aimed = declared.is_some_and(|p| ports::is(p, &t.port))
+            || t.port == IntOrString::Int(target.number);
+        t.app_protocol.filter(|_| aimed)
+    });
+    protocols::of_port(
+        app_protocol,
+        declared.and_then(|p| p.name.as_deref()),
+        None,
+        target.number,
+    )
 }
 
 /// Liveness and readiness that check the same thing fail together: whichever probegate
@@ -218,14 +430,14 @@ pub fn existing(container: &Container, kind: ProbeKind) -> Option<&Probe> {
     }
 }
 
-/// Enough attempts, one per period, to cover `startup-seconds`.
-fn startup_failure_threshold(settings: &Settings) -> i32 {
+/// Enough attempts, one per period, to cover `seconds` of start-up.
+fn startup_failure_threshold(settings: &Settings, seconds: i32) -> i32 {
     let period = i64::from(settings.timings.period_seconds.max(1));
-    let attempts = (i64::from(settings.startup_seconds) + period - 1) / period;
+    let attempts = (i64::from(seconds) + period - 1) / period;
     i32::try_from(attempts).unwrap_or(i32::MAX)
 }
 
-fn build(kind: ProbeKind, target: &Target, settings: &Settings) -> Probe {
+fn build(kind: ProbeKind, check: &Check, settings: &Settings, startup_seconds: i32) -> Probe {
     let timings = settings.timings;
     let mut probe = Probe {
         initial_delay_seconds: Some(timings.initial_delay_seconds),
@@ -236,43 +448,37 @@ fn build(kind: ProbeKind, target: &Target, settings: &Settings) -> Probe {
     };
     if kind == ProbeKind::Startup {
         // Liveness waits for the startup probe, so it needs no delay of its own here; its
-        // attempts cover the configured start-up time.
+        // attempts cover the start-up time.
         probe.initial_delay_seconds = Some(0);
-        probe.failure_threshold = Some(startup_failure_threshold(settings));
+        probe.failure_threshold = Some(startup_failure_threshold(settings, startup_seconds));
     }
-    let http = |path: &str, scheme: &str| HTTPGetAction {
-        path: Some(path.to_owned()),
-        port: target.port.clone(),
-        scheme: Some(scheme.to_owned()),
-        ..HTTPGetAction::default()
-    };
-    // A startup probe guards liveness, so it checks what liveness checks unless told otherwise.
-    let path = match kind {
-        ProbeKind::Startup => settings
-            .path(kind)
-            .or_else(|| settings.path(ProbeKind::Liveness)),
-        _ => settings.path(kind),
-    };
-    if let Some(path) = path {
-        probe.http_get = Some(http(path, settings.scheme.as_str()));
-    } else if target.controller_runtime {
-        let path = if kind == ProbeKind::Readiness {
-            "/readyz"
-        } else {
-            "/healthz"
-        };
-        probe.http_get = Some(http(path, "HTTP"));
-    } else if settings.handler == Handler::Grpc {
-        probe.grpc = Some(GRPCAction {
-            port: target.number,
-            ..GRPCAction::default()
-        });
-    } else {
-        // `http` without a path also lands here; the policy already warned about it.
-        probe.tcp_socket = Some(TCPSocketAction {
-            port: target.port.clone(),
-            host: None,
-        });
+    match check {
+        Check::Http { port, path, scheme } => {
+            probe.http_get = Some(HTTPGetAction {
+                path: Some(path.clone()),
+                port: port.clone(),
+                scheme: Some(scheme.as_str().to_owned()),
+                ..HTTPGetAction::default()
+            })
+        }
+        Check::Tcp { port } => {
+            probe.tcp_socket = Some(TCPSocketAction {
+                port: port.clone(),
+                host: None,
+            })
+        }
+        Check::Grpc { port, service } => {
+            probe.grpc = Some(GRPCAction {
+                port: *port,
+                service: service.clone(),
+                ..GRPCAction::default()
+            })
+        }
+        Check::Exec { command } => {
+            probe.exec = Some(ExecAction {
+                command: Some(command.clone()),
+            })
+        }
     }
     probe
 }

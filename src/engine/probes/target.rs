@@ -7,12 +7,11 @@ use k8s_openapi::api::core::v1::{Container, ContainerPort, PodSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::Evidence;
-use crate::engine::command_line::{self, Flag};
+use crate::engine::command_line::Flag;
+use crate::engine::conventions::{self, HealthServer};
 use crate::engine::ports;
 use crate::policy::{self, Settings};
 
-/// controller-runtime's health probe flag; its server answers `/healthz` and `/readyz`.
-pub const HEALTH_PROBE_FLAG: &str = "health-probe-bind-address";
 const HEALTH_PORT_NAMES: [&str; 3] = ["health", "healthz", "probes"];
 
 /// Which containers the `probegate.io/port` setting is for: those that declare the port,
@@ -46,8 +45,8 @@ pub struct Target {
     pub port: IntOrString,
     /// The port number, which gRPC probes need.
     pub number: i32,
-    /// A controller-runtime health server, which answers `/healthz` and `/readyz`.
-    pub controller_runtime: bool,
+    /// The health server a flag declares there, whose paths are known.
+    pub health: Option<&'static HealthServer>,
     /// The Service port that sends traffic here, when that decided.
     pub from_service: Option<String>,
 }
@@ -107,7 +106,7 @@ fn from_port_setting(
     Some(Target {
         port: port.clone(),
         number,
-        controller_runtime: false,
+        health: None,
         from_service: None,
     })
 }
@@ -117,24 +116,18 @@ fn from_health_flag(
     flags: &[Flag<'_>],
     warnings: &mut Vec<String>,
 ) -> Option<Target> {
-    let flag = flags.iter().rfind(|flag| flag.name == HEALTH_PROBE_FLAG)?;
-    let address = flag.value()?;
-    let number = command_line::listen_port(address)?;
-    if command_line::is_loopback(address) {
-        warnings.push(format!(
-            "container {:?}: {} listens on loopback only, which the kubelet cannot reach; not probing it (set {} to choose the port)",
-            container.name,
-            flag.describe(),
-            policy::PORT,
-        ));
-        return None;
+    match conventions::health_server(container, flags)? {
+        Ok((server, number)) => Some(Target {
+            port: IntOrString::Int(number.into()),
+            number: number.into(),
+            health: Some(server),
+            from_service: None,
+        }),
+        Err(why) => {
+            warnings.push(format!("{why} (set {} to choose the port)", policy::PORT));
+            None
+        }
     }
-    Some(Target {
-        port: IntOrString::Int(number.into()),
-        number: number.into(),
-        controller_runtime: true,
-        from_service: None,
-    })
 }
 
 /// The port a Service sends traffic to is the one whose readiness matters: a broker's AMQP
@@ -167,7 +160,7 @@ fn named(tcp_ports: &[&ContainerPort], names: &[&str]) -> Option<Target> {
 fn nothing_to_probe(tcp_ports: &[&ContainerPort], evidence: Evidence<'_>) -> String {
     if tcp_ports.is_empty() {
         return format!(
-            "it declares no TCP containerPort and no --{HEALTH_PROBE_FLAG}; set {} to choose one",
+            "it declares no TCP containerPort and no health server flag; set {} to choose one",
             policy::PORT
         );
     }
@@ -194,7 +187,7 @@ fn target_of(port: &ContainerPort) -> Target {
             .clone()
             .map_or(IntOrString::Int(port.container_port), IntOrString::String),
         number: port.container_port,
-        controller_runtime: false,
+        health: None,
         from_service: None,
     }
 }

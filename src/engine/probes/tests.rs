@@ -39,6 +39,8 @@ fn plan_for(c: &Container, settings: &Settings) -> ProbePlan {
             port: settings.port.as_ref(),
             service_targets: &[],
             metrics: &facts(c),
+            known: None,
+            own_layers: 0,
         },
     )
 }
@@ -55,6 +57,8 @@ fn target_for(
             port: settings.port.as_ref(),
             service_targets: &[],
             metrics: &facts(c),
+            known: None,
+            own_layers: 0,
         },
         warnings,
     )
@@ -166,7 +170,8 @@ fn port_choice_order() {
         let target = target_for(&c, &case.settings, &mut warnings).unwrap();
         assert_eq!(target.port, case.port, "{}", case.name);
         assert_eq!(
-            target.controller_runtime, case.controller_runtime,
+            target.health.is_some(),
+            case.controller_runtime,
             "{}",
             case.name
         );
@@ -182,6 +187,7 @@ fn services_decide_the_port_after_explicit_settings() {
         name: Some(name),
         number: 1,
         port,
+        app_protocol: None,
     };
     let amqp_by_number = target("rabbitmq", "amqp", IntOrString::Int(5672));
     let amqp_by_name = target("rabbitmq", "amqp", name("amqp"));
@@ -269,6 +275,8 @@ fn services_decide_the_port_after_explicit_settings() {
                 port: case.settings.port.as_ref(),
                 service_targets: &case.service_targets,
                 metrics: &facts(&c),
+                known: None,
+                own_layers: 0,
             },
             &mut warnings,
         )

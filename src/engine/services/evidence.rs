@@ -36,6 +36,8 @@ struct Span {
 #[derive(Debug, Clone, PartialEq)]
 struct Port {
     name: Option<Span>,
+    /// `appProtocol`: the protocol the port speaks, as the Service states it.
+    app_protocol: Option<Span>,
     port: i32,
     /// `targetPort`, which defaults to `port`.
     target: Result<i32, Span>,
@@ -45,6 +47,7 @@ struct Port {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ServicePortEvidence<'a> {
     name: Option<&'a str>,
+    app_protocol: Option<&'a str>,
     port: i32,
     target: Result<i32, &'a str>,
 }
@@ -56,6 +59,10 @@ impl<'a> ServicePortEvidence<'a> {
 
     pub fn port(&self) -> i32 {
         self.port
+    }
+
+    pub fn app_protocol(&self) -> Option<&'a str> {
+        self.app_protocol
     }
 
     /// `targetPort`, which defaults to `port`: a number or a container port's name.
@@ -107,6 +114,7 @@ impl ServiceEvidence {
             .filter(|port| port.protocol.as_deref().is_none_or(|p| p == "TCP"))
             .map(|port| Port {
                 name: port.name.as_deref().map(|name| text.push(name)),
+                app_protocol: port.app_protocol.as_deref().map(|p| text.push(p)),
                 port: port.port,
                 target: match &port.target_port {
                     None => Ok(port.port),
@@ -176,6 +184,7 @@ impl ServiceEvidence {
     pub fn ports(&self) -> impl Iterator<Item = ServicePortEvidence<'_>> {
         self.ports.iter().map(|port| ServicePortEvidence {
             name: port.name.map(|span| self.text(span)),
+            app_protocol: port.app_protocol.map(|span| self.text(span)),
             port: port.port,
             target: port.target.map_err(|span| self.text(span)),
         })

@@ -1,0 +1,201 @@
+//! Rule: what a container is known to serve, before any probe is chosen: its image's
+//! catalogue entry, else a health server its command line declares, else a framework's
+//! probe endpoints its settings turn on. `None` leaves the choice to settings and ports.
+
+use k8s_openapi::api::core::v1::Container;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::catalogue::{Catalogue, Check, ContainerFacts, Entry};
+use super::command_line::{self, Flag};
+use super::conventions::{self, SpringBoot};
+use super::plan::Evidence;
+use crate::policy::Scheme;
+
+/// The checks a container's software answers, and what says so.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Known {
+    pub evidence: Evidence,
+    pub readiness: Check,
+    /// The software's own liveness check, where it has one distinct from readiness.
+    pub liveness: Option<Check>,
+    /// A port to check liveness on when the software has no liveness check of its own:
+    /// that its listener still accepts.
+    pub listener: Option<IntOrString>,
+    pub startup_seconds: Option<i32>,
+}
+
+/// What decided, or why nothing did: one line per step, for `mutate --explain`.
+pub struct Finding {
+    pub known: Option<Known>,
+    pub warnings: Vec<String>,
+    pub steps: Vec<String>,
+}
+
+/// What `container` is known to serve, most specific evidence first.
+pub fn known(container: &Container, flags: &[Flag<'_>], catalogue: &Catalogue) -> Finding {
+    let mut finding = Finding {
+        known: None,
+        warnings: Vec::new(),
+        steps: Vec::new(),
+    };
+    let image = container.image.as_deref().unwrap_or_default();
+    let facts = ContainerFacts { flags, container };
+    match catalogue.find(image, &facts) {
+        Some(entry) => match from_entry(entry, container, flags) {
+            Ok(known) => {
+                finding
+                    .steps
+                    .push(format!("image {image:?} matches catalogue entry {:?} ({})", entry.name, entry.source));
+                finding.known = Some(known);
+                return finding;
+            }
+            Err(why) => finding.steps.push(format!(
+                "image {image:?} matches catalogue entry {:?}, which does not apply: {why}",
+                entry.name
+            )),
+        },
+        None => finding
+            .steps
+            .push(format!("image {image:?} matches no catalogue entry")),
+    }
+    match conventions::health_server(container, flags) {
+        Some(Ok((server, port))) => {
+            let port = declared(container, port.into());
+            finding.steps.push(format!(
+                "--{} declares a health server on port {} ({})",
+                server.flag,
+                port_text(&port),
+                server.source
+            ));
+            finding.known = Some(Known {
+                evidence: Evidence::Flag(server.flag),
+                readiness: http(&port, server.readiness, server.scheme),
+                liveness: Some(http(&port, server.liveness, server.scheme)),
+                listener: None,
+                startup_seconds: None,
+            });
+            return finding;
+        }
+        Some(Err(why)) => {
+            finding.steps.push(why.clone());
+            finding.warnings.push(format!("{why} (set probegate.io/port to choose the port)"));
+        }
+        None => finding.steps.push(format!(
+            "no health server flag ({})",
+            conventions::HEALTH_SERVERS
+                .iter()
+                .map(|s| format!("--{}", s.flag))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+    if let Some(port) = SpringBoot::port(container, flags) {
+        let port = declared(container, port.into());
+        finding.steps.push(format!(
+            "Spring Boot's probe groups are on, served on port {}",
+            port_text(&port)
+        ));
+        finding.known = Some(Known {
+            evidence: Evidence::Convention(SpringBoot::NAME),
+            readiness: http(&port, SpringBoot::READINESS, Scheme::Http),
+            liveness: Some(http(&port, SpringBoot::LIVENESS, Scheme::Http)),
+            listener: None,
+            startup_seconds: None,
+        });
+        return finding;
+    }
+    finding.steps.push(format!(
+        "no framework probe settings ({} unset)",
+        SpringBoot::PROBES_VARIABLE
+    ));
+    finding
+}
+
+/// The entry's checks for this container: ports moved by the flags its command line sets,
+/// and named as the container names them.
+fn from_entry(entry: &Entry, container: &Container, flags: &[Flag<'_>]) -> Result<Known, String> {
+    let moved = |number: i32| -> i32 {
+        entry
+            .ports
+            .iter()
+            .find(|spec| spec.port == number)
+            .and_then(|spec| {
+                let flag = flags.iter().rfind(|f| spec.flags.contains(&f.name))?;
+                command_line::listen_port(flag.value()?)
+            })
+            .map_or(number, i32::from)
+    };
+    let port = |port: &IntOrString| -> Result<IntOrString, String> {
+        match port {
+            IntOrString::Int(n) => Ok(declared(container, moved(*n))),
+            IntOrString::String(name) => {
+                let declares = container
+                    .ports
+                    .iter()
+                    .flatten()
+                    .any(|p| p.name.as_deref() == Some(name.as_str()));
+                if declares {
+                    Ok(port.clone())
+                } else {
+                    Err(format!("the container declares no port named {name:?}"))
+                }
+            }
+        }
+    };
+    let check = |check: &Check| -> Result<Check, String> {
+        Ok(match check {
+            Check::Http { port: p, path, scheme } => Check::Http {
+                port: port(p)?,
+                path: path.clone(),
+                scheme: *scheme,
+            },
+            Check::Tcp { port: p } => Check::Tcp { port: port(p)? },
+            Check::Grpc { port, service } => Check::Grpc {
+                port: moved(*port),
+                service: service.clone(),
+            },
+            Check::Exec { command } => Check::Exec {
+                command: command.clone(),
+            },
+        })
+    };
+    let readiness = check(&entry.readiness)?;
+    let liveness = entry.liveness.as_ref().map(check).transpose()?;
+    // Where the software has no liveness check of its own, the listener it serves on still
+    // tells a dead process from a busy one.
+    let listener = match &readiness {
+        Check::Http { port, .. } | Check::Tcp { port } => Some(port.clone()),
+        Check::Grpc { port, .. } => Some(declared(container, *port)),
+        Check::Exec { .. } => entry.ports.first().map(|p| declared(container, moved(p.port))),
+    };
+    Ok(Known {
+        evidence: Evidence::Catalogue(entry.name.clone()),
+        readiness,
+        liveness,
+        listener,
+        startup_seconds: entry.startup_seconds,
+    })
+}
+
+/// A port by the name the container gives it, else by number.
+fn declared(container: &Container, number: i32) -> IntOrString {
+    container
+        .ports
+        .iter()
+        .flatten()
+        .find(|p| p.container_port == number)
+        .and_then(|p| p.name.clone())
+        .map_or(IntOrString::Int(number), IntOrString::String)
+}
+
+fn http(port: &IntOrString, path: &str, scheme: Scheme) -> Check {
+    Check::Http {
+        port: port.clone(),
+        path: path.to_owned(),
+        scheme,
+    }
+}
+
+fn port_text(port: &IntOrString) -> String {
+    super::ports::text(port)
+}
