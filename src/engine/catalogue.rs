@@ -64,6 +64,8 @@ pub struct Entry {
     pub readiness: Check,
     pub liveness: Option<Check>,
     pub startup_seconds: Option<i32>,
+    /// How long one check may take, where the software's check is slower than the default.
+    pub timeout_seconds: Option<i32>,
     pub source: String,
     /// The file it came from, for `probegate catalogue` and errors.
     pub file: String,
@@ -107,6 +109,9 @@ pub struct When {
     pub flag: Option<String>,
     /// A variable's name, and the value it must have (`None`: any literal value).
     pub env: Option<(String, Option<String>)>,
+    /// The program the container runs (the last path segment of the command's first word,
+    /// or of the args' when there is no command): one image, several servers.
+    pub command: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -120,7 +125,7 @@ pub enum Op {
 
 impl When {
     fn is_empty(&self) -> bool {
-        self.tag.is_none() && self.flag.is_none() && self.env.is_none()
+        self.tag.is_none() && self.flag.is_none() && self.env.is_none() && self.command.is_none()
     }
 
     fn holds(&self, image: &Image<'_>, container: &ContainerFacts<'_>) -> bool {
@@ -141,8 +146,23 @@ impl When {
             command_line::env(container.container)
                 .any(|(n, v)| n == name && value.as_ref().is_none_or(|want| want == v))
         });
-        tag && flag && env
+        let command = self.command.as_ref().is_none_or(|wanted| {
+            program(container.container).is_some_and(|program| program == wanted)
+        });
+        tag && flag && env && command
     }
+}
+
+/// The program a container runs, as `when.command` names it.
+fn program(container: &Container) -> Option<&str> {
+    let first = container
+        .command
+        .as_ref()
+        .filter(|c| !c.is_empty())
+        .or(container.args.as_ref())?
+        .first()?;
+    let word = first.split_whitespace().next()?;
+    word.rsplit('/').next()
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -387,6 +407,9 @@ pub fn describe(entry: &Entry) -> String {
     if let Some(flag) = &entry.when.flag {
         when.push(format!("flag --{flag}"));
     }
+    if let Some(command) = &entry.when.command {
+        when.push(format!("command {command}"));
+    }
     if let Some((name, value)) = &entry.when.env {
         when.push(match value {
             Some(value) => format!("env {name}={value}"),
@@ -410,6 +433,9 @@ pub fn describe(entry: &Entry) -> String {
     }
     if let Some(seconds) = entry.startup_seconds {
         out += &format!("startup:    {seconds}s\n");
+    }
+    if let Some(seconds) = entry.timeout_seconds {
+        out += &format!("timeout:    {seconds}s\n");
     }
     out += &format!("source:     {}\nfile:       {}\n", entry.source, entry.file);
     out
@@ -471,11 +497,14 @@ struct RawEntry {
     when: Option<RawWhen>,
     #[serde(default)]
     ports: Vec<RawPort>,
-    readiness: RawCheck,
+    #[serde(default)]
+    readiness: Option<RawCheck>,
     #[serde(default)]
     liveness: Option<RawCheck>,
     #[serde(default)]
     startup_seconds: Option<i64>,
+    #[serde(default)]
+    timeout_seconds: Option<i64>,
     source: String,
 }
 
@@ -485,6 +514,7 @@ struct RawWhen {
     tag: Option<String>,
     flag: Option<String>,
     env: Option<String>,
+    command: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -619,11 +649,24 @@ fn check_entry(file: &str, raw: RawEntry) -> Result<Entry, Invalid> {
         .enumerate()
         .map(|(i, p)| check_port(i, p))
         .collect::<Result<Vec<_>, _>>()?;
-    let readiness = check_handler("readiness", raw.readiness, &ports)?;
     let liveness = raw
         .liveness
         .map(|l| check_handler("liveness", l, &ports))
         .transpose()?;
+    // Software whose maintainers check only liveness: ready once that listener accepts.
+    let readiness = match (raw.readiness, &liveness) {
+        (Some(readiness), _) => check_handler("readiness", readiness, &ports)?,
+        (None, Some(liveness)) => match liveness.port() {
+            Some(port) => Check::Tcp { port: port.clone() },
+            None => {
+                return Err(invalid(
+                    "readiness",
+                    "is needed when liveness has no port to check readiness on",
+                ));
+            }
+        },
+        (None, None) => return Err(invalid("readiness", "an entry needs readiness or liveness")),
+    };
     if liveness.as_ref() == Some(&readiness) {
         return Err(invalid(
             "liveness",
@@ -639,6 +682,15 @@ fn check_entry(file: &str, raw: RawEntry) -> Result<Entry, Invalid> {
                 .ok_or_else(|| invalid("startupSeconds", "must be 1 to 86400"))
         })
         .transpose()?;
+    let timeout_seconds = raw
+        .timeout_seconds
+        .map(|s| {
+            i32::try_from(s)
+                .ok()
+                .filter(|s| (1..=60).contains(s))
+                .ok_or_else(|| invalid("timeoutSeconds", "must be 1 to 60"))
+        })
+        .transpose()?;
     Ok(Entry {
         name: raw.name,
         images,
@@ -647,6 +699,7 @@ fn check_entry(file: &str, raw: RawEntry) -> Result<Entry, Invalid> {
         readiness,
         liveness,
         startup_seconds,
+        timeout_seconds,
         source: raw.source,
         file: file.to_owned(),
     })
@@ -828,7 +881,22 @@ fn check_when(raw: RawWhen) -> Result<When, Invalid> {
             }
         })
         .transpose()?;
-    Ok(When { tag, flag, env })
+    let command = raw
+        .command
+        .map(|c| {
+            if c.is_empty() || c.contains(['/', ' ']) {
+                Err(invalid("when.command", format!("{c:?}: name the program alone, as argocd-server")))
+            } else {
+                Ok(c)
+            }
+        })
+        .transpose()?;
+    Ok(When {
+        tag,
+        flag,
+        env,
+        command,
+    })
 }
 
 #[cfg(test)]

@@ -22,6 +22,8 @@ pub struct Known {
     /// that its listener still accepts.
     pub listener: Option<IntOrString>,
     pub startup_seconds: Option<i32>,
+    /// How long one check may take, where the software's check is slow.
+    pub timeout_seconds: Option<i32>,
 }
 
 /// What decided, or why nothing did: one line per step, for `mutate --explain`.
@@ -73,6 +75,7 @@ pub fn known(container: &Container, flags: &[Flag<'_>], catalogue: &Catalogue) -
                 liveness: Some(http(&port, server.liveness, server.scheme)),
                 listener: None,
                 startup_seconds: None,
+                timeout_seconds: None,
             });
             return finding;
         }
@@ -101,6 +104,7 @@ pub fn known(container: &Container, flags: &[Flag<'_>], catalogue: &Catalogue) -
             liveness: Some(http(&port, SpringBoot::LIVENESS, Scheme::Http)),
             listener: None,
             startup_seconds: None,
+            timeout_seconds: None,
         });
         return finding;
     }
@@ -174,6 +178,7 @@ fn from_entry(entry: &Entry, container: &Container, flags: &[Flag<'_>]) -> Resul
         liveness,
         listener,
         startup_seconds: entry.startup_seconds,
+        timeout_seconds: entry.timeout_seconds,
     })
 }
 

@@ -23,7 +23,7 @@ use super::plan::{ContainerProbes, Evidence as Decided, Plan};
 use super::protocols::{self, Protocol};
 use super::serves::{self, Known};
 use super::{Rule, ports, services};
-use crate::policy::{self, Handler, ProbeKind, Scheme, Settings};
+use crate::policy::{self, Handler, ProbeKind, Scheme, Settings, Timings};
 use target::{PortScope, Target};
 
 /// What the rule reads of a pod besides its spec and settings.
@@ -126,6 +126,7 @@ struct Checks {
     startup: Check,
     evidence: Decided,
     startup_seconds: Option<i32>,
+    timeout_seconds: Option<i32>,
 }
 
 /// The settings that choose a handler: set on the object itself, they beat what probegate
@@ -182,6 +183,13 @@ pub fn plan(
         }
         _ => settings.startup_seconds,
     };
+    // The software's slow check gets its time unless the object says otherwise.
+    let mut timings = settings.timings;
+    if let Some(seconds) = checks.timeout_seconds
+        && !settings.set_at_or_above(policy::TIMEOUT_SECONDS, evidence.own_layers)
+    {
+        timings.timeout_seconds = seconds;
+    }
     let check = |kind: ProbeKind| match kind {
         ProbeKind::Readiness => &checks.readiness,
         ProbeKind::Liveness => &checks.liveness,
@@ -189,7 +197,7 @@ pub fn plan(
     };
     let mut added: Vec<(ProbeKind, Probe)> = missing
         .into_iter()
-        .map(|kind| (kind, build(kind, check(kind), settings, startup_seconds)))
+        .map(|kind| (kind, build(kind, check(kind), timings, startup_seconds)))
         .collect();
     plan.held = hold_repeats(container, settings, &mut added);
     // An added liveness probe never runs before the container has started.
@@ -199,12 +207,7 @@ pub fn plan(
     {
         added.push((
             ProbeKind::Startup,
-            build(
-                ProbeKind::Startup,
-                &checks.startup,
-                settings,
-                startup_seconds,
-            ),
+            build(ProbeKind::Startup, &checks.startup, timings, startup_seconds),
         ));
     }
     for (kind, probe) in added {
@@ -241,6 +244,7 @@ fn from_known(known: &Known) -> Checks {
         liveness,
         evidence: known.evidence.clone(),
         startup_seconds: known.startup_seconds,
+        timeout_seconds: known.timeout_seconds,
     }
 }
 
@@ -337,6 +341,7 @@ fn from_settings(
         startup,
         evidence,
         startup_seconds: None,
+        timeout_seconds: None,
     }
 }
 
@@ -431,14 +436,13 @@ pub fn existing(container: &Container, kind: ProbeKind) -> Option<&Probe> {
 }
 
 /// Enough attempts, one per period, to cover `seconds` of start-up.
-fn startup_failure_threshold(settings: &Settings, seconds: i32) -> i32 {
-    let period = i64::from(settings.timings.period_seconds.max(1));
+fn startup_failure_threshold(timings: Timings, seconds: i32) -> i32 {
+    let period = i64::from(timings.period_seconds.max(1));
     let attempts = (i64::from(seconds) + period - 1) / period;
     i32::try_from(attempts).unwrap_or(i32::MAX)
 }
 
-fn build(kind: ProbeKind, check: &Check, settings: &Settings, startup_seconds: i32) -> Probe {
-    let timings = settings.timings;
+fn build(kind: ProbeKind, check: &Check, timings: Timings, startup_seconds: i32) -> Probe {
     let mut probe = Probe {
         initial_delay_seconds: Some(timings.initial_delay_seconds),
         period_seconds: Some(timings.period_seconds),
@@ -450,7 +454,7 @@ fn build(kind: ProbeKind, check: &Check, settings: &Settings, startup_seconds: i
         // Liveness waits for the startup probe, so it needs no delay of its own here; its
         // attempts cover the start-up time.
         probe.initial_delay_seconds = Some(0);
-        probe.failure_threshold = Some(startup_failure_threshold(settings, startup_seconds));
+        probe.failure_threshold = Some(startup_failure_threshold(timings, startup_seconds));
     }
     match check {
         Check::Http { port, path, scheme } => {
