@@ -40,7 +40,7 @@ fn benches(c: &mut Criterion) {
     let layers = [&namespace];
     let context = Context {
         layers: &layers,
-        services: &[],
+        ..Context::default()
     };
     let workload = decode(DEPLOYMENT);
     let mutation = engine::mutate(&workload, &context);

@@ -254,7 +254,12 @@ async fn terminated() {
 }
 
 fn mutate(args: MutateArgs) -> ExitCode {
-    let catalogue = match args.catalogue.as_deref().map(catalogue_file::load).transpose() {
+    let catalogue = match args
+        .catalogue
+        .as_deref()
+        .map(catalogue_file::load)
+        .transpose()
+    {
         Ok(catalogue) => catalogue,
         Err(error) => {
             eprintln!("error: {error}");
@@ -375,7 +380,11 @@ async fn audit(args: AuditArgs) -> ExitCode {
 }
 
 fn catalogue(args: CatalogueArgs) -> ExitCode {
-    let loaded = args.catalogue.as_deref().map(catalogue_file::load).transpose();
+    let loaded = args
+        .catalogue
+        .as_deref()
+        .map(catalogue_file::load)
+        .transpose();
     let owned = match loaded {
         Ok(owned) => owned,
         Err(error) => {
@@ -390,14 +399,19 @@ fn catalogue(args: CatalogueArgs) -> ExitCode {
         Some(image) => match catalogue.find_image(image) {
             Some(entry) => probegate::engine::catalogue::describe(entry),
             None => {
-                eprintln!("no catalogue entry matches image {image:?} (conditions on flags or variables are not checked here)");
+                eprintln!(
+                    "no catalogue entry matches image {image:?} (conditions on flags or variables are not checked here)"
+                );
                 return ExitCode::FAILURE;
             }
         },
         None => probegate::engine::catalogue::table(catalogue),
     };
     let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {

@@ -42,7 +42,9 @@ pub struct Options {
 
 impl Options {
     pub fn catalogue(&self) -> &Catalogue {
-        self.catalogue.as_ref().unwrap_or_else(|| Catalogue::builtin())
+        self.catalogue
+            .as_ref()
+            .unwrap_or_else(|| Catalogue::builtin())
     }
 }
 
@@ -104,6 +106,7 @@ pub fn run(mut documents: Vec<Document>, options: &Options) -> Result<Report, Of
     let mut patches = Vec::new();
     let mut findings = false;
     let mut excluded: BTreeMap<String, usize> = BTreeMap::new();
+    let mut explained: Vec<String> = Vec::new();
     for item in &mut items {
         let object = Subject::of(item);
         // Never mutated: the API server refuses it before any webhook sees it.
@@ -127,6 +130,18 @@ pub fn run(mut documents: Vec<Document>, options: &Options) -> Result<Report, Of
             continue;
         }
         let mutation = judge(&workload, &object.namespace, &cluster, options);
+        if options.explain {
+            explained.push(object.text.clone());
+            let context = Context {
+                catalogue: options.catalogue(),
+                ..Context::default()
+            };
+            explained.extend(
+                engine::explain(&workload, &context, &mutation)
+                    .into_iter()
+                    .map(|line| format!("  {line}")),
+            );
+        }
         report.say(&object.text, &mutation);
         findings |= mutation.is_finding();
         if !mutation.patch.0.is_empty() {
@@ -141,7 +156,11 @@ pub fn run(mut documents: Vec<Document>, options: &Options) -> Result<Report, Of
     }
     report.stderr.extend(excluded_note(&excluded));
     let values: Vec<&Value> = documents.iter().map(|d| &d.value).collect();
-    report.stdout = render(&values, &patches, options.format)?;
+    report.stdout = if options.explain {
+        explained.iter().map(|line| format!("{line}\n")).collect()
+    } else {
+        render(&values, &patches, options.format)?
+    };
     if options.check && findings {
         report.exit_code = 1;
     }

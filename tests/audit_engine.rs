@@ -146,7 +146,15 @@ fn audit_answers_what_mutate_answers() {
             let services: Vec<&ServiceEvidence> =
                 services.get(&namespace).into_iter().flatten().collect();
             let findings = if changes::is_judged(&workload) {
-                changes::findings(&workload, &changes::judge(&workload, &layers, &services, probegate::engine::catalogue::Catalogue::builtin()))
+                changes::findings(
+                    &workload,
+                    &changes::judge(
+                        &workload,
+                        &layers,
+                        &services,
+                        probegate::engine::catalogue::Catalogue::builtin(),
+                    ),
+                )
             } else {
                 Vec::new()
             };

@@ -372,5 +372,11 @@ fn namespace_annotation_flag_applies_under_namespace_documents() {
                 .unwrap()
         })
         .collect();
-    assert_eq!(records, ["c=readiness", "c=startup"]);
+    assert_eq!(
+        records,
+        [
+            "c=readiness;evidence=c(ports)",
+            "c=startup;evidence=c(ports)"
+        ]
+    );
 }

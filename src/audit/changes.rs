@@ -8,8 +8,8 @@ use k8s_openapi::api::core::v1::Probe;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::report::{Finding, FindingType};
-use crate::engine::plan::{ContainerProbes, Plan};
 use crate::engine::catalogue::Catalogue;
+use crate::engine::plan::{ContainerProbes, Plan};
 use crate::engine::{self, Context, Mutation, Rule, ServiceEvidence};
 use crate::policy::{INJECTED_ANNOTATION, ProbeKind};
 use crate::workload::Workload;

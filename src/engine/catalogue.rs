@@ -3,7 +3,7 @@
 //! image. Built once, at start-up or when a user's catalogue is (re)loaded; matching a
 //! container is a hash lookup on its image's last path segment.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, LazyLock};
 
 use k8s_openapi::api::core::v1::Container;
@@ -19,7 +19,10 @@ pub use image::{Image, Version};
 
 /// The built-in entries, one file per family of software.
 const BUILTIN: &[(&str, &str)] = &[
-    ("catalogue/data.yaml", include_str!("../../catalogue/data.yaml")),
+    (
+        "catalogue/data.yaml",
+        include_str!("../../catalogue/data.yaml"),
+    ),
     (
         "catalogue/observability-network.yaml",
         include_str!("../../catalogue/observability-network.yaml"),
@@ -208,7 +211,11 @@ impl Check {
             IntOrString::String(s) => s.clone(),
         };
         match self {
-            Check::Http { port: p, path, scheme } => {
+            Check::Http {
+                port: p,
+                path,
+                scheme,
+            } => {
                 format!("{} {}:{path}", scheme.as_str(), port(p))
             }
             Check::Tcp { port: p } => format!("tcp {}", port(p)),
@@ -236,7 +243,14 @@ pub struct Catalogue {
     by_last_segment: HashMap<String, Vec<usize>>,
     /// Entries with an `Under` pattern, checked for every image.
     under: Vec<usize>,
+    /// Publishers of the entries' images (`bitnami`, `prometheus`, `fluxcd`): the path
+    /// segment before the last.
+    publishers: HashSet<String>,
 }
+
+/// Registries that hold only the Kubernetes project's own images
+/// (<https://kubernetes.io/blog/2022/11/28/registry-k8s-io-faster-cheaper-ga/>).
+const PROJECT_REGISTRIES: [&str; 2] = ["registry.k8s.io", "k8s.gcr.io"];
 
 static BUILTIN_CATALOGUE: LazyLock<Arc<Catalogue>> = LazyLock::new(|| {
     let mut entries = Vec::new();
@@ -298,6 +312,10 @@ impl Catalogue {
             for pattern in &entry.images {
                 match pattern {
                     ImagePattern::Path(segments) => {
+                        if let Some((before, _)) = segments.rsplit_once('/') {
+                            let publisher = before.rsplit('/').next().unwrap_or(before);
+                            catalogue.publishers.insert(publisher.to_ascii_lowercase());
+                        }
                         let last = segments.rsplit('/').next().unwrap_or(segments);
                         let slot = catalogue
                             .by_last_segment
@@ -341,6 +359,31 @@ impl Catalogue {
 
     pub fn entries(&self) -> &[Entry] {
         &self.entries
+    }
+
+    /// The publisher of `image`, when it is one whose software the catalogue knows
+    /// (`bitnami/haproxy` with no entry of its own): other people's software, whose
+    /// endpoints a namespace's paths do not describe.
+    pub fn publisher_of<'i>(&self, image: &'i str) -> Option<&'i str> {
+        let parsed = Image::parse(image);
+        let registry = parsed.name.len() > parsed.path.len();
+        if registry {
+            let host = &parsed.name[..parsed.name.len() - parsed.path.len() - 1];
+            if PROJECT_REGISTRIES
+                .iter()
+                .any(|r| host.eq_ignore_ascii_case(r))
+            {
+                return Some(host);
+            }
+        }
+        let (before, _) = parsed.path.rsplit_once('/')?;
+        let publisher = before.rsplit('/').next().unwrap_or(before);
+        let known = if publisher.bytes().any(|b| b.is_ascii_uppercase()) {
+            self.publishers.contains(&publisher.to_ascii_lowercase())
+        } else {
+            self.publishers.contains(publisher)
+        };
+        known.then_some(publisher)
     }
 
     /// The entry for a container running `image`: the most specific pattern that matches;
@@ -452,7 +495,9 @@ pub fn table(catalogue: &Catalogue) -> String {
                 e.name.clone(),
                 images.join(","),
                 e.readiness.describe(),
-                e.liveness.as_ref().map_or_else(|| "-".to_owned(), Check::describe),
+                e.liveness
+                    .as_ref()
+                    .map_or_else(|| "-".to_owned(), Check::describe),
             ]
         })
         .collect();
@@ -601,7 +646,10 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Entry>, CatalogueError> {
         let raw = RawEntry::deserialize(item).map_err(|e| fail("(schema)", e.to_string()))?;
         let entry = check_entry(file, raw).map_err(|(field, why)| fail(&field, why))?;
         if entries.iter().any(|e| e.name == entry.name) {
-            return Err(fail("name", "another entry of this file has this name".into()));
+            return Err(fail(
+                "name",
+                "another entry of this file has this name".into(),
+            ));
         }
         entries.push(entry);
     }
@@ -720,7 +768,9 @@ fn image_pattern(image: &str) -> Result<ImagePattern, Invalid> {
     if parsed.tag.is_some() || image.contains('@') {
         return Err(invalid(
             field,
-            format!("{image:?}: name the repository without a tag or digest (use when.tag for versions)"),
+            format!(
+                "{image:?}: name the repository without a tag or digest (use when.tag for versions)"
+            ),
         ));
     }
     let ok = !image.is_empty()
@@ -731,7 +781,10 @@ fn image_pattern(image: &str) -> Result<ImagePattern, Invalid> {
                     .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
         });
     if !ok {
-        return Err(invalid(field, format!("{image:?} is not an image repository")));
+        return Err(invalid(
+            field,
+            format!("{image:?} is not an image repository"),
+        ));
     }
     Ok(ImagePattern::Path(image.to_owned()))
 }
@@ -755,7 +808,10 @@ fn check_port(index: usize, raw: RawPort) -> Result<PortSpec, Invalid> {
     let flags = raw
         .flags
         .iter()
-        .map(|f| flag_name(f).ok_or_else(|| invalid(&format!("{field}.flags"), format!("{f:?} is not a flag"))))
+        .map(|f| {
+            flag_name(f)
+                .ok_or_else(|| invalid(&format!("{field}.flags"), format!("{f:?} is not a flag")))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(PortSpec {
         port,
@@ -766,7 +822,9 @@ fn check_port(index: usize, raw: RawPort) -> Result<PortSpec, Invalid> {
 
 /// `--web.listen-address` as `command_line::flags` names it.
 fn flag_name(written: &str) -> Option<String> {
-    let body = written.strip_prefix("--").or_else(|| written.strip_prefix('-'))?;
+    let body = written
+        .strip_prefix("--")
+        .or_else(|| written.strip_prefix('-'))?;
     (!body.is_empty() && !body.contains(['=', ' '])).then(|| command_line::normalize(body))
 }
 
@@ -819,7 +877,10 @@ fn check_handler(field: &str, raw: RawCheck, ports: &[PortSpec]) -> Result<Check
         });
     }
     if let Some(grpc) = raw.grpc {
-        let number = port("grpc", IntOrString::Int(i32::try_from(grpc.port).unwrap_or(0)))?;
+        let number = port(
+            "grpc",
+            IntOrString::Int(i32::try_from(grpc.port).unwrap_or(0)),
+        )?;
         let IntOrString::Int(number) = number else {
             return Err(invalid(&format!("{field}.grpc.port"), "must be a number"));
         };
@@ -829,7 +890,10 @@ fn check_handler(field: &str, raw: RawCheck, ports: &[PortSpec]) -> Result<Check
         });
     }
     let command = raw.exec.map(|e| e.command).unwrap_or_default();
-    if command.first().is_none_or(|program| program.trim().is_empty()) {
+    if command
+        .first()
+        .is_none_or(|program| program.trim().is_empty())
+    {
         return Err(invalid(
             &format!("{field}.exec.command"),
             "needs a program to run",
@@ -854,8 +918,17 @@ fn check_when(raw: RawWhen) -> Result<When, Invalid> {
             .find_map(|(sign, op)| trimmed.strip_prefix(sign).map(|rest| (op, rest)))
             .ok_or_else(|| invalid("when.tag", "starts with >=, >, <=, < or ="))?;
             let version = Version::parse(rest.trim())
-                .filter(|_| rest.trim().bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b'v'))
-                .ok_or_else(|| invalid("when.tag", format!("{:?} is not a dotted version", rest.trim())))?;
+                .filter(|_| {
+                    rest.trim()
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || b == b'.' || b == b'v')
+                })
+                .ok_or_else(|| {
+                    invalid(
+                        "when.tag",
+                        format!("{:?} is not a dotted version", rest.trim()),
+                    )
+                })?;
             Ok::<_, Invalid>((op, version, trimmed.to_owned()))
         })
         .transpose()?;
@@ -877,7 +950,10 @@ fn check_when(raw: RawWhen) -> Result<When, Invalid> {
             if ok {
                 Ok((name, value))
             } else {
-                Err(invalid("when.env", format!("{text:?} is not NAME or NAME=VALUE")))
+                Err(invalid(
+                    "when.env",
+                    format!("{text:?} is not NAME or NAME=VALUE"),
+                ))
             }
         })
         .transpose()?;
@@ -885,7 +961,10 @@ fn check_when(raw: RawWhen) -> Result<When, Invalid> {
         .command
         .map(|c| {
             if c.is_empty() || c.contains(['/', ' ']) {
-                Err(invalid("when.command", format!("{c:?}: name the program alone, as argocd-server")))
+                Err(invalid(
+                    "when.command",
+                    format!("{c:?}: name the program alone, as argocd-server"),
+                ))
             } else {
                 Ok(c)
             }

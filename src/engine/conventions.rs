@@ -52,6 +52,15 @@ pub const HEALTH_SERVERS: &[HealthServer] = &[
     },
 ];
 
+/// `--health-probe-bind-address, --health-addr, ...`, for messages.
+pub fn flag_list() -> String {
+    let flags: Vec<String> = HEALTH_SERVERS
+        .iter()
+        .map(|s| format!("--{}", s.flag))
+        .collect();
+    flags.join(", ")
+}
+
 /// The health server a container's flags declare, with the port it listens on, or why it
 /// cannot be probed (`Err`: a message for the user).
 pub fn health_server<'f>(

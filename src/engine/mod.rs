@@ -23,8 +23,8 @@ use std::collections::BTreeMap;
 use json_patch::Patch;
 
 use crate::policy::{self, CouplingMode, INJECTED_ANNOTATION, ProbeKind, Settings};
-use catalogue::Catalogue;
 use crate::workload::{PodParts, Workload};
+use catalogue::Catalogue;
 use command_line::Flag;
 use metrics_coupling::MetricsFacts;
 use plan::Plan;
@@ -161,6 +161,44 @@ pub fn mutate(workload: &Workload, context: &Context<'_>) -> Mutation {
             .push((INJECTED_ANNOTATION.to_owned(), record));
     }
     write(&parts, plan)
+}
+
+/// What decided each container's probes in `mutation`, and what probegate knows of what the
+/// container serves, step by step: for `probegate mutate --explain`.
+pub fn explain(workload: &Workload, context: &Context<'_>, mutation: &Mutation) -> Vec<String> {
+    let Some(parts) = workload.pod_parts() else {
+        return Vec::new();
+    };
+    let mut lines = Vec::new();
+    for container in &parts.spec.containers {
+        let added = mutation
+            .plan
+            .probes
+            .iter()
+            .find(|c| c.container == container.name);
+        lines.push(match added {
+            Some(c) => {
+                let kinds: Vec<&str> = c.added.iter().map(|(kind, _)| kind.as_str()).collect();
+                let by = c
+                    .evidence
+                    .as_ref()
+                    .map_or_else(String::new, |e| format!(" by {e}"));
+                format!(
+                    "container {:?}: adds {}{by}",
+                    container.name,
+                    kinds.join(", ")
+                )
+            }
+            None => format!(
+                "container {:?}: adds nothing (its own probes, a skip, or a warning says why)",
+                container.name
+            ),
+        });
+        let flags = command_line::flags(container);
+        let found = serves::known(container, &flags, context.catalogue);
+        lines.extend(found.steps.into_iter().map(|step| format!("  {step}")));
+    }
+    lines
 }
 
 /// The label the webhook's objectSelector excludes: honoured here too, so a selector left

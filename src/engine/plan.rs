@@ -28,6 +28,9 @@ pub enum Evidence {
         protocol: Protocol,
         source: Source,
     },
+    /// A namespace's path or handler left unused: the image is another publisher's
+    /// software (one the catalogue knows others of), whose endpoints it does not describe.
+    Publisher(String),
     /// The port alone: a tcpSocket check.
     Ports,
 }
@@ -44,7 +47,8 @@ impl fmt::Display for Evidence {
                 port,
                 protocol,
                 source,
-            } => write!(f, "port={port}:{protocol}({})", source.as_str()),
+            } => write!(f, "port={protocol}({} {port})", source.as_str()),
+            Evidence::Publisher(publisher) => write!(f, "publisher={publisher}"),
             Evidence::Ports => f.write_str("ports"),
         }
     }

@@ -306,7 +306,12 @@ mod tests {
         ];
         for case in cases {
             assert_eq!(
-                of_port(case.app_protocol, case.port_name, case.catalogue, case.number),
+                of_port(
+                    case.app_protocol,
+                    case.port_name,
+                    case.catalogue,
+                    case.number
+                ),
                 case.known,
                 "{}",
                 case.name

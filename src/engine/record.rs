@@ -1,7 +1,9 @@
 //! The `probegate.io/injected` record: what was added to a pod, and why something was not.
 //!
-//! `container=kinds` per container, then `port=`, `liveness-held=`, `readiness-held=`,
-//! `gates=` and `gates-held=` where they apply, joined by `;`.
+//! `container=kinds` per container, then `evidence=` (what decided each container's probes:
+//! `catalogue=postgresql`, `flag=--health-addr`, `port=grpc(name grpc)`, `namespace`, ...),
+//! `port=`, `liveness-held=`, `readiness-held=`, `gates=` and `gates-held=` where they
+//! apply, joined by `;`.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
@@ -32,6 +34,14 @@ fn entries(plan: &Plan) -> Vec<String> {
             format!("{}={}", c.container, kinds.join(","))
         })
         .collect();
+    let evidence: Vec<String> = plan
+        .probes
+        .iter()
+        .filter_map(|c| Some(format!("{}({})", c.container, c.evidence.as_ref()?)))
+        .collect();
+    if !evidence.is_empty() {
+        entries.push(format!("evidence={}", evidence.join(",")));
+    }
     let from_service: Vec<String> = plan
         .probes
         .iter()

@@ -45,9 +45,10 @@ pub fn known(container: &Container, flags: &[Flag<'_>], catalogue: &Catalogue) -
     match catalogue.find(image, &facts) {
         Some(entry) => match from_entry(entry, container, flags) {
             Ok(known) => {
-                finding
-                    .steps
-                    .push(format!("image {image:?} matches catalogue entry {:?} ({})", entry.name, entry.source));
+                finding.steps.push(format!(
+                    "image {image:?} matches catalogue entry {:?} ({})",
+                    entry.name, entry.source
+                ));
                 finding.known = Some(known);
                 return finding;
             }
@@ -81,15 +82,13 @@ pub fn known(container: &Container, flags: &[Flag<'_>], catalogue: &Catalogue) -
         }
         Some(Err(why)) => {
             finding.steps.push(why.clone());
-            finding.warnings.push(format!("{why} (set probegate.io/port to choose the port)"));
+            finding
+                .warnings
+                .push(format!("{why} (set probegate.io/port to choose the port)"));
         }
         None => finding.steps.push(format!(
             "no health server flag ({})",
-            conventions::HEALTH_SERVERS
-                .iter()
-                .map(|s| format!("--{}", s.flag))
-                .collect::<Vec<_>>()
-                .join(", ")
+            conventions::flag_list()
         )),
     }
     if let Some(port) = SpringBoot::port(container, flags) {
@@ -148,7 +147,11 @@ fn from_entry(entry: &Entry, container: &Container, flags: &[Flag<'_>]) -> Resul
     };
     let check = |check: &Check| -> Result<Check, String> {
         Ok(match check {
-            Check::Http { port: p, path, scheme } => Check::Http {
+            Check::Http {
+                port: p,
+                path,
+                scheme,
+            } => Check::Http {
                 port: port(p)?,
                 path: path.clone(),
                 scheme: *scheme,
@@ -170,7 +173,10 @@ fn from_entry(entry: &Entry, container: &Container, flags: &[Flag<'_>]) -> Resul
     let listener = match &readiness {
         Check::Http { port, .. } | Check::Tcp { port } => Some(port.clone()),
         Check::Grpc { port, .. } => Some(declared(container, *port)),
-        Check::Exec { .. } => entry.ports.first().map(|p| declared(container, moved(p.port))),
+        Check::Exec { .. } => entry
+            .ports
+            .first()
+            .map(|p| declared(container, moved(p.port))),
     };
     Ok(Known {
         evidence: Evidence::Catalogue(entry.name.clone()),

@@ -431,6 +431,7 @@ pub fn check_engine(case: &Case) {
     let context = Context {
         layers: &[&case.namespace],
         services: &evidence,
+        ..Context::default()
     };
     let mutation = engine::mutate(&decode(&case.object), &context);
     let after = check_patch(

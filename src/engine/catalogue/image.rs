@@ -15,7 +15,9 @@ impl<'a> Image<'a> {
     /// Reads a reference: `[registry/]path[:tag][@digest]`. A first segment with a dot or a
     /// colon, or `localhost`, is a registry, as Docker's reference grammar has it.
     pub fn parse(reference: &'a str) -> Image<'a> {
-        let without_digest = reference.split_once('@').map_or(reference, |(name, _)| name);
+        let without_digest = reference
+            .split_once('@')
+            .map_or(reference, |(name, _)| name);
         // A tag's colon comes after the last slash; a registry's port comes before it.
         let last_slash = without_digest.rfind('/').map_or(0, |i| i + 1);
         let (name, tag) = match without_digest[last_slash..].rfind(':') {

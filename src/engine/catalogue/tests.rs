@@ -56,11 +56,18 @@ fn every_builtin_entry_is_sound() {
                     // An HTTP check only on a port that speaks HTTP.
                     if let IntOrString::Int(n) = port {
                         let spec = entry.ports.iter().find(|p| p.port == *n).unwrap();
-                        assert!(spec.protocol.speaks_http(), "{at}: http on {}", spec.protocol);
+                        assert!(
+                            spec.protocol.speaks_http(),
+                            "{at}: http on {}",
+                            spec.protocol
+                        );
                     }
                 }
                 Check::Grpc { port, .. } => {
-                    assert!(entry.ports.iter().any(|p| p.port == *port), "{at}: grpc port");
+                    assert!(
+                        entry.ports.iter().any(|p| p.port == *port),
+                        "{at}: grpc port"
+                    );
                 }
                 Check::Exec { command } => assert!(!command[0].is_empty(), "{at}: exec"),
                 Check::Tcp { .. } => {}

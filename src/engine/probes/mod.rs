@@ -63,11 +63,17 @@ pub fn plan_pod(spec: &PodSpec, settings: &Settings, evidence: &PodEvidence<'_>,
             Some(found) => (found.known, found.warnings),
             None => (None, Vec::new()),
         };
+        let publisher = container
+            .image
+            .as_deref()
+            .filter(|_| missing && known.is_none())
+            .and_then(|image| evidence.catalogue.publisher_of(image));
         let container_evidence = Evidence {
             port: port_scope.and_then(|scope| scope.port_for(index, container)),
             service_targets: evidence.service_targets,
             metrics,
             known: known.as_ref(),
+            publisher,
             own_layers: evidence.own_layers,
         };
         let decided = plan(container, flags, settings, requested, container_evidence);
@@ -114,6 +120,8 @@ pub struct Evidence<'a> {
     pub metrics: &'a MetricsFacts,
     /// What the container is known to serve (catalogue, conventions), if anything.
     pub known: Option<&'a Known>,
+    /// The image's publisher, where the catalogue knows its other software but not this.
+    pub publisher: Option<&'a str>,
     /// Settings layers from this index on are the object's own.
     pub own_layers: usize,
 }
@@ -178,7 +186,9 @@ pub fn plan(
         },
     };
     let startup_seconds = match checks.startup_seconds {
-        Some(seconds) if !settings.set_at_or_above(policy::STARTUP_SECONDS, evidence.own_layers) => {
+        Some(seconds)
+            if !settings.set_at_or_above(policy::STARTUP_SECONDS, evidence.own_layers) =>
+        {
             seconds
         }
         _ => settings.startup_seconds,
@@ -207,7 +217,12 @@ pub fn plan(
     {
         added.push((
             ProbeKind::Startup,
-            build(ProbeKind::Startup, &checks.startup, timings, startup_seconds),
+            build(
+                ProbeKind::Startup,
+                &checks.startup,
+                timings,
+                startup_seconds,
+            ),
         ));
     }
     for (kind, probe) in added {
@@ -215,7 +230,10 @@ pub fn plan(
         let guard = kind == ProbeKind::Startup && !requested.contains(&kind);
         let asked_http = settings.handler == Handler::Http
             && settings.path(kind).is_none()
-            && matches!(checks.evidence, Decided::Workload | Decided::Namespace | Decided::Ports);
+            && matches!(
+                checks.evidence,
+                Decided::Workload | Decided::Namespace | Decided::Ports
+            );
         if asked_http && probe.tcp_socket.is_some() && !guard {
             plan.warnings.push(format!(
                 "container {:?}: {}=http needs {} to know what to request; added a tcpSocket {kind} probe instead",
@@ -258,10 +276,16 @@ fn from_settings(
     evidence: Evidence<'_>,
 ) -> Checks {
     let protocol = port_protocol(container, target, evidence.service_targets);
-    let may_http = from_object || protocol.is_none_or(|p| p.protocol.speaks_http());
-    let may_grpc = from_object || protocol.is_none_or(|p| p.protocol == Protocol::Grpc);
+    // Another publisher's software serves its maintainers' endpoints, not the namespace's.
+    let foreign = !from_object && evidence.publisher.is_some();
+    let may_http = from_object || (!foreign && protocol.is_none_or(|p| p.protocol.speaks_http()));
+    let may_grpc =
+        from_object || (!foreign && protocol.is_none_or(|p| p.protocol == Protocol::Grpc));
     let scheme = match protocol {
-        Some(p) if p.protocol == Protocol::Https && !settings.set_at_or_above(policy::SCHEME, evidence.own_layers) => {
+        Some(p)
+            if p.protocol == Protocol::Https
+                && !settings.set_at_or_above(policy::SCHEME, evidence.own_layers) =>
+        {
             Scheme::Https
         }
         _ => settings.scheme,
@@ -322,6 +346,16 @@ fn from_settings(
     let startup = check(ProbeKind::Startup);
     let evidence = if from_object {
         Decided::Workload
+    } else if let (true, Some(known)) = (blocked, protocol)
+        && !(known.protocol.speaks_http() || known.protocol == Protocol::Grpc)
+    {
+        Decided::Protocol {
+            port: ports::text(&target.port),
+            protocol: known.protocol,
+            source: known.source,
+        }
+    } else if let (true, Some(publisher)) = (blocked, evidence.publisher) {
+        Decided::Publisher(publisher.to_owned())
     } else if let (true, Some(known)) = (blocked, protocol) {
         Decided::Protocol {
             port: ports::text(&target.port),

@@ -160,7 +160,8 @@ fn named(tcp_ports: &[&ContainerPort], names: &[&str]) -> Option<Target> {
 fn nothing_to_probe(tcp_ports: &[&ContainerPort], evidence: Evidence<'_>) -> String {
     if tcp_ports.is_empty() {
         return format!(
-            "it declares no TCP containerPort and no health server flag; set {} to choose one",
+            "it declares no TCP containerPort and no health server flag ({}); set {} to choose one",
+            conventions::flag_list(),
             policy::PORT
         );
     }

@@ -40,6 +40,7 @@ fn plan_for(c: &Container, settings: &Settings) -> ProbePlan {
             service_targets: &[],
             metrics: &facts(c),
             known: None,
+            publisher: None,
             own_layers: 0,
         },
     )
@@ -58,6 +59,7 @@ fn target_for(
             service_targets: &[],
             metrics: &facts(c),
             known: None,
+            publisher: None,
             own_layers: 0,
         },
         warnings,
@@ -276,6 +278,7 @@ fn services_decide_the_port_after_explicit_settings() {
                 service_targets: &case.service_targets,
                 metrics: &facts(&c),
                 known: None,
+                publisher: None,
                 own_layers: 0,
             },
             &mut warnings,
