@@ -14,7 +14,7 @@
 //	yaml-oracle -batch < streams.jsonl
 //	    Many streams, one run: each input line is a JSON string holding a whole YAML stream;
 //	    each output line is {"docs":[...]} or {"docs":[...],"error":"MESSAGE"}, in order
-//	    (docs: those read before the error).
+//	    (docs: those read before the error). Each answer is flushed as soon as it is written.
 package main
 
 import (
@@ -95,6 +95,10 @@ func main() {
 		}
 		if err := enc.Encode(read(stream)); err != nil {
 			fmt.Fprintln(os.Stderr, "yaml-oracle:", err)
+			os.Exit(2)
+		}
+		// A caller may wait for each answer before it writes the next question.
+		if err := out.Flush(); err != nil {
 			os.Exit(2)
 		}
 	}
