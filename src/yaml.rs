@@ -25,6 +25,16 @@
 //!   error, as in go-yaml); any other tag on a scalar keeps its text as a string, as in
 //!   go-yaml v2, except that `!!binary` is not base64-decoded; tags on collections are ignored.
 //!
+//! - Lines inside a flow collection may stand at or left of their key's column, as go-yaml
+//!   allows and saphyr-parser does not: `yaml/flow.rs` moves them right, checked.
+//! - Characters outside YAML's printable set are refused anywhere, comments included, as
+//!   go-yaml's reader refuses them.
+//! - Stricter than kubectl, on purpose or by saphyr-parser, each a named case of
+//!   `STRICTER` in `tests/yaml_conformance.rs` (which compares this loader with kubectl's
+//!   reading, `tests/yaml-oracle`): a plain `-` right before `,]}` in a flow (YAML 1.2
+//!   forbids it; go-yaml reads "-"), and a quoted scalar's line at or left of its key's
+//!   column in block context (saphyr-parser refuses it; not moved yet).
+//!
 //! Why not serde-saphyr (2.1.1, already in the build through kube): it was run against the
 //! conformance table in `yaml/tests.rs` (`conformance_failures` takes the loader) with
 //! `legacy_octal_numbers: true`, `duplicate_keys: LastWins`, `max_nodes: 1_000_000` and a
@@ -49,6 +59,7 @@ use saphyr_parser::{Event, Parser, ScalarStyle};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 
+mod flow;
 mod resolve;
 mod write;
 use resolve::{key_string, scalar};
@@ -70,28 +81,161 @@ pub struct YamlError {
 /// Loads every document of a YAML stream as kubectl would (YAML 1.1 resolution of plain
 /// scalars, merge keys, anchors/aliases), into JSON values. Empty documents become Value::Null.
 pub fn load_all(text: &str) -> Result<Vec<Value>, YamlError> {
+    match load(text, &[]) {
+        Err(Failure {
+            error,
+            syntax: true,
+        }) => {
+            // saphyr-parser may refuse lines of a flow collection that go-yaml takes
+            // (`yaml/flow.rs`): read again with them moved right, if every line moved is
+            // inside a flow. Otherwise, or if that fails too, the first error stands.
+            flow::reindent(text)
+                .and_then(|moved| load(&moved.text, &moved.starts).ok())
+                .ok_or(error)
+        }
+        loaded => loaded.map_err(|f| f.error),
+    }
+}
+
+struct Failure {
+    error: YamlError,
+    /// The parser refused the text (rather than a value in it).
+    syntax: bool,
+}
+
+/// Loads `text`; each of `flow_lines` (char indices of line starts) must lie inside a flow
+/// collection, as the parser's events show.
+fn load(text: &str, flow_lines: &[usize]) -> Result<Vec<Value>, Failure> {
     let mut docs = Vec::new();
     let mut loader = Loader::default();
+    let unprintable = first_unprintable(text);
+    // Of the open collections, whether each is a flow: saphyr-parser gives a flow's start
+    // event the span of its bracket (and anchor, tag), a block's an empty one.
+    let mut flows: Vec<bool> = Vec::new();
+    let chars: Option<Vec<char>> = (!flow_lines.is_empty()).then(|| text.chars().collect());
+    let mut flow_lines = flow_lines.iter().peekable();
+    let fail = |document, message, syntax| Failure {
+        error: YamlError { document, message },
+        syntax,
+    };
     for event in Parser::new_from_str(text) {
         let document = docs.len() + 1;
-        let (event, span) = event.map_err(|e| YamlError {
-            document,
-            message: e.to_string(),
-        })?;
+        let (event, span) = event.map_err(|e| fail(document, e.to_string(), true))?;
+        let at = span.start.index();
+        if let Some(bad) = unprintable.as_ref().filter(|bad| bad.index < at) {
+            return Err(fail(document, bad.message(), false));
+        }
+        // A flow's end event may stand at a trailing comma: the flow reaches its bracket.
+        let flow_end =
+            matches!(event, Event::SequenceEnd | Event::MappingEnd) && flows.last() == Some(&true);
+        let reach = match &chars {
+            Some(chars) if flow_end => closing_bracket(chars, at),
+            _ => at,
+        };
+        while flow_lines.next_if(|&&line| line <= reach).is_some() {
+            if !flows.contains(&true) {
+                return Err(fail(
+                    document,
+                    "a moved line is not in a flow".into(),
+                    false,
+                ));
+            }
+        }
+        match &event {
+            Event::SequenceStart(..) | Event::MappingStart(..) => {
+                flows.push(span.end.index() > at);
+            }
+            Event::SequenceEnd | Event::MappingEnd => _ = flows.pop(),
+            _ => {}
+        }
         match event {
             Event::DocumentStart(_) => loader = Loader::default(),
             Event::DocumentEnd => docs.push(loader.root.take().unwrap_or(Value::Null)),
-            event => loader.event(event).map_err(|message| YamlError {
-                document,
-                message: format!(
+            event => loader.event(event).map_err(|message| {
+                let message = format!(
                     "{message} at line {} column {}",
                     span.start.line(),
                     span.start.col() + 1
-                ),
+                );
+                fail(document, message, false)
             })?,
         }
     }
+    if let Some(bad) = unprintable {
+        return Err(fail(docs.len().max(1), bad.message(), false));
+    }
+    if flow_lines.next().is_some() {
+        return Err(fail(
+            docs.len(),
+            "a moved line is not in a flow".into(),
+            false,
+        ));
+    }
     Ok(docs)
+}
+
+/// Where the bracket that ends a flow stands, from its end event's start `at`: past commas,
+/// white space and comments (`at` itself if anything else comes first).
+fn closing_bracket(chars: &[char], at: usize) -> usize {
+    let mut i = at;
+    while let Some(&c) = chars.get(i) {
+        match c {
+            ']' | '}' => return i,
+            ' ' | '\t' | '\r' | '\n' | ',' => i += 1,
+            '#' => {
+                while chars.get(i).is_some_and(|&c| c != '\n') {
+                    i += 1;
+                }
+            }
+            _ => break,
+        }
+    }
+    at
+}
+
+/// A character YAML does not allow in a stream.
+struct Unprintable {
+    /// Char index, as the parser counts.
+    index: usize,
+    c: char,
+    line: usize,
+    column: usize,
+}
+
+impl Unprintable {
+    fn message(&self) -> String {
+        format!(
+            "control characters are not allowed (U+{:04X}) at line {} column {}",
+            u32::from(self.c),
+            self.line,
+            self.column
+        )
+    }
+}
+
+/// The first character outside YAML's printable set (YAML 1.2 §5.1, which go-yaml's reader
+/// enforces, also in comments): C0 controls but tab and line breaks, DEL, C1 but NEL,
+/// U+FFFE and U+FFFF.
+fn first_unprintable(text: &str) -> Option<Unprintable> {
+    let (mut line, mut column) = (1, 1);
+    for (index, c) in text.chars().enumerate() {
+        let printable = matches!(c, '\t' | '\n' | '\r' | ' '..='~' | '\u{85}')
+            || matches!(c, '\u{a0}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..);
+        if !printable {
+            return Some(Unprintable {
+                index,
+                c,
+                line,
+                column,
+            });
+        }
+        if c == '\n' {
+            (line, column) = (line + 1, 1);
+        } else {
+            column += 1;
+        }
+    }
+    None
 }
 
 #[derive(Default)]

@@ -225,6 +225,30 @@ fn conformance_cases() -> Vec<Case> {
             Fails(3, &["line 6"]),
         ),
         case(
+            "flow closed at its key's column in a block sequence (issue 28)",
+            "spec:\n  containers:\n    - name: a\n      args: [\n        \"-x\", \"1\",\n      ]\n      \
+             env:\n        - name: A\n",
+            Doc(v(
+                r#"{"spec": {"containers": [{"name": "a", "args": ["-x", "1"],
+                "env": [{"name": "A"}]}]}}"#,
+            )),
+        ),
+        case(
+            "flow lines left of their key, nested, with a trailing comma and comments",
+            "a:\n  b: {p: [1, # one\n# own line\n2,\n],\nq: 'x\n y'}\n  c: 3\n",
+            Doc(v(r#"{"a": {"b": {"p": [1, 2], "q": "x y"}, "c": 3}}"#)),
+        ),
+        case(
+            "a block line left of its key is still refused, with the first error",
+            "a:\n  b: [1,\n  2]\n c: 3\n",
+            Fails(1, &["line 3"]),
+        ),
+        case(
+            "a control character, even in a comment",
+            "a: 1\n---\nb: 2 # \u{7}\n",
+            Fails(2, &["control characters", "line 3"]),
+        ),
+        case(
             "value error names its document",
             "a: 1\n---\nx: .nan\n",
             Fails(2, &[]),

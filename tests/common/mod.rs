@@ -385,25 +385,48 @@ fn tool(name: &'static str) -> PathBuf {
     if let Some(path) = installed.get(name) {
         return path.clone();
     }
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".ci/install-tools.sh");
-    let out = std::process::Command::new(&script)
-        .arg(name)
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .expect(".ci/install-tools.sh runs");
-    assert!(
-        out.status.success(),
-        "installing {name} failed (it needs Go and the Go module proxy)"
+    let bin = last_line_of(
+        ".ci/install-tools.sh",
+        &[name],
+        &format!("installing {name}"),
     );
-    // The script's last line is the folder it installed into.
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let bin = stdout
-        .lines()
-        .last()
-        .expect("install-tools.sh printed its bin folder");
-    let path = Path::new(bin.trim()).join(name);
+    let path = Path::new(&bin).join(name);
     installed.insert(name, path.clone());
     path
+}
+
+/// tests/yaml-oracle (kubectl's reading of YAML), built once from its Go module into the tool
+/// cache by its build.sh, which prints the binary's path.
+pub fn yaml_oracle() -> PathBuf {
+    static PATH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let bin = last_line_of(
+            "tests/yaml-oracle/build.sh",
+            &[],
+            "building the YAML oracle",
+        );
+        PathBuf::from(bin)
+    })
+    .clone()
+}
+
+/// The last line a build script of the repository prints (the folder or binary it made);
+/// its progress goes to the test's stderr.
+fn last_line_of(script: &str, args: &[&str], what: &str) -> String {
+    let out = std::process::Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join(script))
+        .args(args)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("{script} does not run: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed (it needs Go and the Go module proxy)"
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let line = stdout.lines().last();
+    line.unwrap_or_else(|| panic!("{script} printed nothing"))
+        .trim()
+        .to_string()
 }
 
 /// `helm template` of the chart as release `probegate` in namespace `probegate`.
