@@ -152,12 +152,19 @@ fn check_all(cases: impl IntoIterator<Item = (String, String)>) {
     );
 }
 
-/// Every YAML file the project holds: manifests, examples, the chart's values and rendering,
-/// golden inputs and outputs, and the fuzz targets' YAML seeds (files without an extension).
+/// Every YAML file the project holds: manifests, examples, the catalogue, the chart's values
+/// and rendering, golden inputs and outputs, and the fuzz targets' YAML seeds (files without
+/// an extension).
 fn project_yaml() -> Vec<(String, String)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files = Vec::new();
-    for dir in ["manifests", "examples", "charts/probegate", "tests/golden"] {
+    for dir in [
+        "manifests",
+        "examples",
+        "charts/probegate",
+        "tests/golden",
+        "catalogue",
+    ] {
         walk(&root.join(dir), &mut files);
     }
     files.retain(|p| {
