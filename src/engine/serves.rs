@@ -210,3 +210,6 @@ fn http(port: &IntOrString, path: &str, scheme: Scheme) -> Check {
 fn port_text(port: &IntOrString) -> String {
     super::ports::text(port)
 }
+
+#[cfg(test)]
+mod tests;
