@@ -1478,3 +1478,112 @@ fn serve_refuses_to_start_with_an_unusable_client_ca_file() {
         );
     }
 }
+
+/// A catalogue of one in-house entry whose readiness path is `path`.
+fn payments_catalogue(path: &str) -> String {
+    format!(
+        "- name: payments\n  images: [\"registry.corp/payments/*\"]\n  ports: [{{port: 8080, protocol: http}}]\n  readiness: {{httpGet: {{port: http, path: {path}}}}}\n  source: https://wiki.corp/payments/probes\n"
+    )
+}
+
+fn payments_pod() -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "ledger", "namespace": "payments"},
+        "spec": {"containers": [{"name": "ledger", "image": "registry.corp/payments/ledger:7",
+            "ports": [{"name": "http", "containerPort": 8080}]}]}
+    })
+}
+
+/// The readiness path and the record the answer gives the payments Pod.
+async fn payments_answer(serve: &Serve) -> (Value, Value) {
+    let reply = serve.client().review(&review(payments_pod(), false)).await;
+    let patched = apply_response(&payments_pod(), &reply.json());
+    (
+        patched["spec"]["containers"][0]["readinessProbe"]["httpGet"]["path"].clone(),
+        patched["metadata"]["annotations"]["probegate.io/injected"].clone(),
+    )
+}
+
+#[tokio::test]
+async fn the_binary_serves_a_users_catalogue_and_reloads_it_when_it_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("catalogue.yaml");
+    std::fs::write(&file, payments_catalogue("/healthz")).unwrap();
+    let mut serve = Serve::start(&[
+        "--metrics-addr",
+        "127.0.0.1:0",
+        "--standalone",
+        "--catalogue",
+        file.to_str().unwrap(),
+    ])
+    .await;
+    let (path, record) = payments_answer(&serve).await;
+    assert_eq!(path, "/healthz");
+    assert!(
+        record
+            .as_str()
+            .unwrap()
+            .contains("evidence=ledger(catalogue=payments)"),
+        "{record}"
+    );
+
+    // A changed file reaches the answers without a restart.
+    replace_file(&file, &payments_catalogue("/v2/health"));
+    wait_for_metric(
+        &serve,
+        r#"probegate_catalogue_reloads_total{result="success"} 1"#,
+    )
+    .await;
+    assert_eq!(payments_answer(&serve).await.0, "/v2/health");
+
+    // A file that does not validate is refused, said in the log, and the catalogue in
+    // service stays.
+    replace_file(&file, &payments_catalogue("health"));
+    wait_for_metric(
+        &serve,
+        r#"probegate_catalogue_reloads_total{result="failure"} 1"#,
+    )
+    .await;
+    assert_eq!(payments_answer(&serve).await.0, "/v2/health");
+    serve.sigterm();
+    assert!(serve.exited(Duration::from_secs(30)).await.success());
+    let refused = serve.final_logs().into_iter().any(|log| {
+        log["reason"].as_str().is_some_and(|reason| {
+            reason.contains(
+                "entry \"payments\": readiness.httpGet.path: an HTTP path must start with /",
+            )
+        })
+    });
+    assert!(refused, "no log line names the refused entry and field");
+}
+
+#[test]
+fn serve_refuses_to_start_with_a_catalogue_that_does_not_validate() {
+    let dir = tempfile::tempdir().unwrap();
+    let serving = common::bundle();
+    serving.write(dir.path()).unwrap();
+    std::fs::write(dir.path().join("bad.yaml"), payments_catalogue("health")).unwrap();
+    for (file, error) in [
+        ("missing.yaml", "cannot read the catalogue"),
+        ("bad.yaml", "entry \"payments\": readiness.httpGet.path"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_probegate"))
+            .args(["serve", "--standalone", "--addr", "127.0.0.1:0"])
+            .args(["--health-addr", "127.0.0.1:0", "--no-metrics"])
+            .arg("--tls-cert-file")
+            .arg(dir.path().join("tls.crt"))
+            .arg("--tls-key-file")
+            .arg(dir.path().join("tls.key"))
+            .arg("--catalogue")
+            .arg(dir.path().join(file))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{file}: started");
+        assert!(
+            stderr.contains(error) && stderr.contains(file),
+            "{file}: {stderr}"
+        );
+    }
+}

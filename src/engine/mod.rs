@@ -183,8 +183,15 @@ pub fn explain(workload: &Workload, context: &Context<'_>, mutation: &Mutation) 
                     .evidence
                     .as_ref()
                     .map_or_else(String::new, |e| format!(" by {e}"));
+                let held = if mutation.plan.liveness_held.contains(&container.name) {
+                    "; liveness held back, as it would repeat readiness"
+                } else if mutation.plan.readiness_held.contains(&container.name) {
+                    "; readiness held back, as it would repeat liveness"
+                } else {
+                    ""
+                };
                 format!(
-                    "container {:?}: adds {}{by}",
+                    "container {:?}: adds {}{by}{held}",
                     container.name,
                     kinds.join(", ")
                 )
