@@ -31,6 +31,10 @@ const BUILTIN: &[(&str, &str)] = &[
         "catalogue/platform-apps.yaml",
         include_str!("../../catalogue/platform-apps.yaml"),
     ),
+    (
+        "catalogue/kubernetes-addons.yaml",
+        include_str!("../../catalogue/kubernetes-addons.yaml"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -697,22 +701,28 @@ fn check_entry(file: &str, raw: RawEntry) -> Result<Entry, Invalid> {
         .enumerate()
         .map(|(i, p)| check_port(i, p))
         .collect::<Result<Vec<_>, _>>()?;
-    let liveness = raw
+    let mut liveness = raw
         .liveness
         .map(|l| check_handler("liveness", l, &ports))
         .transpose()?;
-    // Software whose maintainers check only liveness: ready once that listener accepts.
-    let readiness = match (raw.readiness, &liveness) {
-        (Some(readiness), _) => check_handler("readiness", readiness, &ports)?,
-        (None, Some(liveness)) => match liveness.port() {
-            Some(port) => Check::Tcp { port: port.clone() },
-            None => {
-                return Err(invalid(
+    // Software whose maintainers check only liveness: ready once that listener accepts. A
+    // port check alone is one check: it is readiness, and a liveness probe would repeat it.
+    let readiness = match (raw.readiness, liveness.take()) {
+        (Some(readiness), given) => {
+            liveness = given;
+            check_handler("readiness", readiness, &ports)?
+        }
+        (None, Some(tcp @ Check::Tcp { .. })) => tcp,
+        (None, Some(given)) => {
+            let port = given.port().cloned().ok_or_else(|| {
+                invalid(
                     "readiness",
                     "is needed when liveness has no port to check readiness on",
-                ));
-            }
-        },
+                )
+            })?;
+            liveness = Some(given);
+            Check::Tcp { port }
+        }
         (None, None) => return Err(invalid("readiness", "an entry needs readiness or liveness")),
     };
     if liveness.as_ref() == Some(&readiness) {
