@@ -364,6 +364,7 @@ fn end_to_end_against_a_real_kube_apiserver() {
     step_only_the_api_servers_certificate_is_taken(&probegate, &ca_pem, &certs_dir);
     step_gates_go_where_a_load_balancer_sets_them(&kubectl);
     step_the_service_decides_the_port(&kubectl);
+    step_each_container_gets_what_its_software_serves(&kubectl);
     step_metrics_coupling_warns_then_denies(&kubectl);
     step_bare_pod_is_stored_with_probes(&kubectl);
     step_opted_out_objects_come_back_unchanged(&kubectl);
@@ -596,8 +597,122 @@ fn step_the_service_decides_the_port(kubectl: &Kubectl) {
     );
     assert_eq!(
         result["spec"]["template"]["metadata"]["annotations"]["probegate.io/injected"],
-        "rabbitmq=readiness;port=rabbitmq(Service \"rabbitmq\" port \"amqp\");liveness-held=rabbitmq(same check as readiness)"
+        "rabbitmq=readiness;evidence=rabbitmq(ports);port=rabbitmq(Service \"rabbitmq\" port \"amqp\");liveness-held=rabbitmq(same check as readiness)"
     );
+}
+
+/// A namespace tuned with `/ready` and `/live` holds a web app, a PostgreSQL StatefulSet, a
+/// Redis and a gRPC service: only the web app gets the paths, the others what their software
+/// serves, and the dry run warns about none of them.
+fn step_each_container_gets_what_its_software_serves(kubectl: &Kubectl) {
+    let paths = json!({
+        "probegate.io/readiness-path": "/ready",
+        "probegate.io/liveness-path": "/live",
+    });
+    kubectl.ok(
+        &["apply", "-f", "-"],
+        Some(&namespace("mixed", true, paths).to_string()),
+    );
+    let postgres = json!({
+        "apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": "db", "namespace": "mixed"},
+        "spec": {"serviceName": "db", "selector": {"matchLabels": {"app": "db"}}, "template": {
+            "metadata": {"labels": {"app": "db"}},
+            "spec": {"containers": [{"name": "postgres", "image": "docker.io/library/postgres:16.4",
+                "ports": [{"name": "tcp-postgresql", "containerPort": 5432}]}]}
+        }}
+    });
+    let redis = deployment(
+        "mixed",
+        "cache",
+        json!({}),
+        json!({"name": "redis", "image": "redis:7.2", "ports": [{"containerPort": 6379}]}),
+    );
+    let greeter = deployment(
+        "mixed",
+        "greeter",
+        json!({}),
+        json!({"name": "greeter", "image": "example.com/greeter:1",
+            "ports": [{"name": "grpc", "containerPort": 9000}]}),
+    );
+    let web = deployment("mixed", "web", json!({}), web("web"));
+    // (workload, readiness, liveness, evidence): probes as `handler:port[path]`.
+    let expected = [
+        (
+            &web,
+            "httpGet:http/ready",
+            "httpGet:http/live",
+            "web(namespace)",
+        ),
+        (
+            &postgres,
+            "exec:pg_isready",
+            "tcpSocket:tcp-postgresql",
+            "postgres(catalogue=postgresql)",
+        ),
+        (
+            &redis,
+            "tcpSocket:6379",
+            "-",
+            "redis(port=redis(number 6379))",
+        ),
+        (
+            &greeter,
+            "tcpSocket:grpc",
+            "-",
+            "greeter(port=grpc(name grpc))",
+        ),
+    ];
+    let summary = |probe: &Value| -> String {
+        if let Some(http) = probe.get("httpGet") {
+            format!(
+                "httpGet:{}{}",
+                http["port"]
+                    .as_str()
+                    .map_or_else(|| http["port"].to_string(), str::to_owned),
+                http["path"].as_str().unwrap_or("")
+            )
+        } else if let Some(tcp) = probe.get("tcpSocket") {
+            format!(
+                "tcpSocket:{}",
+                tcp["port"]
+                    .as_str()
+                    .map_or_else(|| tcp["port"].to_string(), str::to_owned)
+            )
+        } else if let Some(exec) = probe.get("exec") {
+            format!("exec:{}", exec["command"][0].as_str().unwrap_or(""))
+        } else {
+            "-".to_owned()
+        }
+    };
+    for (workload, readiness, liveness, evidence) in expected {
+        let name = workload["metadata"]["name"].as_str().unwrap();
+        let (ok, result, stderr) = kubectl.dry_run(workload);
+        assert!(ok, "step 2b: {name}: {stderr}");
+        assert!(
+            !stderr.contains("Warning:"),
+            "step 2b: {name} warned: {stderr}"
+        );
+        let template = &result["spec"]["template"];
+        let container = &template["spec"]["containers"][0];
+        assert_eq!(
+            summary(&container["readinessProbe"]),
+            readiness,
+            "step 2b: {name}"
+        );
+        assert_eq!(
+            summary(&container["livenessProbe"]),
+            liveness,
+            "step 2b: {name}"
+        );
+        let record = template["metadata"]["annotations"]["probegate.io/injected"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            record.contains(&format!("evidence={evidence}")),
+            "step 2b: {name}: record {record:?}"
+        );
+    }
 }
 
 fn step_metrics_coupling_warns_then_denies(kubectl: &Kubectl) {

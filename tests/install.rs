@@ -36,6 +36,7 @@ fn check_typed(origin: &str, object: &Value) {
         ("v1", "ServiceAccount") => roundtrip!(core::ServiceAccount),
         ("v1", "Service") => roundtrip!(core::Service),
         ("v1", "Secret") => roundtrip!(core::Secret),
+        ("v1", "ConfigMap") => roundtrip!(core::ConfigMap),
         ("apps/v1", "Deployment") => roundtrip!(apps::Deployment),
         ("policy/v1", "PodDisruptionBudget") => roundtrip!(policy::PodDisruptionBudget),
         ("networking.k8s.io/v1", "NetworkPolicy") => roundtrip!(networking::NetworkPolicy),
@@ -875,4 +876,101 @@ fn audit_cluster_role_is_read_only_optional_and_the_same_in_chart_and_manifests(
         !kustomization.contains("audit-clusterrole.yaml"),
         "the webhook's install does not need it"
     );
+}
+
+/// The chart's `catalogue` value: entries become a ConfigMap that serve reads through
+/// `--catalogue`, and what the chart writes is a catalogue probegate loads.
+#[test]
+fn chart_catalogue_entries_reach_serve_as_a_file_it_loads() {
+    let flag = "--catalogue=/etc/probegate/catalogue/catalogue.yaml";
+    assert!(
+        !serve_args(
+            documents("default", &helm_template(&[]))
+                .iter()
+                .find(|v| v["kind"] == "Deployment")
+                .unwrap()
+        )
+        .iter()
+        .any(|a| a == flag),
+        "off by default"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let values = dir.path().join("values.yaml");
+    std::fs::write(
+        &values,
+        "catalogue:\n  entries:\n    - name: payments\n      images: [\"registry.corp/payments/*\"]\n      ports: [{port: 8080, protocol: http}]\n      readiness: {httpGet: {port: http, path: /healthz}}\n      source: https://wiki.corp/payments/probes\n",
+    )
+    .unwrap();
+    let renderings = [
+        (
+            "entries",
+            helm_template(&["-f", values.to_str().unwrap()]),
+            "probegate-catalogue",
+        ),
+        (
+            "an existing ConfigMap",
+            helm_template(&["--set", "catalogue.configMap=team-catalogue"]),
+            "team-catalogue",
+        ),
+    ];
+    for (origin, rendered, config_map) in renderings {
+        let objects = documents(origin, &rendered);
+        for object in &objects {
+            check_typed(origin, object);
+        }
+        let deployment = objects.iter().find(|v| v["kind"] == "Deployment").unwrap();
+        assert_eq!(
+            serve_args(deployment).iter().filter(|a| *a == flag).count(),
+            1,
+            "{origin}"
+        );
+        let pod = &deployment["spec"]["template"]["spec"];
+        let mount = pod["containers"][0]["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["mountPath"] == "/etc/probegate/catalogue")
+            .unwrap_or_else(|| panic!("{origin}: catalogue mounted"));
+        assert_eq!(mount["readOnly"], true, "{origin}");
+        let volume = pod["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == mount["name"])
+            .unwrap();
+        assert_eq!(volume["configMap"]["name"], config_map, "{origin}");
+        let shipped = objects
+            .iter()
+            .find(|v| v["kind"] == "ConfigMap" && v["metadata"]["name"] == config_map);
+        if origin == "an existing ConfigMap" {
+            assert!(
+                shipped.is_none(),
+                "the chart does not write the user's ConfigMap"
+            );
+            continue;
+        }
+        // What the chart writes is a catalogue the binary loads, with the entry in it.
+        let file = dir.path().join("catalogue.yaml");
+        std::fs::write(
+            &file,
+            shipped.unwrap()["data"]["catalogue.yaml"].as_str().unwrap(),
+        )
+        .unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_probegate"))
+            .args([
+                "catalogue",
+                "--image",
+                "registry.corp/payments/ledger:1",
+                "--catalogue",
+            ])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("name:       payments\n"));
+    }
 }

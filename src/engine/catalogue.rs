@@ -35,6 +35,10 @@ const BUILTIN: &[(&str, &str)] = &[
         "catalogue/kubernetes-addons.yaml",
         include_str!("../../catalogue/kubernetes-addons.yaml"),
     ),
+    (
+        "catalogue/web-apps.yaml",
+        include_str!("../../catalogue/web-apps.yaml"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -250,6 +254,8 @@ pub struct Catalogue {
     /// Publishers of the entries' images (`bitnami`, `prometheus`, `fluxcd`): the path
     /// segment before the last.
     publishers: HashSet<String>,
+    /// The variables the entries' `when.env` name.
+    variables: HashSet<String>,
 }
 
 /// Registries that hold only the Kubernetes project's own images
@@ -313,6 +319,9 @@ impl Catalogue {
     pub fn from_entries(entries: Vec<Entry>) -> Result<Catalogue, CatalogueError> {
         let mut catalogue = Catalogue::default();
         for (index, entry) in entries.iter().enumerate() {
+            if let Some((name, _)) = &entry.when.env {
+                catalogue.variables.insert(name.clone());
+            }
             for pattern in &entry.images {
                 match pattern {
                     ImagePattern::Path(segments) => {
@@ -528,11 +537,7 @@ pub fn table(catalogue: &Catalogue) -> String {
 
 /// Whether a built-in entry's `when.env` names `name`: the webhook's decode reads it then.
 pub fn reads_variable(name: &str) -> bool {
-    Catalogue::builtin()
-        .entries
-        .iter()
-        .filter_map(|e| e.when.env.as_ref())
-        .any(|(n, _)| n == name)
+    Catalogue::builtin().variables.contains(name)
 }
 
 // The schema as written: every field checked, unknown ones refused.

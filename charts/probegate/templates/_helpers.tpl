@@ -135,3 +135,15 @@ checksum annotation all see the same certificate.
 - {{ printf "--namespace-annotation=probegate.io/%s=%v" $k $value | quote }}
 {{- end }}
 {{- end -}}
+
+{{/*
+The ConfigMap holding the user's catalogue: the user's own, or the chart's when entries are
+given; empty when there is none.
+*/}}
+{{- define "probegate.catalogueConfigMap" -}}
+{{- if .Values.catalogue.configMap -}}
+{{- .Values.catalogue.configMap -}}
+{{- else if .Values.catalogue.entries -}}
+{{- printf "%s-catalogue" (include "probegate.fullname" .) -}}
+{{- end -}}
+{{- end }}
