@@ -103,8 +103,13 @@ impl SpringBoot {
 
     /// The port the probe groups are served on, when the manifest turns them on.
     pub fn port(container: &Container, flags: &[Flag<'_>]) -> Option<u16> {
-        let env: Vec<(&str, &str)> = command_line::env(container).collect();
-        let variable = |name: &str| env.iter().rev().find(|(n, _)| *n == name).map(|(_, v)| *v);
+        // The last of a repeated variable wins, as the kubelet sets them.
+        let variable = |name: &str| {
+            command_line::env(container)
+                .filter(|(n, _)| *n == name)
+                .last()
+                .map(|(_, v)| v)
+        };
         let flag = |name: &str| flags.iter().rfind(|f| f.name == name);
         let on = flag(Self::PROBES_FLAG)
             .and_then(Flag::as_bool)

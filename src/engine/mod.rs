@@ -202,8 +202,14 @@ pub fn explain(workload: &Workload, context: &Context<'_>, mutation: &Mutation) 
             ),
         });
         let flags = command_line::flags(container);
-        let found = serves::known(container, &flags, context.catalogue);
-        lines.extend(found.steps.into_iter().map(|step| format!("  {step}")));
+        let found = serves::known(container, &flags, context.catalogue, true);
+        lines.extend(
+            found
+                .steps
+                .into_lines()
+                .into_iter()
+                .map(|step| format!("  {step}")),
+        );
     }
     lines
 }

@@ -26,50 +26,79 @@ pub struct Known {
     pub timeout_seconds: Option<i32>,
 }
 
-/// What decided, or why nothing did: one line per step, for `mutate --explain`.
+/// What decided, or why nothing did.
 pub struct Finding {
     pub known: Option<Known>,
     pub warnings: Vec<String>,
-    pub steps: Vec<String>,
+    /// One line per step, for `mutate --explain`; kept only when asked for, so a review
+    /// builds none of them.
+    pub steps: Steps,
 }
 
-/// What `container` is known to serve, most specific evidence first.
-pub fn known(container: &Container, flags: &[Flag<'_>], catalogue: &Catalogue) -> Finding {
+#[derive(Default)]
+pub struct Steps(Option<Vec<String>>);
+
+impl Steps {
+    fn push(&mut self, step: impl FnOnce() -> String) {
+        if let Some(steps) = &mut self.0 {
+            steps.push(step());
+        }
+    }
+
+    pub fn into_lines(self) -> Vec<String> {
+        self.0.unwrap_or_default()
+    }
+}
+
+/// What `container` is known to serve, most specific evidence first; with `explain`, each
+/// step of the way too.
+pub fn known(
+    container: &Container,
+    flags: &[Flag<'_>],
+    catalogue: &Catalogue,
+    explain: bool,
+) -> Finding {
     let mut finding = Finding {
         known: None,
         warnings: Vec::new(),
-        steps: Vec::new(),
+        steps: Steps(explain.then(Vec::new)),
     };
     let image = container.image.as_deref().unwrap_or_default();
     let facts = ContainerFacts { flags, container };
     match catalogue.find(image, &facts) {
         Some(entry) => match from_entry(entry, container, flags) {
             Ok(known) => {
-                finding.steps.push(format!(
-                    "image {image:?} matches catalogue entry {:?} ({})",
-                    entry.name, entry.source
-                ));
+                finding.steps.push(|| {
+                    format!(
+                        "image {image:?} matches catalogue entry {:?} ({})",
+                        entry.name, entry.source
+                    )
+                });
                 finding.known = Some(known);
                 return finding;
             }
-            Err(why) => finding.steps.push(format!(
-                "image {image:?} matches catalogue entry {:?}, which does not apply: {why}",
-                entry.name
-            )),
+            Err(why) => finding.steps.push(|| {
+                format!(
+                    "image {image:?} matches catalogue entry {:?}, which does not apply: {why}",
+                    entry.name
+                )
+            }),
         },
         None => finding
             .steps
-            .push(format!("image {image:?} matches no catalogue entry")),
+            .push(|| format!("image {image:?} matches no catalogue entry")),
     }
     match conventions::health_server(container, flags) {
         Some(Ok((server, port))) => {
             let port = declared(container, port.into());
-            finding.steps.push(format!(
-                "--{} declares a health server on port {} ({})",
-                server.flag,
-                port_text(&port),
-                server.source
-            ));
+            finding.steps.push(|| {
+                format!(
+                    "--{} declares a health server on port {} ({})",
+                    server.flag,
+                    port_text(&port),
+                    server.source
+                )
+            });
             finding.known = Some(Known {
                 evidence: Evidence::Flag(server.flag),
                 readiness: http(&port, server.readiness, server.scheme),
@@ -81,22 +110,23 @@ pub fn known(container: &Container, flags: &[Flag<'_>], catalogue: &Catalogue) -
             return finding;
         }
         Some(Err(why)) => {
-            finding.steps.push(why.clone());
+            finding.steps.push(|| why.clone());
             finding
                 .warnings
                 .push(format!("{why} (set probegate.io/port to choose the port)"));
         }
-        None => finding.steps.push(format!(
-            "no health server flag ({})",
-            conventions::flag_list()
-        )),
+        None => finding
+            .steps
+            .push(|| format!("no health server flag ({})", conventions::flag_list())),
     }
     if let Some(port) = SpringBoot::port(container, flags) {
         let port = declared(container, port.into());
-        finding.steps.push(format!(
-            "Spring Boot's probe groups are on, served on port {}",
-            port_text(&port)
-        ));
+        finding.steps.push(|| {
+            format!(
+                "Spring Boot's probe groups are on, served on port {}",
+                port_text(&port)
+            )
+        });
         finding.known = Some(Known {
             evidence: Evidence::Convention(SpringBoot::NAME),
             readiness: http(&port, SpringBoot::READINESS, Scheme::Http),
@@ -107,10 +137,12 @@ pub fn known(container: &Container, flags: &[Flag<'_>], catalogue: &Catalogue) -
         });
         return finding;
     }
-    finding.steps.push(format!(
-        "no framework probe settings ({} unset)",
-        SpringBoot::PROBES_VARIABLE
-    ));
+    finding.steps.push(|| {
+        format!(
+            "no framework probe settings ({} unset)",
+            SpringBoot::PROBES_VARIABLE
+        )
+    });
     finding
 }
 

@@ -58,7 +58,7 @@ pub fn plan_pod(spec: &PodSpec, settings: &Settings, evidence: &PodEvidence<'_>,
             .iter()
             .any(|kind| existing(container, *kind).is_none());
         // The catalogue is consulted only where a probe may be added.
-        let known = missing.then(|| serves::known(container, flags, evidence.catalogue));
+        let known = missing.then(|| serves::known(container, flags, evidence.catalogue, false));
         let (known, mut warnings) = match known {
             Some(found) => (found.known, found.warnings),
             None => (None, Vec::new()),
