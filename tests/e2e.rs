@@ -454,7 +454,7 @@ fn step_gates_go_where_a_load_balancer_sets_them(kubectl: &Kubectl) {
     );
     assert_eq!(
         template["metadata"]["annotations"]["probegate.io/injected"],
-        "web=liveness,readiness,startup;port=web(Service \"web\" port 80);gates=1"
+        "web=liveness,readiness,startup;evidence=web(namespace);port=web(Service \"web\" port 80);gates=1"
     );
     let stored = kubectl.run(&["get", "deployment", "-n", "shop", "web"], None);
     assert!(!stored.status.success(), "step 1: a dry run stores nothing");
@@ -554,7 +554,7 @@ fn step_gates_go_where_a_load_balancer_sets_them(kubectl: &Kubectl) {
     );
     assert_eq!(
         result["metadata"]["annotations"]["probegate.io/injected"],
-        "late=liveness,readiness,startup;gates=1",
+        "late=liveness,readiness,startup;evidence=late(namespace);gates=1",
         "step 1: the pod keeps its template's record"
     );
 }
@@ -565,7 +565,7 @@ fn step_the_service_decides_the_port(kubectl: &Kubectl) {
         Some(&namespace("messaging", true, json!({})).to_string()),
     );
     let broker = json!({
-        "name": "rabbitmq", "image": "example.com/rabbitmq:3.13-management",
+        "name": "rabbitmq", "image": "registry.corp/messaging/broker:3.13",
         "ports": [{"name": "management", "containerPort": 15672}, {"name": "amqp", "containerPort": 5672}]
     });
     let brokers = deployment("messaging", "rabbitmq", json!({}), broker);
@@ -782,7 +782,7 @@ fn step_bare_pod_is_stored_with_probes(kubectl: &Kubectl) {
     assert!(pod["spec"]["readinessGates"].is_null(), "step 3: {pod}");
     assert_eq!(
         pod["metadata"]["annotations"]["probegate.io/injected"],
-        "web=liveness,readiness,startup;gates-held=1(no Service selects the pods)"
+        "web=liveness,readiness,startup;evidence=web(namespace);gates-held=1(no Service selects the pods)"
     );
 }
 

@@ -179,7 +179,10 @@ fn patch_output_applies_to_the_input() {
         if case.join("exit").exists() {
             continue;
         }
-        let out = probegate(&case, &["mutate", "-f", "input.yaml", "-o", "patch"], None);
+        let extra = extra_args(&case);
+        let mut args = vec!["mutate", "-f", "input.yaml", "-o", "patch"];
+        args.extend(extra.iter().map(String::as_str));
+        let out = probegate(&case, &args, None);
         assert!(out.status.success(), "{name}");
         let patches: Vec<json_patch::Patch> = String::from_utf8(out.stdout)
             .unwrap()

@@ -98,10 +98,12 @@ impl ImagePattern {
         }
     }
 
-    /// More segments is more specific.
+    /// More segments is more specific: `registry.corp/team/app` over `registry.corp/team/*`.
     fn weight(&self) -> usize {
         match self {
-            ImagePattern::Path(s) | ImagePattern::Under(s) => s.split('/').count(),
+            ImagePattern::Path(s) | ImagePattern::Under(s) => {
+                s.split('/').filter(|segment| !segment.is_empty()).count()
+            }
         }
     }
 

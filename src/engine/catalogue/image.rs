@@ -43,10 +43,11 @@ impl<'a> Image<'a> {
         self.path.rsplit('/').next().unwrap_or(self.path)
     }
 
-    /// Whether the path ends with `segments` (compared ignoring ASCII case), segment by
-    /// segment: `bitnami/redis` ends with `redis` but `bitnami/redis-cluster` does not.
+    /// Whether the reference ends with `segments` (compared ignoring ASCII case), segment
+    /// by segment: `bitnami/redis` ends with `redis` but `bitnami/redis-cluster` does not,
+    /// and `registry.corp/team/app` ends with all of itself.
     pub fn ends_with(&self, segments: &str) -> bool {
-        let path = self.path.as_bytes();
+        let path = self.name.as_bytes();
         let wanted = segments.as_bytes();
         if wanted.len() > path.len() {
             return false;
@@ -164,14 +165,18 @@ mod tests {
 
     #[test]
     fn suffixes_match_whole_segments() {
-        let image = Image::parse("registry.corp/mirror/Bitnami/redis:7");
+        let image = Image::parse("registry.corp:5000/mirror/Bitnami/redis:7");
         assert!(image.ends_with("redis"));
         assert!(image.ends_with("bitnami/redis"), "case is ignored");
         assert!(image.ends_with("mirror/bitnami/redis"));
+        assert!(
+            image.ends_with("registry.corp:5000/mirror/bitnami/redis"),
+            "with the registry"
+        );
         assert!(!image.ends_with("is"), "part of a segment");
         assert!(!image.ends_with("other/redis"));
         assert!(!Image::parse("bitnami/redis-cluster").ends_with("redis"));
-        assert!(image.is_under("registry.corp/mirror/"));
+        assert!(image.is_under("registry.corp:5000/mirror/"));
         assert!(!image.is_under("registry.corp/payments/"));
         assert_eq!(image.last_segment(), "redis");
     }
