@@ -411,20 +411,7 @@ fn client_auth_option_passes_the_flag_and_mounts_the_ca() {
             1,
             "{origin}: {args:?}"
         );
-        let pod = &deployment["spec"]["template"]["spec"];
-        let mount = pod["containers"][0]["volumeMounts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["mountPath"] == "/etc/probegate/client-ca")
-            .unwrap_or_else(|| panic!("{origin}: CA mounted"));
-        assert_eq!(mount["readOnly"], true, "{origin}");
-        let volume = pod["volumes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|v| v["name"] == mount["name"])
-            .unwrap_or_else(|| panic!("{origin}: volume"));
+        let volume = read_only_volume(origin, deployment, "/etc/probegate/client-ca");
         assert_eq!(volume["secret"]["secretName"], secret, "{origin}");
         assert_eq!(
             volume["secret"]["items"],
@@ -642,6 +629,24 @@ fn certs_command_rejects_bad_input() {
             );
         }
     }
+}
+
+/// The volume a rendered Deployment's container mounts read-only at `path`.
+fn read_only_volume<'a>(origin: &str, deployment: &'a Value, path: &str) -> &'a Value {
+    let pod = &deployment["spec"]["template"]["spec"];
+    let mount = pod["containers"][0]["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["mountPath"] == path)
+        .unwrap_or_else(|| panic!("{origin}: nothing mounted at {path}"));
+    assert_eq!(mount["readOnly"], true, "{origin}: {path}");
+    pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == mount["name"])
+        .unwrap_or_else(|| panic!("{origin}: no volume for {path}"))
 }
 
 /// The `serve` args of a rendered Deployment.
@@ -924,20 +929,7 @@ fn chart_catalogue_entries_reach_serve_as_a_file_it_loads() {
             1,
             "{origin}"
         );
-        let pod = &deployment["spec"]["template"]["spec"];
-        let mount = pod["containers"][0]["volumeMounts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["mountPath"] == "/etc/probegate/catalogue")
-            .unwrap_or_else(|| panic!("{origin}: catalogue mounted"));
-        assert_eq!(mount["readOnly"], true, "{origin}");
-        let volume = pod["volumes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|v| v["name"] == mount["name"])
-            .unwrap();
+        let volume = read_only_volume(origin, deployment, "/etc/probegate/catalogue");
         assert_eq!(volume["configMap"]["name"], config_map, "{origin}");
         let shipped = objects
             .iter()

@@ -1447,6 +1447,28 @@ async fn with_a_client_ca_the_binary_serves_only_clients_with_its_certificates()
     );
 }
 
+/// `serve` with the serving pair in `dir` and `flag` naming `file` there exits non-zero,
+/// saying `error` and naming the file.
+fn assert_refused_to_start(dir: &std::path::Path, flag: &str, file: &str, error: &str) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_probegate"))
+        .args(["serve", "--standalone", "--addr", "127.0.0.1:0"])
+        .args(["--health-addr", "127.0.0.1:0", "--no-metrics"])
+        .arg("--tls-cert-file")
+        .arg(dir.join("tls.crt"))
+        .arg("--tls-key-file")
+        .arg(dir.join("tls.key"))
+        .arg(flag)
+        .arg(dir.join(file))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{flag} {file}: started");
+    assert!(
+        stderr.contains(error) && stderr.contains(file),
+        "{flag} {file}: {stderr}"
+    );
+}
+
 #[test]
 fn serve_refuses_to_start_with_an_unusable_client_ca_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -1459,23 +1481,7 @@ fn serve_refuses_to_start_with_an_unusable_client_ca_file() {
         ("garbage.crt", "no PEM certificate found"),
         ("key-only.crt", "no PEM certificate found"),
     ] {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_probegate"))
-            .args(["serve", "--standalone", "--addr", "127.0.0.1:0"])
-            .args(["--health-addr", "127.0.0.1:0", "--no-metrics"])
-            .arg("--tls-cert-file")
-            .arg(dir.path().join("tls.crt"))
-            .arg("--tls-key-file")
-            .arg(dir.path().join("tls.key"))
-            .arg("--client-ca-file")
-            .arg(dir.path().join(file))
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{file}: started");
-        assert!(
-            stderr.contains(error) && stderr.contains(file),
-            "{file}: {stderr}"
-        );
+        assert_refused_to_start(dir.path(), "--client-ca-file", file, error);
     }
 }
 
@@ -1568,22 +1574,6 @@ fn serve_refuses_to_start_with_a_catalogue_that_does_not_validate() {
         ("missing.yaml", "cannot read the catalogue"),
         ("bad.yaml", "entry \"payments\": readiness.httpGet.path"),
     ] {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_probegate"))
-            .args(["serve", "--standalone", "--addr", "127.0.0.1:0"])
-            .args(["--health-addr", "127.0.0.1:0", "--no-metrics"])
-            .arg("--tls-cert-file")
-            .arg(dir.path().join("tls.crt"))
-            .arg("--tls-key-file")
-            .arg(dir.path().join("tls.key"))
-            .arg("--catalogue")
-            .arg(dir.path().join(file))
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{file}: started");
-        assert!(
-            stderr.contains(error) && stderr.contains(file),
-            "{file}: {stderr}"
-        );
+        assert_refused_to_start(dir.path(), "--catalogue", file, error);
     }
 }
