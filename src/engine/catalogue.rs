@@ -505,10 +505,14 @@ pub fn table(catalogue: &Catalogue) -> String {
         .entries
         .iter()
         .map(|e| {
-            let images: Vec<String> = e.images.iter().map(ImagePattern::text).collect();
+            let images = match e.images.as_slice() {
+                [first] => first.text(),
+                [first, rest @ ..] => format!("{} (+{})", first.text(), rest.len()),
+                [] => String::new(),
+            };
             [
                 e.name.clone(),
-                images.join(","),
+                images,
                 e.readiness.describe(),
                 e.liveness
                     .as_ref()
@@ -520,15 +524,25 @@ pub fn table(catalogue: &Catalogue) -> String {
     let mut widths = [0usize; 4];
     for row in std::iter::once(&header).chain(&rows) {
         for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count()).min(48);
+            *width = (*width).max(cell.chars().count()).min(40);
         }
     }
+    // A long exec command would wrap every row: cut to the column, the whole entry is one
+    // `--image` away.
+    let cut = |cell: &str, width: usize| -> String {
+        if cell.chars().count() <= width {
+            format!("{cell:width$}")
+        } else {
+            let kept: String = cell.chars().take(width.saturating_sub(1)).collect();
+            format!("{kept}…")
+        }
+    };
     let mut out = String::new();
     for row in std::iter::once(&header).chain(&rows) {
         let line: Vec<String> = row
             .iter()
             .zip(widths)
-            .map(|(cell, width)| format!("{cell:width$}"))
+            .map(|(cell, width)| cut(cell, width))
             .collect();
         out += line.join("  ").trim_end();
         out.push('\n');
