@@ -68,8 +68,17 @@ pub fn plan_pod(spec: &PodSpec, settings: &Settings, evidence: &PodEvidence<'_>,
             .as_deref()
             .filter(|_| missing && known.is_none())
             .and_then(|image| evidence.catalogue.publisher_of(image));
+        let port = port_scope.and_then(|scope| scope.port_for(index, container));
+        // The object's own paths and handler are for its application container: the one its
+        // own port setting names, else the first. Sidecars keep what their software serves.
+        let app = if settings.set_at_or_above(policy::PORT, evidence.own_layers) {
+            port.is_some()
+        } else {
+            index == 0
+        };
         let container_evidence = Evidence {
-            port: port_scope.and_then(|scope| scope.port_for(index, container)),
+            port,
+            app,
             service_targets: evidence.service_targets,
             metrics,
             known: known.as_ref(),
@@ -115,6 +124,8 @@ pub struct ProbePlan {
 pub struct Evidence<'a> {
     /// The `probegate.io/port` setting, where it applies to this container.
     pub port: Option<&'a IntOrString>,
+    /// Whether this is the container the object's own paths and handler are for.
+    pub app: bool,
     /// The ports the Services selecting the pod send traffic to, in decision order.
     pub service_targets: &'a [services::Target<'a>],
     pub metrics: &'a MetricsFacts,
@@ -137,16 +148,27 @@ struct Checks {
     timeout_seconds: Option<i32>,
 }
 
-/// The settings that choose a handler: set on the object itself, they beat what probegate
-/// knows of the software; set on the namespace or cluster, they do not.
-const HANDLER_KEYS: [&str; 6] = [
-    policy::PORT,
+/// The settings that choose a handler: set on the object itself for this container, they
+/// beat what probegate knows of the software; set on the namespace or cluster, they do not.
+const HANDLER_KEYS: [&str; 4] = [
     policy::PROBE_HANDLER,
     policy::LIVENESS_PATH,
     policy::READINESS_PATH,
     policy::STARTUP_PATH,
-    policy::SCHEME,
 ];
+
+impl Evidence<'_> {
+    fn own(&self, settings: &Settings, key: &str) -> bool {
+        settings.set_at_or_above(key, self.own_layers)
+    }
+
+    /// Whether the object itself chose this container's port or handler.
+    fn from_object(&self, settings: &Settings) -> bool {
+        let port = self.port.is_some() && self.own(settings, policy::PORT);
+        let handler = self.app && HANDLER_KEYS.iter().any(|key| self.own(settings, key));
+        port || handler
+    }
+}
 
 /// `requested` are the probe kinds to add where missing.
 pub fn plan(
@@ -165,9 +187,7 @@ pub fn plan(
     if missing.is_empty() {
         return plan;
     }
-    let from_object = HANDLER_KEYS
-        .iter()
-        .any(|key| settings.set_at_or_above(key, evidence.own_layers));
+    let from_object = evidence.from_object(settings);
     let checks = match evidence.known.filter(|_| !from_object) {
         Some(known) => from_known(known),
         None => match target::find(container, flags, evidence, &mut plan.warnings) {
@@ -277,10 +297,14 @@ fn from_settings(
 ) -> Checks {
     let protocol = port_protocol(container, target, evidence.service_targets);
     // Another publisher's software serves its maintainers' endpoints, not the namespace's.
-    let foreign = !from_object && evidence.publisher.is_some();
-    let may_http = from_object || (!foreign && protocol.is_none_or(|p| p.protocol.speaks_http()));
-    let may_grpc =
-        from_object || (!foreign && protocol.is_none_or(|p| p.protocol == Protocol::Grpc));
+    let foreign = evidence.publisher.is_some();
+    // The object's own path or handler for its application container is the user's word;
+    // one from the namespace or cluster applies only where the port may speak it.
+    let own = |key: &str| evidence.app && evidence.own(settings, key);
+    let may_http =
+        |key: &str| own(key) || (!foreign && protocol.is_none_or(|p| p.protocol.speaks_http()));
+    let may_grpc = own(policy::PROBE_HANDLER)
+        || (!foreign && protocol.is_none_or(|p| p.protocol == Protocol::Grpc));
     let scheme = match protocol {
         Some(p)
             if p.protocol == Protocol::Https
@@ -293,17 +317,15 @@ fn from_settings(
     let mut used_settings = false;
     let mut blocked = false;
     let mut check = |kind: ProbeKind| -> Check {
-        let path = match kind {
-            ProbeKind::Startup => settings
-                .path(kind)
-                .or_else(|| settings.path(ProbeKind::Liveness)),
-            _ => settings.path(kind),
+        let path_kind = match kind {
+            ProbeKind::Startup if settings.path(kind).is_none() => ProbeKind::Liveness,
+            _ => kind,
         };
         let tcp = Check::Tcp {
             port: target.port.clone(),
         };
-        if let Some(path) = path {
-            if !may_http {
+        if let Some(path) = settings.path(path_kind) {
+            if !may_http(path_kind.path_key()) {
                 blocked = true;
                 return tcp;
             }
@@ -344,9 +366,7 @@ fn from_settings(
     let liveness = check(ProbeKind::Liveness);
     // A startup probe guards liveness, so it checks what liveness checks unless told otherwise.
     let startup = check(ProbeKind::Startup);
-    let evidence = if from_object {
-        Decided::Workload
-    } else if let (true, Some(known)) = (blocked, protocol)
+    let evidence = if let (true, Some(known)) = (blocked, protocol)
         && !(known.protocol.speaks_http() || known.protocol == Protocol::Grpc)
     {
         Decided::Protocol {
@@ -362,6 +382,8 @@ fn from_settings(
             protocol: known.protocol,
             source: known.source,
         }
+    } else if from_object {
+        Decided::Workload
     } else if let Some(server) = target.health {
         Decided::Flag(server.flag)
     } else if used_settings {

@@ -37,6 +37,7 @@ fn plan_for(c: &Container, settings: &Settings) -> ProbePlan {
         &settings.probes,
         Evidence {
             port: settings.port.as_ref(),
+            app: true,
             service_targets: &[],
             metrics: &facts(c),
             known: None,
@@ -56,6 +57,7 @@ fn target_for(
         &command_line::flags(c),
         Evidence {
             port: settings.port.as_ref(),
+            app: true,
             service_targets: &[],
             metrics: &facts(c),
             known: None,
@@ -275,6 +277,7 @@ fn services_decide_the_port_after_explicit_settings() {
             &command_line::flags(&c),
             Evidence {
                 port: case.settings.port.as_ref(),
+                app: true,
                 service_targets: &case.service_targets,
                 metrics: &facts(&c),
                 known: None,

@@ -402,3 +402,64 @@ fn a_users_catalogue_sizes_start_up_and_slow_checks() {
         (Some(12), Some(2))
     );
 }
+
+#[test]
+fn the_workloads_own_settings_are_for_its_application_not_its_sidecars() {
+    let namespace: BTreeMap<String, String> = PATHS
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let run = |annotations: Value| {
+        let object = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "team", "annotations": annotations},
+            "spec": {"containers": [
+                {"name": "app", "image": "registry.corp/team/app:1",
+                    "ports": [{"name": "web", "containerPort": 8080}]},
+                {"name": "db", "image": "postgres:16", "ports": [{"containerPort": 5432}]}
+            ]}
+        });
+        let workload = Workload::decode("", "v1", "Pod", object.clone())
+            .unwrap()
+            .unwrap();
+        let mutation = mutate(
+            &workload,
+            &Context {
+                layers: &[&namespace],
+                ..Context::default()
+            },
+        );
+        let mut patched = object;
+        json_patch::patch(&mut patched, &mutation.patch).unwrap();
+        let probe = |container: usize, field: &str| {
+            let probe: Option<Probe> =
+                serde_json::from_value(patched["spec"]["containers"][container][field].clone())
+                    .ok();
+            summary(probe.as_ref())
+        };
+        (
+            [probe(0, "readinessProbe"), probe(0, "livenessProbe")],
+            [probe(1, "readinessProbe"), probe(1, "livenessProbe")],
+            patched["metadata"]["annotations"][INJECTED_ANNOTATION]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        )
+    };
+    // The object's port names its application; the database beside it keeps its own check
+    // and never gets the namespace's paths.
+    let (app, db, record) = run(json!({"probegate.io/port": "8080"}));
+    assert_eq!(app, ["http:8080/ready", "http:8080/live"], "{record}");
+    assert_eq!(db, ["exec:pg_isready", "tcp:5432"], "{record}");
+    assert!(
+        record.contains("evidence=app(workload),db(catalogue=postgresql)"),
+        "{record}"
+    );
+    // The object's own path goes to its first container only.
+    let (app, db, record) = run(json!({"probegate.io/readiness-path": "/healthz"}));
+    assert_eq!(app, ["http:web/healthz", "http:web/live"], "{record}");
+    assert_eq!(db, ["exec:pg_isready", "tcp:5432"], "{record}");
+    // A scheme alone chooses no handler: the catalogue still decides.
+    let (_, db, record) = run(json!({"probegate.io/scheme": "HTTPS"}));
+    assert_eq!(db, ["exec:pg_isready", "tcp:5432"], "{record}");
+}
