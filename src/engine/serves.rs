@@ -147,22 +147,54 @@ pub fn known(
 }
 
 /// The entry's checks for this container: ports moved by the flags its command line sets,
-/// and named as the container names them.
+/// and named as the container names them. `Err` says why the entry does not apply: a
+/// moving flag that names a loopback or unreadable address (the probe would land where
+/// nothing the kubelet reaches listens), or a container that runs a script of its own
+/// (a backup job in a database image) and does not declare the port the entry probes.
 fn from_entry(entry: &Entry, container: &Container, flags: &[Flag<'_>]) -> Result<Known, String> {
-    let moved = |number: i32| -> i32 {
-        entry
+    let moved = |number: i32| -> Result<i32, String> {
+        let Some(spec) = entry.ports.iter().find(|spec| spec.port == number) else {
+            return Ok(number);
+        };
+        let Some(flag) = flags.iter().rfind(|f| spec.flags.contains(&f.name)) else {
+            return Ok(number);
+        };
+        // Traefik writes entry points as `:9000/tcp`.
+        let address = flag
+            .value()
+            .map(|v| v.split_once('/').map_or(v, |(address, _)| address));
+        match address {
+            Some(address) if command_line::is_loopback(address) => Err(format!(
+                "{} listens on loopback only, which the kubelet cannot reach",
+                flag.describe()
+            )),
+            Some(address) => command_line::listen_port(address)
+                .map(i32::from)
+                .ok_or_else(|| format!("{} names no port probegate can read", flag.describe())),
+            None => Err(format!(
+                "{} has no value probegate can read",
+                flag.describe()
+            )),
+        }
+    };
+    let own_script = entry.when.command.is_none() && runs_a_script_of_its_own(container);
+    let number = |n: i32| -> Result<i32, String> {
+        let n = moved(n)?;
+        let declares = container
             .ports
             .iter()
-            .find(|spec| spec.port == number)
-            .and_then(|spec| {
-                let flag = flags.iter().rfind(|f| spec.flags.contains(&f.name))?;
-                command_line::listen_port(flag.value()?)
-            })
-            .map_or(number, i32::from)
+            .flatten()
+            .any(|p| p.container_port == n);
+        if own_script && !declares {
+            return Err(format!(
+                "the container runs a command of its own and does not declare port {n}, which the entry checks"
+            ));
+        }
+        Ok(n)
     };
     let port = |port: &IntOrString| -> Result<IntOrString, String> {
         match port {
-            IntOrString::Int(n) => Ok(declared(container, moved(*n))),
+            IntOrString::Int(n) => Ok(declared(container, number(*n)?)),
             IntOrString::String(name) => {
                 let declares = container
                     .ports
@@ -190,7 +222,7 @@ fn from_entry(entry: &Entry, container: &Container, flags: &[Flag<'_>]) -> Resul
             },
             Check::Tcp { port: p } => Check::Tcp { port: port(p)? },
             Check::Grpc { port, service } => Check::Grpc {
-                port: moved(*port),
+                port: number(*port)?,
                 service: service.clone(),
             },
             Check::Exec { command } => Check::Exec {
@@ -205,10 +237,10 @@ fn from_entry(entry: &Entry, container: &Container, flags: &[Flag<'_>]) -> Resul
     let listener = match &readiness {
         Check::Http { port, .. } | Check::Tcp { port } => Some(port.clone()),
         Check::Grpc { port, .. } => Some(declared(container, *port)),
-        Check::Exec { .. } => entry
-            .ports
-            .first()
-            .map(|p| declared(container, moved(p.port))),
+        Check::Exec { .. } => match entry.ports.first() {
+            Some(p) => Some(declared(container, number(p.port)?)),
+            None => None,
+        },
     };
     Ok(Known {
         evidence: Evidence::Catalogue(entry.name.clone()),
@@ -218,6 +250,22 @@ fn from_entry(entry: &Entry, container: &Container, flags: &[Flag<'_>]) -> Resul
         startup_seconds: entry.startup_seconds,
         timeout_seconds: entry.timeout_seconds,
     })
+}
+
+/// Whether the container replaces the image's program: a `command`, or args that start a
+/// shell.
+fn runs_a_script_of_its_own(container: &Container) -> bool {
+    const SHELLS: [&str; 4] = ["sh", "bash", "ash", "dash"];
+    let shell = |word: &String| {
+        let program = word.rsplit('/').next().unwrap_or(word);
+        SHELLS.contains(&program)
+    };
+    container.command.as_ref().is_some_and(|c| !c.is_empty())
+        || container
+            .args
+            .as_ref()
+            .and_then(|args| args.first())
+            .is_some_and(shell)
 }
 
 /// A port by the name the container gives it, else by number.

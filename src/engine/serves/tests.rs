@@ -463,3 +463,84 @@ fn the_workloads_own_settings_are_for_its_application_not_its_sidecars() {
     let (_, db, record) = run(json!({"probegate.io/scheme": "HTTPS"}));
     assert_eq!(db, ["exec:pg_isready", "tcp:5432"], "{record}");
 }
+
+#[test]
+fn an_entry_does_not_apply_where_its_probe_would_land_on_nothing() {
+    let cases = [
+        Case {
+            name: "a database image running a backup script declares no port",
+            namespace: &[],
+            pod_annotations: json!({}),
+            container: json!({"name": "c", "image": "postgres:16",
+                "command": ["sh", "-c", "while true; do pg_dump -h db > /backup/db.sql; sleep 3600; done"],
+                "ports": [{"name": "metrics", "containerPort": 9187}]}),
+            services: vec![],
+            readiness: "-",
+            liveness: "-",
+            evidence: "",
+        },
+        Case {
+            name: "a listen address on loopback (behind a proxy)",
+            namespace: &[],
+            pod_annotations: json!({}),
+            container: json!({"name": "c", "image": "quay.io/prometheus/node-exporter:v1.8.0",
+                "args": ["--web.listen-address=127.0.0.1:9100"],
+                "ports": [{"name": "https", "containerPort": 9100}]}),
+            services: vec![],
+            readiness: "tcp:https",
+            liveness: "-",
+            evidence: "ports",
+        },
+        Case {
+            name: "a listen address probegate cannot read",
+            namespace: &[],
+            pod_annotations: json!({}),
+            container: json!({"name": "c", "image": "quay.io/prometheus/node-exporter:v1.8.0",
+                "args": ["--web.listen-address=$(ADDRESS)"],
+                "ports": [{"name": "web", "containerPort": 9100}]}),
+            services: vec![],
+            readiness: "tcp:web",
+            liveness: "-",
+            evidence: "ports",
+        },
+    ];
+    for case in &cases {
+        let (readiness, liveness, record, _) = run(case, Catalogue::builtin());
+        assert_eq!(
+            readiness, case.readiness,
+            "{}: readiness ({record})",
+            case.name
+        );
+        assert_eq!(
+            liveness, case.liveness,
+            "{}: liveness ({record})",
+            case.name
+        );
+        assert!(!record.contains("catalogue="), "{}: {record}", case.name);
+        if !case.evidence.is_empty() {
+            assert!(
+                record.contains(&format!("evidence=c({})", case.evidence)),
+                "{}: {record}",
+                case.name
+            );
+        }
+    }
+    // A moved port with a protocol suffix (Traefik's entry points) is still read.
+    let traefik = Case {
+        name: "an address with a protocol suffix",
+        namespace: &[],
+        pod_annotations: json!({}),
+        container: json!({"name": "c", "image": "docker.io/traefik:v3.1.0",
+            "args": ["--ping", "--entryPoints.traefik.address=:9000/tcp"],
+            "ports": [{"name": "traefik", "containerPort": 9000}]}),
+        services: vec![],
+        readiness: "",
+        liveness: "",
+        evidence: "",
+    };
+    let (readiness, _, record, _) = run(&traefik, Catalogue::builtin());
+    assert!(
+        readiness.starts_with("http:traefik/"),
+        "{readiness} ({record})"
+    );
+}
