@@ -597,7 +597,7 @@ fn step_the_service_decides_the_port(kubectl: &Kubectl) {
     );
     assert_eq!(
         result["spec"]["template"]["metadata"]["annotations"]["probegate.io/injected"],
-        "rabbitmq=readiness;evidence=rabbitmq(ports);port=rabbitmq(Service \"rabbitmq\" port \"amqp\");liveness-held=rabbitmq(same check as readiness)"
+        "rabbitmq=readiness;port=rabbitmq(Service \"rabbitmq\" port \"amqp\");liveness-held=rabbitmq(same check as readiness)"
     );
 }
 

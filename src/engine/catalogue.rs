@@ -3,7 +3,8 @@
 //! image. Built once, at start-up or when a user's catalogue is (re)loaded; matching a
 //! container is a hash lookup on its image's last path segment.
 
-use std::collections::{HashMap, HashSet};
+// Ordered maps: a few string comparisons per lookup cost less than hashing the key.
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, LazyLock};
 
 use k8s_openapi::api::core::v1::Container;
@@ -250,14 +251,16 @@ pub struct ContainerFacts<'a> {
 pub struct Catalogue {
     entries: Vec<Entry>,
     /// Entry indexes by the last segment of each `Path` pattern (lower case).
-    by_last_segment: HashMap<String, Vec<usize>>,
+    by_last_segment: Vec<(Box<str>, Vec<usize>)>,
     /// Entries with an `Under` pattern, checked for every image.
     under: Vec<usize>,
     /// Publishers of the entries' images (`bitnami`, `prometheus`, `fluxcd`): the path
     /// segment before the last.
-    publishers: HashSet<String>,
-    /// The variables the entries' `when.env` name.
-    variables: HashSet<String>,
+    publishers: Vec<Box<str>>,
+    /// The variables the entries' `when.env` name, sorted, and a filter over them: the webhook
+    /// asks about every variable of every container, and nearly all fail the filter.
+    variables: Vec<Box<str>>,
+    variable_filter: u128,
 }
 
 /// Registries that hold only the Kubernetes project's own images
@@ -320,20 +323,22 @@ impl Catalogue {
 
     pub fn from_entries(entries: Vec<Entry>) -> Result<Catalogue, CatalogueError> {
         let mut catalogue = Catalogue::default();
+        let mut by_last_segment: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        let mut publishers: BTreeSet<String> = BTreeSet::new();
         for (index, entry) in entries.iter().enumerate() {
             if let Some((name, _)) = &entry.when.env {
-                catalogue.variables.insert(name.clone());
+                catalogue.variables.push(name.as_str().into());
+                catalogue.variable_filter |= filter_bit(name);
             }
             for pattern in &entry.images {
                 match pattern {
                     ImagePattern::Path(segments) => {
                         if let Some((before, _)) = segments.rsplit_once('/') {
                             let publisher = before.rsplit('/').next().unwrap_or(before);
-                            catalogue.publishers.insert(publisher.to_ascii_lowercase());
+                            publishers.insert(publisher.to_ascii_lowercase());
                         }
                         let last = segments.rsplit('/').next().unwrap_or(segments);
-                        let slot = catalogue
-                            .by_last_segment
+                        let slot = by_last_segment
                             .entry(last.to_ascii_lowercase())
                             .or_default();
                         if !slot.contains(&index) {
@@ -344,6 +349,14 @@ impl Catalogue {
                 }
             }
         }
+        // Sorted tables, searched by halves: fewer comparisons than a tree's linear nodes.
+        catalogue.by_last_segment = by_last_segment
+            .into_iter()
+            .map(|(k, v)| (k.into_boxed_str(), v))
+            .collect();
+        catalogue.publishers = publishers.into_iter().map(String::into_boxed_str).collect();
+        catalogue.variables.sort();
+        catalogue.variables.dedup();
         catalogue.entries = entries;
         catalogue.check_ties()?;
         Ok(catalogue)
@@ -394,9 +407,9 @@ impl Catalogue {
         let (before, _) = parsed.path.rsplit_once('/')?;
         let publisher = before.rsplit('/').next().unwrap_or(before);
         let known = if publisher.bytes().any(|b| b.is_ascii_uppercase()) {
-            self.publishers.contains(&publisher.to_ascii_lowercase())
+            sorted_contains(&self.publishers, &publisher.to_ascii_lowercase())
         } else {
-            self.publishers.contains(publisher)
+            sorted_contains(&self.publishers, publisher)
         };
         known.then_some(publisher)
     }
@@ -409,9 +422,9 @@ impl Catalogue {
         let last = image.last_segment();
         // Keys are lower case, as most references are; only others pay for a copy.
         let by_segment = if last.bytes().any(|b| b.is_ascii_uppercase()) {
-            self.by_last_segment.get(&last.to_ascii_lowercase())
+            self.entries_ending(&last.to_ascii_lowercase())
         } else {
-            self.by_last_segment.get(last)
+            self.entries_ending(last)
         };
         let candidates = by_segment.into_iter().flatten().chain(&self.under);
         let mut best: Option<(usize, bool, usize)> = None;
@@ -439,6 +452,14 @@ impl Catalogue {
 }
 
 impl Catalogue {
+    /// The entries with a pattern whose last segment is `last` (lower case).
+    fn entries_ending(&self, last: &str) -> Option<&Vec<usize>> {
+        self.by_last_segment
+            .binary_search_by(|(key, _)| (**key).cmp(last))
+            .ok()
+            .map(|at| &self.by_last_segment[at].1)
+    }
+
     /// The entry for `image` alone, as `probegate catalogue --image` shows it: entries with
     /// a condition on flags or variables are passed over, since no container is given.
     pub fn find_image(&self, image: &str) -> Option<&Entry> {
@@ -553,7 +574,27 @@ pub fn table(catalogue: &Catalogue) -> String {
 
 /// Whether a built-in entry's `when.env` names `name`: the webhook's decode reads it then.
 pub fn reads_variable(name: &str) -> bool {
-    Catalogue::builtin().variables.contains(name)
+    let catalogue = Catalogue::builtin();
+    catalogue.variable_filter & filter_bit(name) != 0 && sorted_contains(&catalogue.variables, name)
+}
+
+fn sorted_contains(sorted: &[Box<str>], wanted: &str) -> bool {
+    sorted.binary_search_by(|item| (**item).cmp(wanted)).is_ok()
+}
+
+/// One of 128 bits by a name's length and its first and last bytes: names that share all
+/// three are rare among a pod's variables.
+fn filter_bit(name: &str) -> u128 {
+    let bytes = name.as_bytes();
+    let (first, last) = match bytes {
+        [] => (0, 0),
+        [.., last] => (bytes[0], *last),
+    };
+    let mixed = (bytes.len() as u32)
+        .wrapping_mul(31)
+        .wrapping_add(u32::from(first).wrapping_mul(7))
+        .wrapping_add(u32::from(last));
+    1u128 << (mixed % 128)
 }
 
 // The schema as written: every field checked, unknown ones refused.

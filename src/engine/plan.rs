@@ -39,9 +39,18 @@ impl fmt::Display for Evidence {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Evidence::Workload => f.write_str("workload"),
-            Evidence::Catalogue(name) => write!(f, "catalogue={name}"),
-            Evidence::Flag(flag) => write!(f, "flag=--{flag}"),
-            Evidence::Convention(name) => write!(f, "convention={name}"),
+            Evidence::Catalogue(name) => {
+                f.write_str("catalogue=")?;
+                f.write_str(name)
+            }
+            Evidence::Flag(flag) => {
+                f.write_str("flag=--")?;
+                f.write_str(flag)
+            }
+            Evidence::Convention(name) => {
+                f.write_str("convention=")?;
+                f.write_str(name)
+            }
             Evidence::Namespace => f.write_str("namespace"),
             Evidence::Protocol {
                 port,

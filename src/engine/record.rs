@@ -1,13 +1,16 @@
 //! The `probegate.io/injected` record: what was added to a pod, and why something was not.
 //!
 //! `container=kinds` per container, then `evidence=` (what decided each container's probes:
-//! `catalogue=postgresql`, `flag=--health-addr`, `port=grpc(name grpc)`, `namespace`, ...),
+//! `catalogue=postgresql`, `flag=--health-addr`, `port=grpc(name grpc)`, `namespace`, ...;
+//! a container probed on its port alone is not listed),
 //! `port=`, `liveness-held=`, `readiness-held=`, `gates=` and `gates-held=` where they
 //! apply, joined by `;`.
 
+use std::fmt::Write as _;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use super::plan::Plan;
+use super::plan::{Evidence, Plan};
 use crate::policy::INJECTED_ANNOTATION;
 
 /// The record to write for `plan`, merged into the one the pod already carries. `None`
@@ -34,13 +37,25 @@ fn entries(plan: &Plan) -> Vec<String> {
             format!("{}={}", c.container, kinds.join(","))
         })
         .collect();
-    let evidence: Vec<String> = plan
-        .probes
-        .iter()
-        .filter_map(|c| Some(format!("{}({})", c.container, c.evidence.as_ref()?)))
-        .collect();
+    let mut evidence = String::new();
+    for c in &plan.probes {
+        // A container probed on its port alone, with nothing known of it, is not listed: the
+        // record names the evidence that chose something better than a port check.
+        if let Some(why) = c.evidence.as_ref().filter(|e| **e != Evidence::Ports) {
+            evidence.push_str(if evidence.is_empty() {
+                "evidence="
+            } else {
+                ","
+            });
+            evidence.push_str(&c.container);
+            evidence.push('(');
+            // Writing to a String cannot fail.
+            let _ = write!(evidence, "{why}");
+            evidence.push(')');
+        }
+    }
     if !evidence.is_empty() {
-        entries.push(format!("evidence={}", evidence.join(",")));
+        entries.push(evidence);
     }
     let from_service: Vec<String> = plan
         .probes

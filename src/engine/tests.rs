@@ -155,7 +155,7 @@ fn the_record_annotation_is_placed_wherever_metadata_stands() {
         let annotations = patched.pointer(pointer).unwrap();
         assert_eq!(
             annotations["probegate.io/injected"],
-            "web=readiness;evidence=web(ports);liveness-held=web(same check as readiness)",
+            "web=readiness;liveness-held=web(same check as readiness)",
             "{}",
             case.name
         );
@@ -261,7 +261,7 @@ fn namespace_gates_go_only_to_pods_a_service_selects() {
     );
     assert_eq!(
         patched["spec"]["template"]["metadata"]["annotations"]["probegate.io/injected"],
-        "web=readiness;evidence=web(ports);liveness-held=web(same check as readiness);gates-held=1(no Service selects the pods)"
+        "web=readiness;liveness-held=web(same check as readiness);gates-held=1(no Service selects the pods)"
     );
     // Accepted on the workload: no gate, no warning.
     let accepted = deployment_with(
@@ -349,7 +349,7 @@ fn a_pod_is_judged_again_whichever_comes_first() {
     );
     assert_eq!(
         pod["metadata"]["annotations"]["probegate.io/injected"],
-        "web=readiness;evidence=web(ports);liveness-held=web(same check as readiness);gates=1"
+        "web=readiness;liveness-held=web(same check as readiness);gates=1"
     );
     // Service first: the template has the gate, and its pods need nothing more.
     let (_, service_first) = run_among(&deployment, &[&gates], &web);
@@ -582,7 +582,7 @@ fn workload_settings_reach_its_pods() {
     let template = patched["spec"]["template"].clone();
     assert_eq!(
         template["metadata"]["annotations"],
-        json!({"probegate.io/probes": "readiness", "probegate.io/metrics-coupling": "off", "probegate.io/injected": "web=readiness;evidence=web(ports)"})
+        json!({"probegate.io/probes": "readiness", "probegate.io/metrics-coupling": "off", "probegate.io/injected": "web=readiness"})
     );
     // The pod the ReplicaSet makes from that template gets nothing more.
     let pod_from_template = json!({"apiVersion": "v1", "kind": "Pod", "metadata": template["metadata"], "spec": template["spec"]});

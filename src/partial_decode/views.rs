@@ -165,21 +165,25 @@ impl<'de> Deserialize<'de> for ReadVariable {
                 mut map: A,
             ) -> Result<ReadVariable, A::Error> {
                 let mut name: Option<std::borrow::Cow<'de, str>> = None;
+                // Asked once per variable: every variable of every container is asked about.
+                let mut read = None;
                 let mut value: Option<String> = None;
                 while let Some(Text(key)) = map.next_key()? {
                     match key.as_ref() {
-                        "name" => name = Some(map.next_value::<Text<'de>>()?.0),
-                        // The API server writes name first; a value before it is kept.
-                        "value" if name.as_deref().is_none_or(reads_variable) => {
-                            value = map.next_value()?
+                        "name" => {
+                            let text = map.next_value::<Text<'de>>()?.0;
+                            read = Some(reads_variable(&text));
+                            name = Some(text);
                         }
+                        // The API server writes name first; a value before it is kept.
+                        "value" if read.is_none_or(|read| read) => value = map.next_value()?,
                         _ => {
                             map.next_value::<serde::de::IgnoredAny>()?;
                         }
                     }
                 }
                 let name = name.ok_or_else(|| serde::de::Error::missing_field("name"))?;
-                Ok(ReadVariable(reads_variable(&name).then(|| EnvVar {
+                Ok(ReadVariable(read.unwrap_or(false).then(|| EnvVar {
                     name: name.into_owned(),
                     value,
                     value_from: None,

@@ -15,23 +15,32 @@ impl<'a> Image<'a> {
     /// Reads a reference: `[registry/]path[:tag][@digest]`. A first segment with a dot or a
     /// colon, or `localhost`, is a registry, as Docker's reference grammar has it.
     pub fn parse(reference: &'a str) -> Image<'a> {
-        let without_digest = reference
-            .split_once('@')
-            .map_or(reference, |(name, _)| name);
-        // A tag's colon comes after the last slash; a registry's port comes before it.
-        let last_slash = without_digest.rfind('/').map_or(0, |i| i + 1);
-        let (name, tag) = match without_digest[last_slash..].rfind(':') {
-            Some(colon) => {
-                let at = last_slash + colon;
-                (&without_digest[..at], Some(&without_digest[at + 1..]))
+        // One pass over the bytes: this runs for every container of every review.
+        let bytes = reference.as_bytes();
+        let end = bytes.iter().position(|b| *b == b'@').unwrap_or(bytes.len());
+        let (mut first_slash, mut last_slash, mut colon) = (None, None, None);
+        for (at, byte) in bytes[..end].iter().enumerate() {
+            match byte {
+                b'/' => {
+                    first_slash.get_or_insert(at);
+                    last_slash = Some(at);
+                    // A colon before a slash is a registry's port, not a tag.
+                    colon = None;
+                }
+                b':' => colon = Some(at),
+                _ => {}
             }
-            None => (without_digest, None),
+        }
+        let (name, tag) = match colon {
+            Some(at) => (&reference[..at], Some(&reference[at + 1..end])),
+            None => (&reference[..end], None),
         };
-        let path = match name.split_once('/') {
-            Some((first, rest))
-                if first.contains('.') || first.contains(':') || first == "localhost" =>
-            {
-                rest
+        let path = match first_slash {
+            Some(at) if last_slash.is_some() => {
+                let first = &bytes[..at];
+                let registry =
+                    first.contains(&b'.') || first.contains(&b':') || first == b"localhost";
+                if registry { &name[at + 1..] } else { name }
             }
             _ => name,
         };

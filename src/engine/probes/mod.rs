@@ -63,10 +63,13 @@ pub fn plan_pod(spec: &PodSpec, settings: &Settings, evidence: &PodEvidence<'_>,
             Some(found) => (found.known, found.warnings),
             None => (None, Vec::new()),
         };
+        // Read only where a path or handler from the settings could apply.
+        let asks_for_protocol = ProbeKind::ALL.iter().any(|k| settings.path(*k).is_some())
+            || settings.handler == Handler::Grpc;
         let publisher = container
             .image
             .as_deref()
-            .filter(|_| missing && known.is_none())
+            .filter(|_| missing && known.is_none() && asks_for_protocol)
             .and_then(|image| evidence.catalogue.publisher_of(image));
         let port = port_scope.and_then(|scope| scope.port_for(index, container));
         // The object's own paths and handler are for its application container: the one its
@@ -205,29 +208,36 @@ pub fn plan(
             }
         },
     };
-    let startup_seconds = match checks.startup_seconds {
-        Some(seconds)
-            if !settings.set_at_or_above(policy::STARTUP_SECONDS, evidence.own_layers) =>
-        {
-            seconds
-        }
-        _ => settings.startup_seconds,
+    // The software's slow start and slow check get their time, never less than the
+    // settings give, unless the object itself says otherwise.
+    let budget = |software: Option<i32>, key: &str, setting: i32| match software {
+        Some(seconds) if !evidence.own(settings, key) => seconds.max(setting),
+        _ => setting,
     };
-    // The software's slow check gets its time unless the object says otherwise.
+    let startup_seconds = budget(
+        checks.startup_seconds,
+        policy::STARTUP_SECONDS,
+        settings.startup_seconds,
+    );
     let mut timings = settings.timings;
-    if let Some(seconds) = checks.timeout_seconds
-        && !settings.set_at_or_above(policy::TIMEOUT_SECONDS, evidence.own_layers)
-    {
-        timings.timeout_seconds = seconds;
-    }
-    let check = |kind: ProbeKind| match kind {
-        ProbeKind::Readiness => &checks.readiness,
-        ProbeKind::Liveness => &checks.liveness,
-        ProbeKind::Startup => &checks.startup,
-    };
+    timings.timeout_seconds = budget(
+        checks.timeout_seconds,
+        policy::TIMEOUT_SECONDS,
+        timings.timeout_seconds,
+    );
+    let Checks {
+        readiness,
+        liveness,
+        startup,
+        evidence: decided,
+        ..
+    } = checks;
+    // Each check is built into a probe at most once, so it moves rather than copies.
+    let mut pending = [Some(liveness), Some(readiness), Some(startup)];
+    let mut take = |kind: ProbeKind| pending[kind as usize].take();
     let mut added: Vec<(ProbeKind, Probe)> = missing
         .into_iter()
-        .map(|kind| (kind, build(kind, check(kind), timings, startup_seconds)))
+        .filter_map(|kind| Some((kind, build(kind, take(kind)?, timings, startup_seconds))))
         .collect();
     plan.held = hold_repeats(container, settings, &mut added);
     // An added liveness probe never runs before the container has started.
@@ -235,15 +245,12 @@ pub fn plan(
         && existing(container, ProbeKind::Startup).is_none()
         && injected(&added, ProbeKind::Startup).is_none()
     {
-        added.push((
-            ProbeKind::Startup,
-            build(
+        if let Some(check) = take(ProbeKind::Startup) {
+            added.push((
                 ProbeKind::Startup,
-                &checks.startup,
-                timings,
-                startup_seconds,
-            ),
-        ));
+                build(ProbeKind::Startup, check, timings, startup_seconds),
+            ));
+        }
     }
     for (kind, probe) in added {
         // A startup probe added to guard liveness shares its handler and its warning.
@@ -251,7 +258,7 @@ pub fn plan(
         let asked_http = settings.handler == Handler::Http
             && settings.path(kind).is_none()
             && matches!(
-                checks.evidence,
+                decided,
                 Decided::Workload | Decided::Namespace | Decided::Ports
             );
         if asked_http && probe.tcp_socket.is_some() && !guard {
@@ -264,7 +271,7 @@ pub fn plan(
         }
         plan.added.push((kind, probe));
     }
-    plan.evidence = Some(checks.evidence);
+    plan.evidence = Some(decided);
     plan
 }
 
@@ -321,13 +328,13 @@ fn from_settings(
             ProbeKind::Startup if settings.path(kind).is_none() => ProbeKind::Liveness,
             _ => kind,
         };
-        let tcp = Check::Tcp {
+        let tcp = || Check::Tcp {
             port: target.port.clone(),
         };
         if let Some(path) = settings.path(path_kind) {
             if !may_http(path_kind.path_key()) {
                 blocked = true;
-                return tcp;
+                return tcp();
             }
             used_settings = true;
             return Check::Http {
@@ -351,7 +358,7 @@ fn from_settings(
         if settings.handler == Handler::Grpc {
             if !may_grpc {
                 blocked = true;
-                return tcp;
+                return tcp();
             }
             used_settings = true;
             return Check::Grpc {
@@ -360,7 +367,7 @@ fn from_settings(
             };
         }
         // `http` without a path also lands here; the policy already warned about it.
-        tcp
+        tcp()
     };
     let readiness = check(ProbeKind::Readiness);
     let liveness = check(ProbeKind::Liveness);
@@ -498,7 +505,7 @@ fn startup_failure_threshold(timings: Timings, seconds: i32) -> i32 {
     i32::try_from(attempts).unwrap_or(i32::MAX)
 }
 
-fn build(kind: ProbeKind, check: &Check, timings: Timings, startup_seconds: i32) -> Probe {
+fn build(kind: ProbeKind, check: Check, timings: Timings, startup_seconds: i32) -> Probe {
     let mut probe = Probe {
         initial_delay_seconds: Some(timings.initial_delay_seconds),
         period_seconds: Some(timings.period_seconds),
@@ -515,28 +522,23 @@ fn build(kind: ProbeKind, check: &Check, timings: Timings, startup_seconds: i32)
     match check {
         Check::Http { port, path, scheme } => {
             probe.http_get = Some(HTTPGetAction {
-                path: Some(path.clone()),
-                port: port.clone(),
+                path: Some(path),
+                port,
                 scheme: Some(scheme.as_str().to_owned()),
                 ..HTTPGetAction::default()
             })
         }
-        Check::Tcp { port } => {
-            probe.tcp_socket = Some(TCPSocketAction {
-                port: port.clone(),
-                host: None,
-            })
-        }
+        Check::Tcp { port } => probe.tcp_socket = Some(TCPSocketAction { port, host: None }),
         Check::Grpc { port, service } => {
             probe.grpc = Some(GRPCAction {
-                port: *port,
-                service: service.clone(),
+                port,
+                service,
                 ..GRPCAction::default()
             })
         }
         Check::Exec { command } => {
             probe.exec = Some(ExecAction {
-                command: Some(command.clone()),
+                command: Some(command),
             })
         }
     }
