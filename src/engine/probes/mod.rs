@@ -166,7 +166,7 @@ impl Evidence<'_> {
     }
 
     /// Whether the object itself chose this container's port or handler.
-    fn from_object(&self, settings: &Settings) -> bool {
+    fn chosen_by_object(&self, settings: &Settings) -> bool {
         let port = self.port.is_some() && self.own(settings, policy::PORT);
         let handler = self.app && HANDLER_KEYS.iter().any(|key| self.own(settings, key));
         port || handler
@@ -190,7 +190,7 @@ pub fn plan(
     if missing.is_empty() {
         return plan;
     }
-    let from_object = evidence.from_object(settings);
+    let from_object = evidence.chosen_by_object(settings);
     let checks = match evidence.known.filter(|_| !from_object) {
         Some(known) => from_known(known),
         None => match target::find(container, flags, evidence, &mut plan.warnings) {
@@ -244,13 +244,12 @@ pub fn plan(
     if injected(&added, ProbeKind::Liveness).is_some()
         && existing(container, ProbeKind::Startup).is_none()
         && injected(&added, ProbeKind::Startup).is_none()
+        && let Some(check) = take(ProbeKind::Startup)
     {
-        if let Some(check) = take(ProbeKind::Startup) {
-            added.push((
-                ProbeKind::Startup,
-                build(ProbeKind::Startup, check, timings, startup_seconds),
-            ));
-        }
+        added.push((
+            ProbeKind::Startup,
+            build(ProbeKind::Startup, check, timings, startup_seconds),
+        ));
     }
     for (kind, probe) in added {
         // A startup probe added to guard liveness shares its handler and its warning.
