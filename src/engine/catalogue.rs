@@ -937,11 +937,26 @@ fn check_handler(field: &str, raw: RawCheck, ports: &[PortSpec]) -> Result<Check
             Some(s) => values::parse_scheme(s)
                 .map_err(|why| invalid(&format!("{field}.httpGet.scheme"), why))?,
         };
-        return Ok(Check::Http {
-            port: port("httpGet", http.port)?,
-            path,
-            scheme,
-        });
+        let port = port("httpGet", http.port)?;
+        // The entry's own ports say what they speak: no HTTP check on a database's port.
+        if let Some(spec) = declared(ports, &port) {
+            let fits = match scheme {
+                Scheme::Http => matches!(spec.protocol, Protocol::Http | Protocol::H2c),
+                Scheme::Https => spec.protocol == Protocol::Https,
+            };
+            if !fits {
+                return Err(invalid(
+                    &format!("{field}.httpGet"),
+                    format!(
+                        "an {} check on port {}, which speaks {}",
+                        scheme.as_str(),
+                        spec.port,
+                        spec.protocol
+                    ),
+                ));
+            }
+        }
+        return Ok(Check::Http { port, path, scheme });
     }
     if let Some(tcp) = raw.tcp_socket {
         return Ok(Check::Tcp {
@@ -956,6 +971,17 @@ fn check_handler(field: &str, raw: RawCheck, ports: &[PortSpec]) -> Result<Check
         let IntOrString::Int(number) = number else {
             return Err(invalid(&format!("{field}.grpc.port"), "must be a number"));
         };
+        if let Some(spec) = declared(ports, &IntOrString::Int(number))
+            && spec.protocol != Protocol::Grpc
+        {
+            return Err(invalid(
+                &format!("{field}.grpc"),
+                format!(
+                    "a gRPC check on port {number}, which speaks {}",
+                    spec.protocol
+                ),
+            ));
+        }
         return Ok(Check::Grpc {
             port: number,
             service: grpc.service.filter(|s| !s.is_empty()),
@@ -972,6 +998,14 @@ fn check_handler(field: &str, raw: RawCheck, ports: &[PortSpec]) -> Result<Check
         ));
     }
     Ok(Check::Exec { command })
+}
+
+/// The entry's port a handler names by number.
+fn declared<'p>(ports: &'p [PortSpec], port: &IntOrString) -> Option<&'p PortSpec> {
+    match port {
+        IntOrString::Int(n) => ports.iter().find(|p| p.port == *n),
+        IntOrString::String(_) => None,
+    }
 }
 
 fn check_when(raw: RawWhen) -> Result<When, Invalid> {

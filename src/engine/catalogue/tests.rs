@@ -274,6 +274,27 @@ fn invalid_entries_are_refused_naming_the_entry_and_field() {
         ),
         (
             Case {
+                name: "an HTTP check on a database port",
+                error: "mine.yaml: entry \"x\": readiness.httpGet: an HTTP check on port 5432, which speaks postgresql",
+            },
+            entry("  ports: [{port: 5432, protocol: postgresql}]\n  readiness: {httpGet: {port: 5432, path: /ready}}\n"),
+        ),
+        (
+            Case {
+                name: "an HTTPS check on a plain HTTP port",
+                error: "mine.yaml: entry \"x\": liveness.httpGet: an HTTPS check on port 80, which speaks http",
+            },
+            entry("  ports: [{port: 80, protocol: http}]\n  readiness: {tcpSocket: {port: 80}}\n  liveness: {httpGet: {port: 80, path: /live, scheme: HTTPS}}\n"),
+        ),
+        (
+            Case {
+                name: "a gRPC check on an HTTP port",
+                error: "mine.yaml: entry \"x\": readiness.grpc: a gRPC check on port 80, which speaks http",
+            },
+            entry("  ports: [{port: 80, protocol: http}]\n  readiness: {grpc: {port: 80}}\n"),
+        ),
+        (
+            Case {
                 name: "a protocol probegate does not know",
                 error: "mine.yaml: entry \"x\": ports[0].protocol: \"gopher\" is not a protocol probegate knows",
             },
