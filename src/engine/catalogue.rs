@@ -389,11 +389,29 @@ impl Catalogue {
         &self.entries
     }
 
-    /// The publisher of `image`, when it is one whose software the catalogue knows
-    /// (`bitnami/haproxy` with no entry of its own): other people's software, whose
-    /// endpoints a namespace's paths do not describe.
-    pub fn publisher_of<'i>(&self, image: &'i str) -> Option<&'i str> {
+    /// Whose software `image` is, when the catalogue knows it is someone else's: the entry
+    /// it matches but whose conditions the container does not meet (`elasticsearch:7.17`
+    /// where the entry needs 8.0), or a publisher whose other software it knows
+    /// (`bitnami/haproxy`, which has no entry of its own). A namespace's paths do not
+    /// describe other people's endpoints.
+    pub fn publisher_of<'s>(&'s self, image: &'s str) -> Option<&'s str> {
         let parsed = Image::parse(image);
+        // Software the catalogue has an entry for, whose conditions this container does not
+        // meet (an older version, a flag it lacks): still someone else's software.
+        let last = parsed.last_segment();
+        let ending = if last.bytes().any(|b| b.is_ascii_uppercase()) {
+            self.entries_ending(&last.to_ascii_lowercase())
+        } else {
+            self.entries_ending(last)
+        };
+        if let Some(entry) = ending
+            .into_iter()
+            .flatten()
+            .map(|&index| &self.entries[index])
+            .find(|entry| entry.images.iter().any(|p| p.matches(&parsed)))
+        {
+            return Some(&entry.name);
+        }
         let registry = parsed.name.len() > parsed.path.len();
         if registry {
             let host = &parsed.name[..parsed.name.len() - parsed.path.len() - 1];

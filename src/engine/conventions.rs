@@ -100,8 +100,20 @@ impl SpringBoot {
     const PROBES_FLAG: &'static str = "management.endpoint.health.probes.enabled";
     pub const PORT_VARIABLES: [&'static str; 2] = ["MANAGEMENT_SERVER_PORT", "SERVER_PORT"];
     const PORT_FLAGS: [&'static str; 2] = ["management.server.port", "server.port"];
+    /// Settings that move the actuator's endpoints off `/actuator/health/...`.
+    const PATH_VARIABLES: [&'static str; 2] = [
+        "MANAGEMENT_ENDPOINTS_WEB_BASE_PATH",
+        "SERVER_SERVLET_CONTEXT_PATH",
+    ];
+    const PATH_FLAGS: [&'static str; 2] = [
+        "management.endpoints.web.base-path",
+        "server.servlet.context-path",
+    ];
 
-    /// The port the probe groups are served on, when the manifest turns them on.
+    /// The port the probe groups are served on, when the manifest turns them on. The first
+    /// setting present decides: a management port that does not read (`$(PORT)`, or `-1`,
+    /// which turns the endpoints off) is no reason to probe the server port instead. A base
+    /// path or context path moves the endpoints where this rule does not follow.
     pub fn port(container: &Container, flags: &[Flag<'_>]) -> Option<u16> {
         // The last of a repeated variable wins, as the kubelet sets them.
         let variable = |name: &str| {
@@ -114,24 +126,28 @@ impl SpringBoot {
         let on = flag(Self::PROBES_FLAG)
             .and_then(Flag::as_bool)
             .or_else(|| variable(Self::PROBES_VARIABLE).and_then(command_line::parse_bool))?;
-        if !on {
+        let moved_paths = Self::PATH_VARIABLES
+            .iter()
+            .any(|v| variable(v).is_some_and(|p| !p.is_empty() && p != "/"))
+            || Self::PATH_FLAGS.iter().any(|f| flag(f).is_some());
+        if !on || moved_paths {
             return None;
         }
-        let port = Self::PORT_FLAGS
+        let setting = Self::PORT_FLAGS
             .iter()
             .zip(Self::PORT_VARIABLES)
-            .find_map(|(f, v)| {
-                flag(f)
-                    .and_then(Flag::value)
-                    .or_else(|| variable(v))
-                    .and_then(command_line::listen_port)
-            });
-        Some(port.unwrap_or(Self::DEFAULT_PORT))
+            .find_map(|(f, v)| flag(f).map(|f| f.value()).or_else(|| variable(v).map(Some)));
+        match setting {
+            None => Some(Self::DEFAULT_PORT),
+            Some(value) => value.and_then(command_line::listen_port),
+        }
     }
 
     /// Whether the Spring Boot rule reads the variable `name`.
     pub fn reads_variable(name: &str) -> bool {
-        name == Self::PROBES_VARIABLE || Self::PORT_VARIABLES.contains(&name)
+        name == Self::PROBES_VARIABLE
+            || Self::PORT_VARIABLES.contains(&name)
+            || Self::PATH_VARIABLES.contains(&name)
     }
 }
 
@@ -252,6 +268,31 @@ mod tests {
                 name: "probes turned off",
                 args: &[],
                 env: &[("MANAGEMENT_ENDPOINT_HEALTH_PROBES_ENABLED", "false")],
+                port: None,
+            },
+            Case {
+                name: "a management port that does not read is not the server port",
+                args: &[],
+                env: &[
+                    ("MANAGEMENT_ENDPOINT_HEALTH_PROBES_ENABLED", "true"),
+                    ("MANAGEMENT_SERVER_PORT", "$(MGMT_PORT)"),
+                    ("SERVER_PORT", "8000"),
+                ],
+                port: None,
+            },
+            Case {
+                name: "a moved base path is not followed",
+                args: &[],
+                env: &[
+                    ("MANAGEMENT_ENDPOINT_HEALTH_PROBES_ENABLED", "true"),
+                    ("MANAGEMENT_ENDPOINTS_WEB_BASE_PATH", "/manage"),
+                ],
+                port: None,
+            },
+            Case {
+                name: "a context path is not followed",
+                args: &["--server.servlet.context-path=/orders"],
+                env: &[("MANAGEMENT_ENDPOINT_HEALTH_PROBES_ENABLED", "true")],
                 port: None,
             },
             Case {

@@ -109,12 +109,8 @@ pub fn known(
             });
             return finding;
         }
-        Some(Err(why)) => {
-            finding.steps.push(|| why.clone());
-            finding
-                .warnings
-                .push(format!("{why} (set probegate.io/port to choose the port)"));
-        }
+        // The port choice that follows says so in a warning.
+        Some(Err(why)) => finding.steps.push(|| why),
         None => finding
             .steps
             .push(|| format!("no health server flag ({})", conventions::flag_list())),

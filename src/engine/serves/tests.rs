@@ -340,6 +340,19 @@ fn namespace_paths_only_where_the_port_may_speak_http() {
             evidence: "publisher=bitnami",
         },
         Case {
+            name: "known software whose entry's conditions it does not meet",
+            namespace: PATHS,
+            pod_annotations: json!({}),
+            container: container(
+                "registry.corp/mirror/traefik:v3.1.0",
+                json!([{"name": "http", "containerPort": 8080}]),
+            ),
+            services: vec![],
+            readiness: "tcp:http",
+            liveness: "-",
+            evidence: "publisher=traefik",
+        },
+        Case {
             name: "the workload's own path applies whatever the port",
             namespace: &[],
             pod_annotations: json!({"probegate.io/readiness-path": "/ready"}),
