@@ -10,6 +10,7 @@ use arc_swap::{ArcSwap, Guard};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use crate::engine::catalogue::{Catalogue, CatalogueError};
@@ -24,6 +25,8 @@ pub enum CatalogueFileError {
         #[source]
         source: std::io::Error,
     },
+    #[error("the catalogue {path} is not UTF-8 text: {why}")]
+    NotText { path: String, why: String },
     #[error(transparent)]
     Invalid(#[from] CatalogueError),
 }
@@ -39,9 +42,17 @@ fn read(path: &Path) -> Result<(Catalogue, Vec<u8>), CatalogueFileError> {
         path: path.display().to_string(),
         source,
     })?;
-    let text = String::from_utf8_lossy(&bytes);
-    let catalogue = Catalogue::with_user_file(&path.display().to_string(), &text)?;
+    let catalogue = parse_bytes(path, &bytes)?;
     Ok((catalogue, bytes))
+}
+
+fn parse_bytes(path: &Path, bytes: &[u8]) -> Result<Catalogue, CatalogueFileError> {
+    let file = path.display().to_string();
+    let text = std::str::from_utf8(bytes).map_err(|error| CatalogueFileError::NotText {
+        path: file.clone(),
+        why: error.to_string(),
+    })?;
+    Ok(Catalogue::with_user_file(&file, text)?)
 }
 
 /// The catalogue in service, swapped atomically on reload.
@@ -93,15 +104,17 @@ impl Reloadable for CatalogueStore {
         };
         let bytes = match std::fs::read(path) {
             Ok(bytes) => bytes,
-            // Mid-swap a ConfigMap's file can be briefly missing; the next event or poll
-            // tries again.
+            // Mid-swap a ConfigMap's file is briefly missing: not a refusal; the next event
+            // or poll reads it.
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Reload::Unchanged;
+            }
             Err(error) => return Reload::Refused(error.to_string()),
         };
         if !self.last_seen.changed(&[&bytes]) {
             return Reload::Unchanged;
         }
-        let text = String::from_utf8_lossy(&bytes);
-        match Catalogue::with_user_file(&path.display().to_string(), &text) {
+        match parse_bytes(path, &bytes) {
             Ok(catalogue) => {
                 self.current.store(Arc::new(catalogue));
                 Reload::Reloaded
@@ -113,6 +126,14 @@ impl Reloadable for CatalogueStore {
     fn count(metrics: &Metrics, success: bool) {
         metrics.catalogue.reload(success);
     }
+
+    fn log_reloaded(&self) {
+        tracing::info!(file = %self.files()[0].display(), entries = self.load().entries().len(), "catalogue reloaded");
+    }
+
+    fn log_refused(&self, reason: &str) {
+        tracing::warn!(%reason, "new catalogue refused; keeping the one in service");
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -120,21 +141,30 @@ struct ResultLabels {
     result: &'static str,
 }
 
-/// `probegate_catalogue_reloads_total{result}`.
+/// `probegate_catalogue_reloads_total{result}`, and `probegate_catalogue_reload_failing`:
+/// 1 while the file on disk is refused, so the catalogue in service is an older one (and a
+/// restart would refuse to start), 0 once one loads.
 #[derive(Debug)]
 pub struct CatalogueMetrics {
     reloads: Family<ResultLabels, Counter>,
+    failing: Gauge,
 }
 
 impl CatalogueMetrics {
     pub fn register(registry: &mut Registry) -> CatalogueMetrics {
         let metrics = CatalogueMetrics {
             reloads: Family::default(),
+            failing: Gauge::default(),
         };
         registry.register(
             "catalogue_reloads",
             "Reloads of the --catalogue file, by result (success, failure)",
             metrics.reloads.clone(),
+        );
+        registry.register(
+            "catalogue_reload_failing",
+            "1 while the --catalogue file on disk is refused and an older one serves",
+            metrics.failing.clone(),
         );
         metrics
     }
@@ -142,5 +172,6 @@ impl CatalogueMetrics {
     pub fn reload(&self, success: bool) {
         let result = if success { "success" } else { "failure" };
         self.reloads.get_or_create(&ResultLabels { result }).inc();
+        self.failing.set(i64::from(!success));
     }
 }

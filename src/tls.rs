@@ -121,6 +121,14 @@ pub trait Reloadable: Send + Sync + 'static {
     fn count(metrics: &Metrics, success: bool) {
         metrics.tls.certificate_reload(Self::KIND, success);
     }
+    /// Says in the log that new files are in service.
+    fn log_reloaded(&self) {
+        tracing::info!(certificate = Self::KIND, file = %self.files()[0].display(), "certificate reloaded");
+    }
+    /// Says in the log that new files were refused and the old ones stay.
+    fn log_refused(&self, reason: &str) {
+        tracing::warn!(%reason, certificate = Self::KIND, "new certificate refused; keeping the one in service");
+    }
 }
 
 /// Remembers the contents last tried, so one bad file set is refused once, not every poll.
@@ -257,11 +265,11 @@ pub async fn watch<R: Reloadable>(store: Arc<R>, metrics: Arc<Metrics>, poll: Du
             Reload::Unchanged => {}
             Reload::Reloaded => {
                 R::count(&metrics, true);
-                tracing::info!(files = R::KIND, file = %store.files()[0].display(), "reloaded");
+                store.log_reloaded();
             }
             Reload::Refused(reason) => {
                 R::count(&metrics, false);
-                tracing::warn!(%reason, files = R::KIND, "new files refused; keeping the ones in service");
+                store.log_refused(&reason);
             }
         }
     }

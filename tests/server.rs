@@ -1541,6 +1541,7 @@ async fn the_binary_serves_a_users_catalogue_and_reloads_it_when_it_changes() {
         r#"probegate_catalogue_reloads_total{result="success"} 1"#,
     )
     .await;
+    wait_for_metric(&serve, "probegate_catalogue_reload_failing 0").await;
     assert_eq!(payments_answer(&serve).await.0, "/v2/health");
 
     // A file that does not validate is refused, said in the log, and the catalogue in
@@ -1551,6 +1552,7 @@ async fn the_binary_serves_a_users_catalogue_and_reloads_it_when_it_changes() {
         r#"probegate_catalogue_reloads_total{result="failure"} 1"#,
     )
     .await;
+    wait_for_metric(&serve, "probegate_catalogue_reload_failing 1").await;
     assert_eq!(payments_answer(&serve).await.0, "/v2/health");
     serve.sigterm();
     assert!(serve.exited(Duration::from_secs(30)).await.success());
