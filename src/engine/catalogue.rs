@@ -270,11 +270,10 @@ const PROJECT_REGISTRIES: [&str; 2] = ["registry.k8s.io", "k8s.gcr.io"];
 static BUILTIN_CATALOGUE: LazyLock<Arc<Catalogue>> = LazyLock::new(|| {
     let mut entries = Vec::new();
     for (file, text) in BUILTIN {
-        match parse(file, text) {
-            Ok(parsed) => entries.extend(parsed),
-            // The built-in files are checked by `cargo test`; a release with a broken one
-            // still starts, and says so on every use of `probegate catalogue`.
-            Err(error) => tracing::error!(%error, "built-in catalogue entry refused"),
+        // `cargo test` holds every built-in file valid (`every_builtin_file_validates`); the
+        // engine does no I/O, so it has nowhere to say more.
+        if let Ok(parsed) = parse(file, text) {
+            entries.extend(parsed);
         }
     }
     Arc::new(Catalogue::from_entries(entries).unwrap_or_default())
