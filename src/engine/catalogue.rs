@@ -726,7 +726,14 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Entry>, CatalogueError> {
             field: field.to_owned(),
             why,
         };
-        let raw = RawEntry::deserialize(item).map_err(|e| fail("(schema)", e.to_string()))?;
+        // The path names the field, `readiness.httpGet.port`, where serde alone names none.
+        let raw: RawEntry = serde_path_to_error::deserialize(item).map_err(|e| {
+            let field = match e.path().to_string() {
+                path if path == "." => "(entry)".to_owned(),
+                path => path,
+            };
+            fail(&field, e.into_inner().to_string())
+        })?;
         let entry = check_entry(file, raw).map_err(|(field, why)| fail(&field, why))?;
         if entries.iter().any(|e| e.name == entry.name) {
             return Err(fail(

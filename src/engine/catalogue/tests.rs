@@ -303,9 +303,23 @@ fn invalid_entries_are_refused_naming_the_entry_and_field() {
         (
             Case {
                 name: "an unknown field",
-                error: "mine.yaml: entry \"x\": (schema): unknown field `timeout`",
+                error: "mine.yaml: entry \"x\": timeout: unknown field `timeout`",
             },
             entry("  timeout: 3\n  readiness: {exec: {command: [a]}}\n"),
+        ),
+        (
+            Case {
+                name: "a number written as text",
+                error: "mine.yaml: entry \"x\": startupSeconds: invalid type: string \"600\", expected i64",
+            },
+            entry("  startupSeconds: \"600\"\n  readiness: {exec: {command: [a]}}\n"),
+        ),
+        (
+            Case {
+                name: "an unknown field inside a handler",
+                error: "mine.yaml: entry \"x\": readiness.httpGet.host: unknown field `host`",
+            },
+            entry("  ports: [{port: 80, protocol: http}]\n  readiness: {httpGet: {port: 80, path: /r, host: a}}\n"),
         ),
         (
             Case {
