@@ -62,6 +62,14 @@ fn audit_answers_what_mutate_answers() {
             })
             .collect();
         let include_excluded = args.iter().any(|a| a == "--include-excluded-namespaces");
+        // `--catalogue FILE`, as the audit is given it.
+        let catalogue = args
+            .windows(2)
+            .find(|w| w[0] == "--catalogue")
+            .map(|w| probegate::catalogue_file::load(&case.join(&w[1])).unwrap());
+        let catalogue = catalogue
+            .as_ref()
+            .unwrap_or_else(|| probegate::engine::catalogue::Catalogue::builtin());
         let out = Command::new(env!("CARGO_BIN_EXE_probegate"))
             .current_dir(&case)
             .args(["mutate", "-f", "input.yaml", "-o", "json"])
@@ -148,12 +156,7 @@ fn audit_answers_what_mutate_answers() {
             let findings = if changes::is_judged(&workload) {
                 changes::findings(
                     &workload,
-                    &changes::judge(
-                        &workload,
-                        &layers,
-                        &services,
-                        probegate::engine::catalogue::Catalogue::builtin(),
-                    ),
+                    &changes::judge(&workload, &layers, &services, catalogue),
                 )
             } else {
                 Vec::new()
