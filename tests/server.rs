@@ -145,7 +145,7 @@ async fn deployment_gets_namespace_paths_and_its_gates_and_dry_run_answers_the_s
     );
     assert_eq!(
         template["metadata"]["annotations"]["probegate.io/injected"],
-        "web=liveness,readiness,startup;gates=1"
+        "web=liveness,readiness,startup;evidence=web(namespace);gates=1"
     );
     assert!(real["response"]["warnings"].is_null());
 }
@@ -1224,15 +1224,21 @@ async fn the_binary_keeps_serving_through_the_shutdown_delay_then_exits_0() {
         .unwrap();
     assert_eq!(before.status, 200);
     assert_eq!(probe_paths(&before), (json!("/live"), json!("/ready")));
-    assert!(
-        serve
-            .logs
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|l| l["message"] == "review"),
-        "--log-level debug logs each review"
-    );
+    // The log is read on another thread: the line may land just after the answer.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !serve
+        .logs
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l["message"] == "review")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "--log-level debug logs each review"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     serve.sigterm();
     let deadline = Instant::now() + Duration::from_secs(10);
