@@ -387,3 +387,17 @@ fn two_unconditional_entries_on_one_image_are_refused() {
         "mine.yaml: entries \"a\" and \"b\" both match image \"x/y\" without a condition; give one a `when` or remove one"
     );
 }
+
+#[test]
+fn a_users_entry_wins_over_a_built_in_one_for_the_same_image() {
+    // Another name, the same image as the built-in `prometheus`: the user's comes first.
+    let text = "- name: our-prometheus\n  images: [prom/prometheus]\n  ports: [{port: 9090, protocol: http}]\n  readiness: {httpGet: {port: 9090, path: /-/ready}}\n  liveness: {tcpSocket: {port: 9090}}\n  source: https://wiki.corp/prometheus\n";
+    let catalogue = Catalogue::with_user_file("mine.yaml", text).unwrap();
+    let c = container("PROM/Prometheus:v2.53.0", &[], &[]);
+    assert_eq!(
+        find(&catalogue, &c),
+        Some("our-prometheus"),
+        "case is ignored too"
+    );
+    assert_eq!(find(Catalogue::builtin(), &c), Some("prometheus"));
+}
