@@ -650,12 +650,7 @@ fn step_each_container_gets_what_its_software_serves(kubectl: &Kubectl) {
             "tcpSocket:tcp-postgresql",
             "postgres(catalogue=postgresql)",
         ),
-        (
-            &redis,
-            "tcpSocket:6379",
-            "-",
-            "redis(port=redis(number 6379))",
-        ),
+        (&redis, "tcpSocket:6379", "-", "redis(catalogue=redis)"),
         (
             &greeter,
             "tcpSocket:grpc",

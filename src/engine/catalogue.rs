@@ -40,6 +40,10 @@ const BUILTIN: &[(&str, &str)] = &[
         "catalogue/web-apps.yaml",
         include_str!("../../catalogue/web-apps.yaml"),
     ),
+    (
+        "catalogue/official-images.yaml",
+        include_str!("../../catalogue/official-images.yaml"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq)]

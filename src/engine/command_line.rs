@@ -110,9 +110,11 @@ pub fn parse_bool(value: &str) -> Option<bool> {
     }
 }
 
-/// The port of a listen address: `:8081`, `0.0.0.0:8081`, `[::]:8081` or `8081`.
-/// `0` (listener off) and anything unparsable give `None`.
+/// The port of a listen address: `:8081`, `0.0.0.0:8081`, `[::]:8081`, `8081`, or a URL
+/// (`http://0.0.0.0:2381`, as etcd takes them). `0` (listener off) and anything unparsable
+/// give `None`.
 pub fn listen_port(address: &str) -> Option<u16> {
+    let address = without_scheme(address);
     let port = match address.rsplit_once(':') {
         Some((_, port)) => port,
         None => address,
@@ -122,9 +124,17 @@ pub fn listen_port(address: &str) -> Option<u16> {
 
 /// A listen address only the pod itself can reach: the kubelet probes the pod IP.
 pub fn is_loopback(address: &str) -> bool {
+    let address = without_scheme(address);
     let host = address.rsplit_once(':').map_or("", |(host, _)| host);
     let host = host.trim_start_matches('[').trim_end_matches(']');
     host == "localhost" || host == "::1" || host.starts_with("127.")
+}
+
+/// `http://host:port/` as `host:port`.
+fn without_scheme(address: &str) -> &str {
+    let rest = address.split_once("://").map_or(address, |(_, rest)| rest);
+    rest.split_once('/')
+        .map_or(rest, |(authority, _)| authority)
 }
 
 #[cfg(test)]
@@ -284,6 +294,16 @@ mod tests {
                 port: None,
             },
             Case {
+                name: "a URL, as etcd takes them",
+                address: "http://0.0.0.0:2381",
+                port: Some(2381),
+            },
+            Case {
+                name: "a URL with a path",
+                address: "https://[::]:8443/metrics",
+                port: Some(8443),
+            },
+            Case {
                 name: "an empty address",
                 address: "",
                 port: None,
@@ -306,6 +326,7 @@ mod tests {
             "localhost:8081",
             "[::1]:8081",
             "127.1.2.3:1",
+            "http://127.0.0.1:2381",
         ] {
             assert!(is_loopback(address), "{address}");
         }

@@ -155,10 +155,21 @@ fn from_entry(entry: &Entry, container: &Container, flags: &[Flag<'_>]) -> Resul
         let Some(flag) = flags.iter().rfind(|f| spec.flags.contains(&f.name)) else {
             return Ok(number);
         };
-        // Traefik writes entry points as `:9000/tcp`.
-        let address = flag
-            .value()
-            .map(|v| v.split_once('/').map_or(v, |(address, _)| address));
+        // Traefik writes entry points as `:9000/tcp`; etcd takes a list of URLs, of which
+        // the first the kubelet can reach is the one to probe.
+        let address = flag.value().map(|value| {
+            let mut addresses = value.split(',').map(str::trim).map(|a| {
+                if a.contains("://") {
+                    a
+                } else {
+                    a.split_once('/').map_or(a, |(address, _)| address)
+                }
+            });
+            let first = addresses.clone().next().unwrap_or(value);
+            addresses
+                .find(|a| !command_line::is_loopback(a))
+                .unwrap_or(first)
+        });
         match address {
             Some(address) if command_line::is_loopback(address) => Err(format!(
                 "{} listens on loopback only, which the kubelet cannot reach",

@@ -533,6 +533,27 @@ fn an_entry_does_not_apply_where_its_probe_would_land_on_nothing() {
         // Probed on the port alone: the record lists no evidence for it.
         assert!(!record.contains("evidence="), "{}: {record}", case.name);
     }
+    // A list of URLs (etcd's flags): the first the kubelet can reach is probed, and a list
+    // of loopback URLs only keeps the entry off.
+    let etcd = |urls: &str| Case {
+        name: "etcd's metrics URLs",
+        namespace: &[],
+        pod_annotations: json!({}),
+        container: json!({"name": "c", "image": "quay.io/coreos/etcd:v3.5.15",
+            "args": [format!("--listen-metrics-urls={urls}")],
+            "ports": [{"name": "client", "containerPort": 2379}]}),
+        services: vec![],
+        readiness: "",
+        liveness: "",
+        evidence: "",
+    };
+    let (readiness, _, record, _) = run(
+        &etcd("http://127.0.0.1:2381,http://0.0.0.0:8080"),
+        Catalogue::builtin(),
+    );
+    assert_eq!(readiness, "http:8080/readyz", "{record}");
+    let (readiness, _, record, _) = run(&etcd("http://127.0.0.1:2381"), Catalogue::builtin());
+    assert_eq!(readiness, "tcp:client", "{record}");
     // A moved port with a protocol suffix (Traefik's entry points) is still read.
     let traefik = Case {
         name: "an address with a protocol suffix",
