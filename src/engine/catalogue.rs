@@ -44,6 +44,10 @@ const BUILTIN: &[(&str, &str)] = &[
         "catalogue/official-images.yaml",
         include_str!("../../catalogue/official-images.yaml"),
     ),
+    (
+        "catalogue/kubernetes-addons-2.yaml",
+        include_str!("../../catalogue/kubernetes-addons-2.yaml"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq)]
