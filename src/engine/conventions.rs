@@ -154,21 +154,12 @@ impl SpringBoot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::EnvVar;
 
     fn container(args: &[&str], env: &[(&str, &str)]) -> Container {
         Container {
             name: "app".into(),
             args: Some(args.iter().map(|s| s.to_string()).collect()),
-            env: Some(
-                env.iter()
-                    .map(|(n, v)| EnvVar {
-                        name: n.to_string(),
-                        value: Some(v.to_string()),
-                        value_from: None,
-                    })
-                    .collect(),
-            ),
+            env: crate::engine::test_support::variables(env),
             ..Container::default()
         }
     }

@@ -17,6 +17,8 @@ pub mod readiness_gates;
 mod record;
 pub mod serves;
 pub mod services;
+#[cfg(test)]
+mod test_support;
 
 use std::collections::BTreeMap;
 

@@ -25,14 +25,7 @@ fn run_among(
     layers: &[&BTreeMap<String, String>],
     services: &[Value],
 ) -> (Mutation, Value) {
-    let services: Vec<ServiceEvidence> = services
-        .iter()
-        .map(|s| {
-            serde_json::from_value::<k8s_openapi::api::core::v1::Service>(s.clone())
-                .unwrap()
-                .into()
-        })
-        .collect();
+    let services = super::test_support::service_evidence(services);
     let services: Vec<&ServiceEvidence> = services.iter().collect();
     let mutation = mutate(
         &decode(object),

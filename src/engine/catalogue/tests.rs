@@ -5,15 +5,7 @@ fn container(image: &str, args: &[&str], env: &[(&str, &str)]) -> Container {
         name: "c".into(),
         image: Some(image.into()),
         args: Some(args.iter().map(|s| s.to_string()).collect()),
-        env: Some(
-            env.iter()
-                .map(|(n, v)| k8s_openapi::api::core::v1::EnvVar {
-                    name: n.to_string(),
-                    value: Some(v.to_string()),
-                    value_from: None,
-                })
-                .collect(),
-        ),
+        env: crate::engine::test_support::variables(env),
         ..Container::default()
     }
 }

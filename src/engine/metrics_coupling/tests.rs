@@ -1,7 +1,6 @@
 use super::*;
 use k8s_openapi::api::core::v1::{
-    ContainerPort, EnvVar, GRPCAction, HTTPGetAction, Service, ServicePort, ServiceSpec,
-    TCPSocketAction,
+    ContainerPort, GRPCAction, HTTPGetAction, Service, ServicePort, ServiceSpec, TCPSocketAction,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
@@ -9,15 +8,7 @@ fn container(args: &[&str], env: &[(&str, &str)], ports: &[(&str, i32)]) -> Cont
     Container {
         name: "ctl".into(),
         args: Some(args.iter().map(|s| s.to_string()).collect()),
-        env: Some(
-            env.iter()
-                .map(|(n, v)| EnvVar {
-                    name: n.to_string(),
-                    value: Some(v.to_string()),
-                    value_from: None,
-                })
-                .collect(),
-        ),
+        env: crate::engine::test_support::variables(env),
         ports: Some(
             ports
                 .iter()

@@ -72,15 +72,7 @@ fn run(case: &Case, catalogue: &Catalogue) -> (String, String, String, String) {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    let services: Vec<ServiceEvidence> = case
-        .services
-        .iter()
-        .map(|s| {
-            serde_json::from_value::<k8s_openapi::api::core::v1::Service>(s.clone())
-                .unwrap()
-                .into()
-        })
-        .collect();
+    let services = crate::engine::test_support::service_evidence(&case.services);
     let services: Vec<&ServiceEvidence> = services.iter().collect();
     let mutation = mutate(
         &workload,
