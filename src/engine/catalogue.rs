@@ -405,13 +405,8 @@ impl Catalogue {
         let parsed = Image::parse(image);
         // Software the catalogue has an entry for, whose conditions this container does not
         // meet (an older version, a flag it lacks): still someone else's software.
-        let last = parsed.last_segment();
-        let ending = if last.bytes().any(|b| b.is_ascii_uppercase()) {
-            self.entries_ending(&last.to_ascii_lowercase())
-        } else {
-            self.entries_ending(last)
-        };
-        if let Some(entry) = ending
+        if let Some(entry) = self
+            .entries_ending(parsed.last_segment())
             .into_iter()
             .flatten()
             .map(|&index| &self.entries[index])
@@ -431,12 +426,7 @@ impl Catalogue {
         }
         let (before, _) = parsed.path.rsplit_once('/')?;
         let publisher = before.rsplit('/').next().unwrap_or(before);
-        let known = if publisher.bytes().any(|b| b.is_ascii_uppercase()) {
-            sorted_contains(&self.publishers, &publisher.to_ascii_lowercase())
-        } else {
-            sorted_contains(&self.publishers, publisher)
-        };
-        known.then_some(publisher)
+        sorted_contains(&self.publishers, &lower_case(publisher)).then_some(publisher)
     }
 
     /// The entry for a container running `image`: the most specific pattern that matches;
@@ -444,13 +434,7 @@ impl Catalogue {
     /// Entries whose `when` does not hold are skipped.
     pub fn find(&self, image: &str, container: &ContainerFacts<'_>) -> Option<&Entry> {
         let image = Image::parse(image);
-        let last = image.last_segment();
-        // Keys are lower case, as most references are; only others pay for a copy.
-        let by_segment = if last.bytes().any(|b| b.is_ascii_uppercase()) {
-            self.entries_ending(&last.to_ascii_lowercase())
-        } else {
-            self.entries_ending(last)
-        };
+        let by_segment = self.entries_ending(image.last_segment());
         let candidates = by_segment.into_iter().flatten().chain(&self.under);
         let mut best: Option<(usize, bool, usize)> = None;
         for &index in candidates {
@@ -477,10 +461,11 @@ impl Catalogue {
 }
 
 impl Catalogue {
-    /// The entries with a pattern whose last segment is `last` (lower case).
+    /// The entries with a pattern whose last segment is `last`, in any case.
     fn entries_ending(&self, last: &str) -> Option<&Vec<usize>> {
+        let last = lower_case(last);
         self.by_last_segment
-            .binary_search_by(|(key, _)| (**key).cmp(last))
+            .binary_search_by(|(key, _)| (**key).cmp(&*last))
             .ok()
             .map(|at| &self.by_last_segment[at].1)
     }
@@ -601,6 +586,15 @@ pub fn table(catalogue: &Catalogue) -> String {
 pub fn reads_variable(name: &str) -> bool {
     let catalogue = Catalogue::builtin();
     catalogue.variable_filter & filter_bit(name) != 0 && sorted_contains(&catalogue.variables, name)
+}
+
+/// Keys are kept in lower case, as most references are written; only others pay for a copy.
+fn lower_case(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.bytes().any(|b| b.is_ascii_uppercase()) {
+        text.to_ascii_lowercase().into()
+    } else {
+        text.into()
+    }
 }
 
 fn sorted_contains(sorted: &[Box<str>], wanted: &str) -> bool {
