@@ -130,7 +130,7 @@ pub fn is_loopback(address: &str) -> bool {
     host == "localhost" || host == "::1" || host.starts_with("127.")
 }
 
-/// `http://host:port/` as `host:port`.
+/// `http://host:port/` as `host:port`; also Traefik's `:9000/tcp` as `:9000`.
 fn without_scheme(address: &str) -> &str {
     let rest = address.split_once("://").map_or(address, |(_, rest)| rest);
     rest.split_once('/')

@@ -7,7 +7,7 @@
 use k8s_openapi::api::core::v1::Container;
 
 use super::command_line::{self, Flag};
-use crate::policy::Scheme;
+use crate::policy::{ProbeKind, Scheme};
 
 /// A health server a flag declares: where it listens is the flag's value.
 #[derive(Debug, PartialEq, Eq)]
@@ -19,6 +19,16 @@ pub struct HealthServer {
     pub scheme: Scheme,
     /// Where the flag and its endpoints are documented.
     pub source: &'static str,
+}
+
+impl HealthServer {
+    /// The path a probe of `kind` checks: startup guards liveness, so it checks the same.
+    pub fn path(&self, kind: ProbeKind) -> &'static str {
+        match kind {
+            ProbeKind::Readiness => self.readiness,
+            ProbeKind::Liveness | ProbeKind::Startup => self.liveness,
+        }
+    }
 }
 
 /// The flags, most common first; the first one a command line has decides.

@@ -9,6 +9,7 @@ use super::catalogue::{Catalogue, Check, ContainerFacts, Entry};
 use super::command_line::{self, Flag};
 use super::conventions::{self, SpringBoot};
 use super::plan::Evidence;
+use super::ports;
 use crate::policy::Scheme;
 
 /// The checks a container's software answers, and what says so.
@@ -29,7 +30,6 @@ pub struct Known {
 /// What decided, or why nothing did.
 pub struct Finding {
     pub known: Option<Known>,
-    pub warnings: Vec<String>,
     /// One line per step, for `mutate --explain`; kept only when asked for, so a review
     /// builds none of them.
     pub steps: Steps,
@@ -60,7 +60,6 @@ pub fn known(
 ) -> Finding {
     let mut finding = Finding {
         known: None,
-        warnings: Vec::new(),
         steps: Steps(explain.then(Vec::new)),
     };
     let image = container.image.as_deref().unwrap_or_default();
@@ -95,18 +94,16 @@ pub fn known(
                 format!(
                     "--{} declares a health server on port {} ({})",
                     server.flag,
-                    port_text(&port),
+                    ports::text(&port),
                     server.source
                 )
             });
-            finding.known = Some(Known {
-                evidence: Evidence::Flag(server.flag),
-                readiness: http(&port, server.readiness, server.scheme),
-                liveness: Some(http(&port, server.liveness, server.scheme)),
-                listener: None,
-                startup_seconds: None,
-                timeout_seconds: None,
-            });
+            finding.known = Some(Known::http(
+                Evidence::Flag(server.flag),
+                &port,
+                [server.readiness, server.liveness],
+                server.scheme,
+            ));
             return finding;
         }
         // The port choice that follows says so in a warning.
@@ -120,17 +117,15 @@ pub fn known(
         finding.steps.push(|| {
             format!(
                 "Spring Boot's probe groups are on, served on port {}",
-                port_text(&port)
+                ports::text(&port)
             )
         });
-        finding.known = Some(Known {
-            evidence: Evidence::Convention(SpringBoot::NAME),
-            readiness: http(&port, SpringBoot::READINESS, Scheme::Http),
-            liveness: Some(http(&port, SpringBoot::LIVENESS, Scheme::Http)),
-            listener: None,
-            startup_seconds: None,
-            timeout_seconds: None,
-        });
+        finding.known = Some(Known::http(
+            Evidence::Convention(SpringBoot::NAME),
+            &port,
+            [SpringBoot::READINESS, SpringBoot::LIVENESS],
+            Scheme::Http,
+        ));
         return finding;
     }
     finding.steps.push(|| {
@@ -155,16 +150,10 @@ fn from_entry(entry: &Entry, container: &Container, flags: &[Flag<'_>]) -> Resul
         let Some(flag) = flags.iter().rfind(|f| spec.flags.contains(&f.name)) else {
             return Ok(number);
         };
-        // Traefik writes entry points as `:9000/tcp`; etcd takes a list of URLs, of which
-        // the first the kubelet can reach is the one to probe.
+        // etcd takes a list of URLs, of which the first the kubelet can reach is the one
+        // to probe.
         let address = flag.value().map(|value| {
-            let mut addresses = value.split(',').map(str::trim).map(|a| {
-                if a.contains("://") {
-                    a
-                } else {
-                    a.split_once('/').map_or(a, |(address, _)| address)
-                }
-            });
+            let mut addresses = value.split(',').map(str::trim);
             let first = addresses.clone().next().unwrap_or(value);
             addresses
                 .find(|a| !command_line::is_loopback(a))
@@ -187,12 +176,7 @@ fn from_entry(entry: &Entry, container: &Container, flags: &[Flag<'_>]) -> Resul
     let own_script = entry.when.command.is_none() && runs_a_script_of_its_own(container);
     let number = |n: i32| -> Result<i32, String> {
         let n = moved(n)?;
-        let declares = container
-            .ports
-            .iter()
-            .flatten()
-            .any(|p| p.container_port == n);
-        if own_script && !declares {
+        if own_script && !ports::declares(container, &IntOrString::Int(n)) {
             return Err(format!(
                 "the container runs a command of its own and does not declare port {n}, which the entry checks"
             ));
@@ -203,12 +187,7 @@ fn from_entry(entry: &Entry, container: &Container, flags: &[Flag<'_>]) -> Resul
         match port {
             IntOrString::Int(n) => Ok(declared(container, number(*n)?)),
             IntOrString::String(name) => {
-                let declares = container
-                    .ports
-                    .iter()
-                    .flatten()
-                    .any(|p| p.name.as_deref() == Some(name.as_str()));
-                if declares {
+                if ports::declares(container, port) {
                     Ok(port.clone())
                 } else {
                     Err(format!("the container declares no port named {name:?}"))
@@ -286,16 +265,23 @@ fn declared(container: &Container, number: i32) -> IntOrString {
         .map_or(IntOrString::Int(number), IntOrString::String)
 }
 
-fn http(port: &IntOrString, path: &str, scheme: Scheme) -> Check {
-    Check::Http {
-        port: port.clone(),
-        path: path.to_owned(),
-        scheme,
+impl Known {
+    /// A health server's readiness and liveness paths, on one port.
+    fn http(evidence: Evidence, port: &IntOrString, paths: [&str; 2], scheme: Scheme) -> Known {
+        let check = |path: &str| Check::Http {
+            port: port.clone(),
+            path: path.to_owned(),
+            scheme,
+        };
+        Known {
+            evidence,
+            readiness: check(paths[0]),
+            liveness: Some(check(paths[1])),
+            listener: None,
+            startup_seconds: None,
+            timeout_seconds: None,
+        }
     }
-}
-
-fn port_text(port: &IntOrString) -> String {
-    super::ports::text(port)
 }
 
 #[cfg(test)]

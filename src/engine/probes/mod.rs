@@ -58,11 +58,9 @@ pub fn plan_pod(spec: &PodSpec, settings: &Settings, evidence: &PodEvidence<'_>,
             .iter()
             .any(|kind| existing(container, *kind).is_none());
         // The catalogue is consulted only where a probe may be added.
-        let known = missing.then(|| serves::known(container, flags, evidence.catalogue, false));
-        let (known, mut warnings) = match known {
-            Some(found) => (found.known, found.warnings),
-            None => (None, Vec::new()),
-        };
+        let known = missing
+            .then(|| serves::known(container, flags, evidence.catalogue, false).known)
+            .flatten();
         // Read only where a path or handler from the settings could apply.
         let asks_for_protocol = ProbeKind::ALL.iter().any(|k| settings.path(*k).is_some())
             || settings.handler == Handler::Grpc;
@@ -89,8 +87,7 @@ pub fn plan_pod(spec: &PodSpec, settings: &Settings, evidence: &PodEvidence<'_>,
             own_layers: evidence.own_layers,
         };
         let decided = plan(container, flags, settings, requested, container_evidence);
-        warnings.extend(decided.warnings);
-        out.warn(Rule::Probes, warnings);
+        out.warn(Rule::Probes, decided.warnings);
         match decided.held {
             Some(ProbeKind::Liveness) => out.liveness_held.push(container.name.clone()),
             Some(ProbeKind::Readiness) => out.readiness_held.push(container.name.clone()),
@@ -312,10 +309,7 @@ fn from_settings(
     let may_grpc = own(policy::PROBE_HANDLER)
         || (!foreign && protocol.is_none_or(|p| p.protocol == Protocol::Grpc));
     let scheme = match protocol {
-        Some(p)
-            if p.protocol == Protocol::Https
-                && !settings.set_at_or_above(policy::SCHEME, evidence.own_layers) =>
-        {
+        Some(p) if p.protocol == Protocol::Https && !evidence.own(settings, policy::SCHEME) => {
             Scheme::Https
         }
         _ => settings.scheme,
@@ -343,14 +337,9 @@ fn from_settings(
             };
         }
         if let Some(server) = target.health {
-            let path = if kind == ProbeKind::Readiness {
-                server.readiness
-            } else {
-                server.liveness
-            };
             return Check::Http {
                 port: target.port.clone(),
-                path: path.to_owned(),
+                path: server.path(kind).to_owned(),
                 scheme: server.scheme,
             };
         }
@@ -372,22 +361,23 @@ fn from_settings(
     let liveness = check(ProbeKind::Liveness);
     // A startup probe guards liveness, so it checks what liveness checks unless told otherwise.
     let startup = check(ProbeKind::Startup);
-    let evidence = if let (true, Some(known)) = (blocked, protocol)
-        && !(known.protocol.speaks_http() || known.protocol == Protocol::Grpc)
-    {
-        Decided::Protocol {
-            port: ports::text(&target.port),
-            protocol: known.protocol,
-            source: known.source,
-        }
-    } else if let (true, Some(publisher)) = (blocked, evidence.publisher) {
-        Decided::Publisher(publisher.to_owned())
-    } else if let (true, Some(known)) = (blocked, protocol) {
-        Decided::Protocol {
-            port: ports::text(&target.port),
-            protocol: known.protocol,
-            source: known.source,
-        }
+    // What kept a setting off: a wire protocol says most, then the publisher, then an HTTP
+    // or gRPC port that does not speak the other.
+    let by_protocol = |known: protocols::Known| Decided::Protocol {
+        port: ports::text(&target.port),
+        protocol: known.protocol,
+        source: known.source,
+    };
+    let wire = protocol.filter(|k| !(k.protocol.speaks_http() || k.protocol == Protocol::Grpc));
+    let kept_off = blocked
+        .then(|| {
+            wire.map(by_protocol)
+                .or_else(|| evidence.publisher.map(|p| Decided::Publisher(p.to_owned())))
+                .or_else(|| protocol.map(by_protocol))
+        })
+        .flatten();
+    let evidence = if let Some(kept_off) = kept_off {
+        kept_off
     } else if from_object {
         Decided::Workload
     } else if let Some(server) = target.health {
