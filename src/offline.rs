@@ -69,12 +69,8 @@ pub enum OfflineError {
     },
     #[error("{at}: expected an object with apiVersion and kind")]
     NotAnObject { at: String },
-    #[error("{at}: internal error, the patch does not apply: {source}")]
-    Patch {
-        at: String,
-        #[source]
-        source: json_patch::PatchError,
-    },
+    #[error("{at}: internal error, the patch does not apply: {why}")]
+    Patch { at: String, why: String },
     #[error("cannot write the output: {0}")]
     Output(String),
 }
@@ -144,12 +140,18 @@ pub fn run(mut documents: Vec<Document>, options: &Options) -> Result<Report, Of
         }
         report.say(&object.text, &mutation);
         findings |= mutation.is_finding();
-        if !mutation.patch.0.is_empty() {
-            json_patch::patch(item.value, &mutation.patch).map_err(|source| {
-                OfflineError::Patch {
-                    at: item.at.clone(),
-                    source,
-                }
+        if !mutation.patch.is_empty() {
+            let at = || item.at.clone();
+            let operations = mutation
+                .patch
+                .operations()
+                .map_err(|source| OfflineError::Patch {
+                    at: at(),
+                    why: source.to_string(),
+                })?;
+            json_patch::patch(item.value, &operations).map_err(|source| OfflineError::Patch {
+                at: at(),
+                why: source.to_string(),
             })?;
             patches.push(mutation.patch);
         }
@@ -259,7 +261,7 @@ fn excluded_note(excluded: &BTreeMap<String, usize>) -> Option<String> {
 
 fn render(
     values: &[&Value],
-    patches: &[json_patch::Patch],
+    patches: &[engine::Patch],
     format: OutputFormat,
 ) -> Result<String, OfflineError> {
     let output = |e: &dyn std::fmt::Display| OfflineError::Output(e.to_string());

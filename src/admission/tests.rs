@@ -146,10 +146,10 @@ fn every_decision_maps_to_one_answer() {
         }]
     };
     let patch = || {
-        Patch(vec![PatchOperation::Add(AddOperation {
+        engine::Patch::of(&Patch(vec![PatchOperation::Add(AddOperation {
             path: jsonptr::PointerBuf::parse("/metadata/labels").unwrap(),
             value: serde_json::json!({}),
-        })])
+        })]))
     };
     struct Case {
         name: &'static str,

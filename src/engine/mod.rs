@@ -8,7 +8,7 @@ pub mod command_line;
 pub mod conventions;
 mod inheritance;
 pub mod metrics_coupling;
-mod patch;
+pub mod patch;
 pub mod plan;
 pub mod ports;
 pub mod probes;
@@ -22,13 +22,12 @@ mod test_support;
 
 use std::collections::BTreeMap;
 
-use json_patch::Patch;
-
 use crate::policy::{self, CouplingMode, INJECTED_ANNOTATION, ProbeKind, Settings};
 use crate::workload::{PodParts, Workload};
 use catalogue::Catalogue;
 use command_line::Flag;
 use metrics_coupling::MetricsFacts;
+pub use patch::Patch;
 use plan::Plan;
 pub use services::ServiceEvidence;
 
@@ -118,7 +117,7 @@ impl Mutation {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.patch.0.is_empty() && self.warnings.is_empty() && self.denial.is_none()
+        self.patch.is_empty() && self.warnings.is_empty() && self.denial.is_none()
     }
 
     /// Whether there is anything for a lint to report: something injected, warned or
@@ -301,7 +300,7 @@ fn inject(
 /// says so.
 fn write(parts: &PodParts<'_>, mut plan: Plan) -> Mutation {
     match patch::write(parts, &plan) {
-        Ok(patch) if patch.0.is_empty() => Mutation {
+        Ok(patch) if patch.is_empty() => Mutation {
             warnings: plan.warnings,
             ..Mutation::default()
         },

@@ -1,27 +1,86 @@
-//! Writes a plan as JSON Patch operations on the object it was made for.
+//! Writes a plan as JSON Patch operations on the object it was made for, straight to the
+//! bytes the API server reads.
 //!
-//! The one place that knows JSON pointers: keys are escaped by `jsonptr` (`/` as `~1`, `~`
-//! as `~0`), and where a map or list may be absent from the JSON, it is added whole.
+//! The one place that knows JSON pointers: keys are escaped here (`~` as `~0`, `/` as
+//! `~1`, RFC 6901), and where a map or list may be absent from the JSON, it is added whole.
+//! Values are written by serde from their types (k8s-openapi's `Probe` among them), with no
+//! intermediate JSON tree.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
-use json_patch::{AddOperation, Patch, PatchOperation};
-use jsonptr::{PointerBuf, Token};
 use k8s_openapi::api::core::v1::PodReadinessGate;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
+use serde::ser::{SerializeSeq, Serializer as _};
+use serde_json::ser::{CompactFormatter, Compound};
 
 use super::plan::Plan;
 use crate::workload::PodParts;
 
+/// A JSON Patch (RFC 6902), as bytes: empty when there is nothing to add.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Patch(Vec<u8>);
+
+impl Patch {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The JSON text, `[]` when empty.
+    pub fn as_bytes(&self) -> &[u8] {
+        if self.0.is_empty() { b"[]" } else { &self.0 }
+    }
+
+    pub fn into_bytes(self) -> Vec<u8> {
+        if self.0.is_empty() {
+            b"[]".to_vec()
+        } else {
+            self.0
+        }
+    }
+
+    /// A patch of these operations, for tests of what carries a patch.
+    #[cfg(test)]
+    pub fn of(operations: &json_patch::Patch) -> Patch {
+        Patch(serde_json::to_vec(operations).expect("operations serialize"))
+    }
+
+    /// The operations, for applying the patch to a document (offline, and in tests).
+    pub fn operations(&self) -> Result<json_patch::Patch, serde_json::Error> {
+        serde_json::from_slice(self.as_bytes())
+    }
+}
+
+/// Written as the JSON array it is, not as a string of it.
+impl Serialize for Patch {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let text =
+            String::from_utf8(self.as_bytes().to_vec()).map_err(serde::ser::Error::custom)?;
+        serde_json::value::RawValue::from_string(text)
+            .map_err(serde::ser::Error::custom)?
+            .serialize(serializer)
+    }
+}
+
 /// The operations that add what `plan` decided to the object `parts` come from.
 pub fn write(parts: &PodParts<'_>, plan: &Plan) -> Result<Patch, serde_json::Error> {
     let base = parts.base;
-    let mut ops = Vec::new();
+    let mut out = Vec::with_capacity(512 + 512 * plan.probes.len());
+    let mut serializer = serde_json::Serializer::new(&mut out);
+    let mut ops = Ops {
+        seq: serializer.serialize_seq(None)?,
+        count: 0,
+    };
     for container in &plan.probes {
-        let path = pointer(base, &["spec", "containers", &container.index.to_string()]);
         for (kind, probe) in &container.added {
-            ops.push(add(child(&path, kind.field()), probe)?);
+            let at = [
+                Key("spec"),
+                Key("containers"),
+                Index(container.index),
+                Key(kind.field()),
+            ];
+            ops.add(Pointer::new(base, &at), probe)?;
         }
     }
     if !plan.gates.is_empty() {
@@ -32,61 +91,135 @@ pub fn write(parts: &PodParts<'_>, plan: &Plan) -> Result<Patch, serde_json::Err
                 condition_type: condition_type.clone(),
             })
             .collect();
-        let path = pointer(base, &["spec", "readinessGates"]);
         if parts.spec.readiness_gates.is_some() {
             for gate in &gates {
-                ops.push(add(child(&path, "-"), gate)?);
+                let at = [Key("spec"), Key("readinessGates"), Key("-")];
+                ops.add(Pointer::new(base, &at), gate)?;
             }
         } else {
-            ops.push(add(path, &gates)?);
+            let at = [Key("spec"), Key("readinessGates")];
+            ops.add(Pointer::new(base, &at), &gates)?;
         }
     }
     if !plan.annotations.is_empty() {
-        ops.extend(annotations(base, parts.pod_meta, &plan.annotations)?);
-    }
-    Ok(Patch(ops))
-}
-
-/// Adds annotations to the Pod or pod template, creating the maps they need.
-fn annotations(
-    base: &[&str],
-    pod_meta: Option<&ObjectMeta>,
-    entries: &[(String, String)],
-) -> Result<Vec<PatchOperation>, serde_json::Error> {
-    let map: BTreeMap<&str, &str> = entries
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    match pod_meta {
-        Some(meta) if meta.annotations.is_some() => entries
+        let map: BTreeMap<&str, &str> = plan
+            .annotations
             .iter()
-            .map(|(key, value)| add(pointer(base, &["metadata", "annotations", key]), value))
-            .collect(),
-        // An empty metadata map may also be absent from the JSON: replace it whole.
-        Some(meta) if *meta != ObjectMeta::default() => Ok(vec![add(
-            pointer(base, &["metadata", "annotations"]),
-            &map,
-        )?]),
-        _ => Ok(vec![add(
-            pointer(base, &["metadata"]),
-            &BTreeMap::from([("annotations", map)]),
-        )?]),
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        match parts.pod_meta {
+            Some(meta) if meta.annotations.is_some() => {
+                for (key, value) in &plan.annotations {
+                    let at = [Key("metadata"), Key("annotations"), Key(key)];
+                    ops.add(Pointer::new(base, &at), value)?;
+                }
+            }
+            // An empty metadata map may also be absent from the JSON: replace it whole.
+            Some(meta) if *meta != ObjectMeta::default() => {
+                let at = [Key("metadata"), Key("annotations")];
+                ops.add(Pointer::new(base, &at), &map)?;
+            }
+            _ => {
+                let whole = BTreeMap::from([("annotations", &map)]);
+                ops.add(Pointer::new(base, &[Key("metadata")]), &whole)?;
+            }
+        }
+    }
+    let count = ops.count;
+    ops.seq.end()?;
+    Ok(if count == 0 {
+        Patch::default()
+    } else {
+        Patch(out)
+    })
+}
+
+/// The operations written so far, into the patch's array.
+struct Ops<'s> {
+    seq: Compound<'s, &'s mut Vec<u8>, CompactFormatter>,
+    count: usize,
+}
+
+impl Ops<'_> {
+    fn add<T: Serialize + ?Sized>(
+        &mut self,
+        path: Pointer<'_>,
+        value: &T,
+    ) -> serde_json::Result<()> {
+        self.count += 1;
+        self.seq.serialize_element(&Add {
+            op: "add",
+            path,
+            value,
+        })
     }
 }
 
-fn pointer(base: &[&str], rest: &[&str]) -> PointerBuf {
-    PointerBuf::from_tokens(base.iter().chain(rest).map(|t| Token::new(*t)))
+#[derive(Serialize)]
+struct Add<'a, T: ?Sized> {
+    op: &'static str,
+    path: Pointer<'a>,
+    value: &'a T,
 }
 
-fn child(parent: &PointerBuf, token: &str) -> PointerBuf {
-    let mut path = parent.clone();
-    path.push_back(Token::new(token));
-    path
+/// One reference token of a pointer.
+#[derive(Debug, Clone, Copy)]
+enum Segment<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+use Segment::{Index, Key};
+
+/// A JSON pointer from the object root: the pod's base, then the rest.
+#[derive(Debug, Clone, Copy)]
+struct Pointer<'a> {
+    base: &'a [&'a str],
+    rest: &'a [Segment<'a>],
 }
 
-fn add(path: PointerBuf, value: &impl Serialize) -> Result<PatchOperation, serde_json::Error> {
-    let value = serde_json::to_value(value)?;
-    Ok(PatchOperation::Add(AddOperation { path, value }))
+impl<'a> Pointer<'a> {
+    fn new(base: &'a [&'a str], rest: &'a [Segment<'a>]) -> Pointer<'a> {
+        Pointer { base, rest }
+    }
+}
+
+impl fmt::Display for Pointer<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for token in self
+            .base
+            .iter()
+            .map(|key| Key(key))
+            .chain(self.rest.iter().copied())
+        {
+            f.write_str("/")?;
+            match token {
+                Index(index) => write!(f, "{index}")?,
+                Key(key) => escape(key, f)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// RFC 6901: `~` is written `~0` and `/` is written `~1`; nothing else changes.
+fn escape(key: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let mut rest = key;
+    while let Some(at) = rest.find(['~', '/']) {
+        f.write_str(&rest[..at])?;
+        f.write_str(if rest.as_bytes()[at] == b'~' {
+            "~0"
+        } else {
+            "~1"
+        })?;
+        rest = &rest[at + 1..];
+    }
+    f.write_str(rest)
+}
+
+impl Serialize for Pointer<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
 }
 
 #[cfg(test)]
@@ -213,7 +346,7 @@ mod tests {
             let parts = workload.pod_parts().unwrap();
             let patch = write(&parts, &case.plan).unwrap();
             let mut patched = case.object.clone();
-            json_patch::patch(&mut patched, &patch)
+            json_patch::patch(&mut patched, &patch.operations().unwrap())
                 .unwrap_or_else(|e| panic!("{}: {e}", case.name));
             for (path, expected) in &case.expect {
                 let found = patched.pointer(path).cloned().unwrap_or(Value::Null);
@@ -223,10 +356,57 @@ mod tests {
     }
 
     #[test]
+    fn pointer_tokens_are_escaped_as_rfc_6901_says() {
+        let cases = [
+            ("a plain key", "app", "/spec/app"),
+            ("a slash", "a/b", "/spec/a~1b"),
+            ("a tilde", "a~b", "/spec/a~0b"),
+            (
+                "a tilde before a one is not an escape already",
+                "~1",
+                "/spec/~01",
+            ),
+            ("both, in either order", "/~~/", "/spec/~1~0~0~1"),
+            ("an empty key", "", "/spec/"),
+            ("other characters stay", "é/ü \"q\"", "/spec/é~1ü \"q\""),
+        ];
+        for (name, key, expected) in cases {
+            let pointer = Pointer::new(&["spec"], &[Key(key)]).to_string();
+            assert_eq!(pointer, expected, "{name}");
+            // What jsonptr, which json_patch applies the patch with, reads back.
+            let parsed = jsonptr::PointerBuf::parse(&pointer).unwrap();
+            let last = parsed.tokens().last().unwrap();
+            assert_eq!(last.decoded(), key, "{name}");
+        }
+        let indexed = Pointer::new(&["spec", "template"], &[Key("containers"), Index(12)]);
+        assert_eq!(indexed.to_string(), "/spec/template/containers/12");
+        assert_eq!(
+            Pointer::new(&[], &[Key("metadata")]).to_string(),
+            "/metadata"
+        );
+    }
+
+    #[test]
+    fn the_patch_is_the_json_array_of_its_operations() {
+        let object = pod(json!({"name": "p"}), serde_json::from_str(APP).unwrap());
+        let workload = Workload::decode("", "v1", "Pod", object).unwrap().unwrap();
+        let patch = write(&workload.pod_parts().unwrap(), &annotations(&[("k", "v")])).unwrap();
+        assert_eq!(
+            std::str::from_utf8(patch.as_bytes()).unwrap(),
+            r#"[{"op":"add","path":"/metadata/annotations","value":{"k":"v"}}]"#
+        );
+        assert_eq!(
+            serde_json::to_value(&patch).unwrap(),
+            json!([{"op": "add", "path": "/metadata/annotations", "value": {"k": "v"}}])
+        );
+        assert_eq!(Patch::default().as_bytes(), b"[]");
+    }
+
+    #[test]
     fn an_empty_plan_writes_nothing() {
         let object = pod(json!({}), serde_json::from_str(APP).unwrap());
         let workload = Workload::decode("", "v1", "Pod", object).unwrap().unwrap();
         let patch = write(&workload.pod_parts().unwrap(), &Plan::default()).unwrap();
-        assert!(patch.0.is_empty());
+        assert!(patch.is_empty());
     }
 }

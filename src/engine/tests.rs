@@ -36,7 +36,8 @@ fn run_among(
         },
     );
     let mut patched = object.clone();
-    json_patch::patch(&mut patched, &mutation.patch).expect("patch applies to its input");
+    json_patch::patch(&mut patched, &mutation.patch.operations().unwrap())
+        .expect("patch applies to its input");
     decode(&patched);
     (mutation, patched)
 }
@@ -359,7 +360,7 @@ fn nothing_added_means_an_empty_patch_and_no_record() {
     object["spec"]["containers"][0]["readinessProbe"] =
         json!({"httpGet": {"path": "/ready", "port": 8080}});
     let (mutation, patched) = run(&object, &[]);
-    assert!(mutation.patch.0.is_empty());
+    assert!(mutation.patch.is_empty());
     assert!(mutation.is_empty());
     assert_eq!(patched, object);
 }
@@ -374,11 +375,11 @@ fn running_on_its_own_output_changes_nothing() {
     let services = [service("web", "web", json!({}))];
     let object = pod(json!({"name": "p", "labels": {"app": "web"}}));
     let (first, patched) = run_among(&object, &[&gates], &services);
-    assert!(!first.patch.0.is_empty());
+    assert!(!first.patch.is_empty());
     assert_eq!(first.probes_added(), [1, 1, 1]);
     assert_eq!(first.gates_added(), 1);
     let (second, again) = run_among(&patched, &[&gates], &services);
-    assert!(second.patch.0.is_empty(), "{:?}", second.patch);
+    assert!(second.patch.is_empty(), "{:?}", second.patch);
     assert_eq!(again, patched);
 }
 
@@ -412,7 +413,7 @@ fn gates_append_to_an_existing_list() {
 fn keys_with_slash_and_tilde_are_escaped_in_pointers() {
     let object = pod(json!({"name": "p", "annotations": {"x~y/z": "1"}}));
     let (mutation, _) = run(&object, &[]);
-    let wire = serde_json::to_string(&mutation.patch).unwrap();
+    let wire = serde_json::to_string(&mutation.patch.operations().unwrap()).unwrap();
     assert!(
         wire.contains(r#""path":"/metadata/annotations/probegate.io~1injected""#),
         "{wire}"
@@ -446,7 +447,7 @@ fn metrics_coupling_modes() {
         reason.contains("livenessProbe targets port 10660") && reason.contains("readinessProbe"),
         "{reason}"
     );
-    assert!(denied.patch.0.is_empty());
+    assert!(denied.patch.is_empty());
 
     let off = ns(&[("probegate.io/metrics-coupling", "off")]);
     let quiet = run(&kube_ovn_like, &[&off]).0;
@@ -527,7 +528,7 @@ fn opt_out_and_its_reach() {
         );
         match case.template_annotations {
             None => {
-                assert!(mutation.patch.0.is_empty(), "{name}");
+                assert!(mutation.patch.is_empty(), "{name}");
                 assert_eq!(&patched, object, "{name}");
             }
             Some(annotations) => {
@@ -580,7 +581,7 @@ fn workload_settings_reach_its_pods() {
     // The pod the ReplicaSet makes from that template gets nothing more.
     let pod_from_template = json!({"apiVersion": "v1", "kind": "Pod", "metadata": template["metadata"], "spec": template["spec"]});
     let (second, _) = run(&pod_from_template, &[]);
-    assert!(second.patch.0.is_empty(), "{:?}", second.patch);
+    assert!(second.patch.is_empty(), "{:?}", second.patch);
 }
 
 #[test]

@@ -87,7 +87,7 @@ fn run(case: &Case, catalogue: &Catalogue) -> (String, String, String, String) {
         _ => unreachable!(),
     })
     .unwrap();
-    json_patch::patch(&mut patched, &mutation.patch).unwrap();
+    json_patch::patch(&mut patched, &mutation.patch.operations().unwrap()).unwrap();
     let pod = &patched["spec"]["template"];
     let container = &pod["spec"]["containers"][0];
     let probe = |field: &str| {
@@ -435,7 +435,7 @@ fn the_workloads_own_settings_are_for_its_application_not_its_sidecars() {
             },
         );
         let mut patched = object;
-        json_patch::patch(&mut patched, &mutation.patch).unwrap();
+        json_patch::patch(&mut patched, &mutation.patch.operations().unwrap()).unwrap();
         let probe = |container: usize, field: &str| {
             let probe: Option<Probe> =
                 serde_json::from_value(patched["spec"]["containers"][container][field].clone())
