@@ -11,10 +11,10 @@ use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionResponse, AdmissionReview, Operation};
 
 use crate::catalogue_file::CatalogueStore;
+use crate::engine::Kind;
 use crate::engine::{self, Context, Mutation, Rule, ServiceEvidence};
 use crate::metrics::{Metrics, Outcome};
 use crate::namespace_cache::Directory;
-use crate::workload::Kind;
 
 pub mod metrics;
 mod wire;
@@ -130,7 +130,7 @@ impl Admission {
         Ok(response.into_review())
     }
 
-    async fn decide(&self, request: &mut Incoming) -> Decision {
+    async fn decide(&self, request: &mut Incoming<'_>) -> Decision {
         // Pod specs are immutable after creation, and a changed template would roll a
         // workload: only new objects are mutated.
         if request.operation != Operation::Create {
@@ -167,7 +167,7 @@ impl Admission {
     }
 
     /// Every way a review ends, in one place.
-    fn respond(&self, request: &Incoming, decision: Decision) -> (AdmissionResponse, Outcome) {
+    fn respond(&self, request: &Incoming<'_>, decision: Decision) -> (AdmissionResponse, Outcome) {
         let allowed = request.response.clone();
         match decision {
             Decision::Skip => (allowed, Outcome::Skipped),
@@ -227,7 +227,7 @@ fn with_patch(response: AdmissionResponse, patch: engine::Patch) -> AdmissionRes
 }
 
 /// A bounded label: the kinds probegate handles, or `other`.
-fn kind_label(request: &Incoming) -> &'static str {
+fn kind_label(request: &Incoming<'_>) -> &'static str {
     Kind::label(&request.kind.kind)
 }
 

@@ -9,10 +9,11 @@ use k8s_openapi::api::core::v1::Service;
 use serde_json::{Value, json};
 
 use crate::engine::catalogue::Catalogue;
+use crate::engine::kinds::split_api_version;
 use crate::engine::{self, Context, ServiceEvidence};
+use crate::engine::{DecodeError, Kind, Object};
 use crate::manifest::{Document, ManifestError, Origin};
 use crate::scope;
-use crate::workload::{DecodeError, Workload};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum OutputFormat {
@@ -106,20 +107,21 @@ pub fn run(mut documents: Vec<Document>, options: &Options) -> Result<Report, Of
     for item in &mut items {
         let object = Subject::of(item);
         // Never mutated: the API server refuses it before any webhook sees it.
-        if let Some(why) = Workload::unserved(&object.api_version, &object.kind) {
+        if let Some(why) = Kind::unserved(&object.api_version, &object.kind) {
             report
                 .stderr
                 .push(format!("Warning: {}: {why}", object.text));
             findings = true;
             continue;
         }
-        let (group, version) = Workload::split_api_version(&object.api_version);
-        let workload = Workload::decode(group, version, &object.kind, item.value.clone()).map_err(
-            |source| OfflineError::Decode {
-                at: item.at.clone(),
-                source,
-            },
-        )?;
+        let (group, version) = split_api_version(&object.api_version);
+        let workload =
+            Object::decode(group, version, &object.kind, item.value).map_err(|source| {
+                OfflineError::Decode {
+                    at: item.at.clone(),
+                    source,
+                }
+            })?;
         let Some(workload) = workload else { continue };
         if !options.include_excluded_namespaces && scope::is_excluded(&object.namespace) {
             *excluded.entry(object.namespace).or_default() += 1;
@@ -220,7 +222,7 @@ impl Subject {
 
 /// The engine's answer with the namespace's settings and Services from the manifests.
 fn judge(
-    workload: &Workload,
+    workload: &Object<'_>,
     namespace: &str,
     cluster: &Cluster,
     options: &Options,

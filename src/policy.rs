@@ -282,7 +282,7 @@ impl Settings {
     /// Resolves settings from annotation layers, least specific first.
     ///
     /// Returns the settings and one warning per value that did not parse or key that is unknown.
-    pub fn resolve(layers: &[&BTreeMap<String, String>]) -> (Settings, Vec<String>) {
+    pub fn resolve(layers: &[&dyn Layer]) -> (Settings, Vec<String>) {
         let mut warnings = Vec::new();
         let mut resolver = Resolver {
             layers,
@@ -336,8 +336,26 @@ pub fn is_valid(key: &str, value: &str) -> bool {
         .is_some_and(|known| known.is_valid(value.trim()))
 }
 
+/// One level of annotations that settings are read from: the cluster's defaults, a
+/// namespace's, a workload's, a pod's. Read where they are, never copied.
+pub trait Layer {
+    fn get(&self, key: &str) -> Option<&str>;
+    /// Calls `visit` with each key, for the warnings about unknown ones.
+    fn each_key(&self, visit: &mut dyn FnMut(&str));
+}
+
+impl Layer for BTreeMap<String, String> {
+    fn get(&self, key: &str) -> Option<&str> {
+        BTreeMap::get(self, key).map(String::as_str)
+    }
+
+    fn each_key(&self, visit: &mut dyn FnMut(&str)) {
+        self.keys().for_each(|key| visit(key));
+    }
+}
+
 struct Resolver<'a, 'w> {
-    layers: &'a [&'a BTreeMap<String, String>],
+    layers: &'a [&'a dyn Layer],
     warnings: &'w mut Vec<String>,
     set_at: BTreeMap<&'static str, usize>,
 }
@@ -380,7 +398,7 @@ impl Resolver<'_, '_> {
 
     fn unknown_keys(&mut self) {
         for layer in self.layers {
-            for key in layer.keys() {
+            layer.each_key(&mut |key| {
                 if key.starts_with(PREFIX)
                     && key != INJECTED_ANNOTATION
                     && !KEYS.iter().any(|known| known.name() == key)
@@ -388,7 +406,7 @@ impl Resolver<'_, '_> {
                     self.warnings
                         .push(format!("ignoring unknown annotation {key}"));
                 }
-            }
+            });
         }
     }
 }

@@ -11,9 +11,10 @@ use std::process::Command;
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use probegate::audit::changes;
 use probegate::audit::report::FindingType;
+use probegate::engine::Object;
 use probegate::engine::ServiceEvidence;
+use probegate::engine::kinds::split_api_version;
 use probegate::namespace_cache::policy_annotations;
-use probegate::workload::Workload;
 use serde_json::Value;
 
 /// Every object of the input, `List` items included.
@@ -117,19 +118,25 @@ fn audit_answers_what_mutate_answers() {
             else {
                 continue;
             };
-            let (group, version) = Workload::split_api_version(api_version);
-            let Ok(Some(workload)) = Workload::decode(group, version, kind, object.clone()) else {
+            let (group, version) = split_api_version(api_version);
+            let Ok(Some(workload)) = Object::decode(group, version, kind, object) else {
                 continue;
             };
             let namespace = workload
-                .metadata()
+                .meta()
                 .namespace
-                .clone()
-                .unwrap_or_else(|| "default".into());
+                .as_deref()
+                .unwrap_or("default")
+                .to_owned();
             if !include_excluded && probegate::scope::is_excluded(&namespace) {
                 continue;
             }
-            let name = workload.metadata().name.clone().unwrap_or_default();
+            let name = workload
+                .meta()
+                .name
+                .as_deref()
+                .unwrap_or_default()
+                .to_owned();
             let subject = format!(": {kind} {namespace}/{name}: ");
 
             let mutate = Answer {

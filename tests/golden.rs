@@ -10,8 +10,9 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+use probegate::engine::Object;
+use probegate::engine::kinds::split_api_version;
 use probegate::manifest;
-use probegate::workload::Workload;
 
 fn probegate(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_probegate"))
@@ -74,8 +75,8 @@ fn output_still_decodes_as_its_kind() {
         for document in documents {
             let api_version = document.value["apiVersion"].as_str().unwrap().to_owned();
             let kind = document.value["kind"].as_str().unwrap().to_owned();
-            let (group, version) = Workload::split_api_version(&api_version);
-            Workload::decode(group, version, &kind, document.value)
+            let (group, version) = split_api_version(&api_version);
+            Object::decode(group, version, &kind, &document.value)
                 .unwrap_or_else(|e| panic!("{}: {e}", document.origin));
         }
     }

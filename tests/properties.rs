@@ -162,7 +162,7 @@ fn seed_fuzz_corpora() {
     let mut reviews: Vec<Vec<u8>> = objects
         .iter()
         .map(|object| {
-            let (group, version) = probegate::workload::Workload::split_api_version(
+            let (group, version) = probegate::engine::kinds::split_api_version(
                 object["apiVersion"].as_str().unwrap_or_default(),
             );
             serde_json::to_vec(&serde_json::json!({

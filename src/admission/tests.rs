@@ -65,11 +65,12 @@ fn the_object_is_read_whatever_the_field_order() {
     ];
     for case in cases {
         let name = case.name;
-        let incoming = parse(&body(&case.request)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let sent = body(&case.request);
+        let incoming = parse(&sent).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(incoming.response.uid, "u1", "{name}");
         assert!(incoming.response.allowed, "{name}");
         let got = match &incoming.object {
-            Some(Ok(workload)) => workload.kind(),
+            Some(Ok(workload)) => workload.kind_name(),
             Some(Err(why)) => {
                 assert!(why.contains("does not fit Pod"), "{name}: {why}");
                 "error"
@@ -243,7 +244,8 @@ fn every_decision_maps_to_one_answer() {
     let request = format!(r#"{{"kind": {POD_KIND}, {REST}, "object": {POD}}}"#);
     for case in cases {
         let name = case.name;
-        let incoming = parse(&body(&request)).unwrap();
+        let sent = body(&request);
+        let incoming = parse(&sent).unwrap();
         let (response, outcome) = admission.respond(&incoming, case.decision);
         assert_eq!(outcome, case.outcome, "{name}");
         assert_eq!(response.uid, "u1", "{name}");
@@ -266,10 +268,10 @@ fn every_decision_maps_to_one_answer() {
 #[test]
 fn the_answer_is_written_as_the_api_defines_it() {
     use base64::Engine as _;
-    let incoming = parse(&body(&format!(
+    let sent = body(&format!(
         r#"{{"kind": {POD_KIND}, {REST}, "object": {POD}}}"#
-    )))
-    .unwrap();
+    ));
+    let incoming = parse(&sent).unwrap();
     let patch = r#"[{"op":"add","path":"/metadata/labels","value":{}}]"#;
     let mut patched = incoming.response.clone();
     patched.patch = Some(patch.as_bytes().to_vec());

@@ -7,8 +7,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::ReviewError;
-use crate::partial_decode;
-use crate::workload::{Kind, Workload};
+use crate::engine::{DecodeError, Kind, Object};
 
 const REVIEW_API_VERSION: &str = "admission.k8s.io/v1";
 
@@ -58,14 +57,14 @@ fn base64(bytes: &[u8]) -> Result<Box<RawValue>, serde_json::Error> {
 }
 
 /// A review, read once: what the response needs, and the object as a typed workload.
-pub(super) struct Incoming {
+pub(super) struct Incoming<'a> {
     /// An allowed response carrying the request's uid.
     pub(super) response: AdmissionResponse,
     pub(super) kind: GroupVersionKind,
     pub(super) namespace: Option<String>,
     pub(super) operation: Operation,
     /// `None`: no object, or a kind probegate does not handle; `Err`: it does not decode.
-    pub(super) object: Option<Result<Workload, String>>,
+    pub(super) object: Option<Result<Object<'a>, String>>,
 }
 
 /// The review as it comes off the wire, in one pass: the object is kept as the raw JSON it
@@ -97,7 +96,7 @@ struct WireRequest<'a> {
 )]
 enum WireObject<'a> {
     Absent,
-    Decoded(Workload),
+    Decoded(Object<'a>),
     /// Read before its kind was known; a kind probegate does not handle is never built.
     Raw(&'a serde_json::value::RawValue),
     Skipped,
@@ -162,10 +161,12 @@ fn read_object<'de: 'a, 'a, A: serde::de::MapAccess<'de>>(
 ) -> Result<WireObject<'a>, A::Error> {
     Ok(
         match kind.map(|k| Kind::of(&k.group, &k.version, &k.kind)) {
-            Some(Some(kind)) => match map.next_value_seed(OrNull(kind))? {
-                Some(workload) => WireObject::Decoded(workload),
-                None => WireObject::Absent,
-            },
+            Some(Some(kind)) => {
+                match map.next_value_seed(OrNull::<'de>(kind, std::marker::PhantomData))? {
+                    Some(workload) => WireObject::Decoded(workload),
+                    None => WireObject::Absent,
+                }
+            }
             Some(None) => match map.next_value::<Option<serde::de::IgnoredAny>>()? {
                 Some(_) => WireObject::Skipped,
                 None => WireObject::Absent,
@@ -179,14 +180,14 @@ fn read_object<'de: 'a, 'a, A: serde::de::MapAccess<'de>>(
 }
 
 /// A seed's value, or `None` for JSON `null`.
-struct OrNull(Kind);
+struct OrNull<'de>(Kind, std::marker::PhantomData<&'de ()>);
 
-impl<'de> serde::de::DeserializeSeed<'de> for OrNull {
-    type Value = Option<Workload>;
+impl<'de> serde::de::DeserializeSeed<'de> for OrNull<'de> {
+    type Value = Option<Object<'de>>;
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         struct Visitor(Kind);
         impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = Option<Workload>;
+            type Value = Option<Object<'de>>;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("an object or null")
             }
@@ -218,7 +219,7 @@ struct Envelope {
     request: Option<serde::de::IgnoredAny>,
 }
 
-pub(super) fn parse(body: &[u8]) -> Result<Incoming, ReviewError> {
+pub(super) fn parse(body: &[u8]) -> Result<Incoming<'_>, ReviewError> {
     let review: WireReview<'_> = match serde_json::from_slice(body) {
         Ok(review) => review,
         Err(error) => {
@@ -230,10 +231,7 @@ pub(super) fn parse(body: &[u8]) -> Result<Incoming, ReviewError> {
     let object = match request.object {
         WireObject::Decoded(workload) => Some(Ok(workload)),
         WireObject::Raw(raw) => {
-            let gvk = &request.kind;
-            partial_decode::decode(&gvk.group, &gvk.version, &gvk.kind, raw.get())
-                .map_err(|error| error.to_string())
-                .transpose()
+            read_raw(&request.kind, raw.get()).map(|read| read.map_err(|error| error.to_string()))
         }
         WireObject::Absent | WireObject::Skipped => None,
     };
@@ -261,7 +259,7 @@ fn allowed(api_version: String, kind: String, uid: String) -> AdmissionResponse 
 /// A well-formed review whose object does not fit its kind: decoding it in the same pass
 /// failed the whole read, so read it again with the object kept raw, to answer with its uid
 /// and say why the object was not touched. `None` if that is not what went wrong.
-fn parse_unfitting(body: &[u8]) -> Option<Result<Incoming, ReviewError>> {
+fn parse_unfitting(body: &[u8]) -> Option<Result<Incoming<'_>, ReviewError>> {
     #[derive(Deserialize)]
     struct Review<'a> {
         #[serde(default, rename = "apiVersion")]
@@ -289,9 +287,7 @@ fn parse_unfitting(body: &[u8]) -> Option<Result<Incoming, ReviewError>> {
     let review: Review<'_> = serde_json::from_slice(body).ok()?;
     check_type(&review.api_version, &review.kind).ok()?;
     let request = review.request?;
-    let gvk = &request.kind;
-    let error =
-        partial_decode::decode(&gvk.group, &gvk.version, &gvk.kind, request.object.get()).err()?;
+    let error = read_raw(&request.kind, request.object.get())?.err()?;
     Some(Ok(Incoming {
         response: allowed(review.api_version, review.kind, request.uid),
         kind: request.kind,
@@ -299,6 +295,19 @@ fn parse_unfitting(body: &[u8]) -> Option<Result<Incoming, ReviewError>> {
         operation: request.operation,
         object: Some(Err(error.to_string())),
     }))
+}
+
+/// The object of a handled kind, read from its raw JSON; `None` for other kinds.
+fn read_raw<'a>(gvk: &GroupVersionKind, raw: &'a str) -> Option<Result<Object<'a>, DecodeError>> {
+    let kind = Kind::of(&gvk.group, &gvk.version, &gvk.kind)?;
+    let mut deserializer = serde_json::Deserializer::from_str(raw);
+    let object = Object::read(kind, &mut deserializer)
+        .and_then(|object| deserializer.end().map(|()| object))
+        .map_err(|source| DecodeError {
+            kind: kind.name(),
+            source,
+        });
+    Some(object)
 }
 
 /// The error for a body that is not a review probegate can read, most telling first.

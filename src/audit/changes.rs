@@ -8,27 +8,22 @@ use k8s_openapi::api::core::v1::Probe;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::report::{Finding, FindingType};
+use crate::engine::Object;
 use crate::engine::catalogue::Catalogue;
 use crate::engine::plan::{ContainerProbes, Plan};
 use crate::engine::{self, Context, Mutation, Rule, ServiceEvidence};
 use crate::policy::{INJECTED_ANNOTATION, ProbeKind};
-use crate::workload::Workload;
 
 /// Whether the audit judges this workload with the engine: not when a controller owns it
 /// (its controller's template is judged instead, and the engine leaves it alone too).
-pub fn is_judged(workload: &Workload) -> bool {
-    !workload
-        .metadata()
-        .owner_references
-        .iter()
-        .flatten()
-        .any(|owner| owner.controller == Some(true))
+pub fn is_judged(workload: &Object<'_>) -> bool {
+    !workload.meta().is_controlled()
 }
 
 /// Runs the engine on `workload` as the webhook would with these annotation layers (cluster
 /// defaults, then the namespace's) and the namespace's Services.
 pub fn judge(
-    workload: &Workload,
+    workload: &Object<'_>,
     layers: &[&BTreeMap<String, String>],
     services: &[&ServiceEvidence],
     catalogue: &Catalogue,
@@ -44,12 +39,12 @@ pub fn judge(
 }
 
 /// The engine's answer for one workload, as findings.
-pub fn findings(workload: &Workload, mutation: &Mutation) -> Vec<Finding> {
-    let meta = workload.metadata();
+pub fn findings(workload: &Object<'_>, mutation: &Mutation) -> Vec<Finding> {
+    let meta = workload.meta();
     let blank = Finding {
-        namespace: meta.namespace.clone().unwrap_or_else(|| "default".into()),
-        kind: workload.kind().into(),
-        name: meta.name.clone().unwrap_or_default(),
+        namespace: meta.namespace.as_deref().unwrap_or("default").to_owned(),
+        kind: workload.kind_name().into(),
+        name: meta.name.as_deref().unwrap_or_default().to_owned(),
         container: None,
         finding_type: FindingType::Warning,
         rule: None,
@@ -181,14 +176,7 @@ fn describe_probe(probe: &Probe) -> String {
 mod tests {
     use super::*;
 
-    fn decode(value: serde_json::Value) -> Workload {
-        let api_version = value["apiVersion"].as_str().unwrap().to_owned();
-        let kind = value["kind"].as_str().unwrap().to_owned();
-        let (group, version) = Workload::split_api_version(&api_version);
-        Workload::decode(group, version, &kind, value)
-            .unwrap()
-            .unwrap()
-    }
+    use crate::engine::test_support::object as decode;
 
     #[test]
     fn a_bare_app_gets_probe_findings_with_the_record() {

@@ -8,8 +8,8 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 use super::report::{Finding, FindingType};
 use crate::engine::metrics_coupling::{self, MetricsFacts};
-use crate::engine::{ServiceEvidence, command_line, probes, services};
-use crate::policy::{CouplingMode, ProbeKind, Settings};
+use crate::engine::{Kind, Object, ServiceEvidence, command_line, probes, services};
+use crate::policy::{CouplingMode, Layer, ProbeKind, Settings};
 
 fn pod_finding(pod: &Pod, container: Option<&str>, finding_type: FindingType) -> Finding {
     Finding {
@@ -175,24 +175,33 @@ pub fn metrics_coupled_probes(
     if phase(pod) != Some("Running") {
         return Vec::new();
     }
-    let mut layers = layers.to_vec();
-    layers.extend(pod.metadata.annotations.as_ref());
+    // The engine's rules read the pod as the one model they read every object in.
+    let Ok(value) = serde_json::to_value(pod) else {
+        return Vec::new();
+    };
+    let Ok(object) = Object::read(Kind::Pod, &value) else {
+        return Vec::new();
+    };
+    let Some(parts) = object.pod_parts() else {
+        return Vec::new();
+    };
+    let mut layers: Vec<&dyn Layer> = layers.iter().map(|l| *l as &dyn Layer).collect();
+    layers.extend(object.meta().annotations.as_ref().map(|a| a as &dyn Layer));
     let (settings, _) = Settings::resolve(&layers);
     if settings.metrics_coupling == CouplingMode::Off {
         return Vec::new();
     }
-    let labels = pod.metadata.labels.as_ref();
+    let meta = object.meta();
     let selecting = services::selecting(
         namespace_services,
-        pod.metadata.namespace.as_deref(),
-        labels,
+        meta.namespace.as_deref(),
+        meta.labels.as_ref(),
     );
     let targets = services::targets(&selecting);
     let mut findings = Vec::new();
-    for container in &spec.containers {
+    for (container, typed) in parts.spec.containers.iter().zip(&spec.containers) {
         let flags = command_line::flags(container);
-        let facts =
-            MetricsFacts::gather(container, &flags, Some(&pod.metadata), &settings, &targets);
+        let facts = MetricsFacts::gather(container, &flags, parts.pod_meta, &settings, &targets);
         let existing = ProbeKind::ALL
             .into_iter()
             .filter_map(|kind| probes::existing(container, kind).map(|p| (kind, p)));
@@ -203,7 +212,7 @@ pub fn metrics_coupled_probes(
             else {
                 continue;
             };
-            findings.push(coupled_probe_finding(pod, container, kind, &facts, message));
+            findings.push(coupled_probe_finding(pod, typed, kind, &facts, message));
         }
     }
     findings

@@ -26,9 +26,11 @@ use serde::de::DeserializeOwned;
 
 use crate::engine::ServiceEvidence;
 use crate::engine::catalogue::Catalogue;
+use crate::engine::{Kind, Object};
 use crate::namespace_cache::policy_annotations;
 use crate::scope;
-use crate::workload::Workload;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use list::Progress;
 use report::{Finding, Report, Summary};
 
@@ -194,16 +196,17 @@ impl Audit {
         let tallies = self.liveness_events(&namespaces).await?;
 
         let mut out = Out::default();
-        self.judge(&namespaces, Workload::Deployment, &mut out)
+        self.judge::<Deployment>(&namespaces, Kind::Deployment, &mut out)
             .await?;
-        self.judge(&namespaces, Workload::StatefulSet, &mut out)
+        self.judge::<StatefulSet>(&namespaces, Kind::StatefulSet, &mut out)
             .await?;
-        self.judge(&namespaces, Workload::DaemonSet, &mut out)
+        self.judge::<DaemonSet>(&namespaces, Kind::DaemonSet, &mut out)
             .await?;
-        self.judge(&namespaces, Workload::ReplicaSet, &mut out)
+        self.judge::<ReplicaSet>(&namespaces, Kind::ReplicaSet, &mut out)
             .await?;
-        self.judge(&namespaces, Workload::Job, &mut out).await?;
-        self.judge(&namespaces, Workload::CronJob, &mut out).await?;
+        self.judge::<Job>(&namespaces, Kind::Job, &mut out).await?;
+        self.judge::<CronJob>(&namespaces, Kind::CronJob, &mut out)
+            .await?;
         self.pods(&namespaces, tallies, &mut out).await?;
 
         let listed = namespaces.names.unwrap_or_else(|| vec!["*".into()]);
@@ -295,11 +298,33 @@ impl Audit {
     }
 
     /// The engine's findings for one workload, or its count among the excluded.
-    fn judge_one(&self, workload: &Workload, namespaces: &Namespaces, out: &mut Out) {
+    fn judge_one<K: serde::Serialize>(
+        &self,
+        kind: Kind,
+        listed: &K,
+        namespaces: &Namespaces,
+        out: &mut Out,
+    ) {
+        // The engine reads every object in one model; a listed object is read from its JSON.
+        let value = match serde_json::to_value(listed) {
+            Ok(value) => value,
+            Err(error) => {
+                tracing::error!(kind = kind.name(), %error, "listed object does not serialize; not judged");
+                return;
+            }
+        };
+        let workload = match Object::read(kind, &value) {
+            Ok(workload) => workload,
+            Err(error) => {
+                tracing::error!(kind = kind.name(), %error, "listed object does not read; not judged");
+                return;
+            }
+        };
+        let workload = &workload;
         if !changes::is_judged(workload) {
             return;
         }
-        let namespace = workload.metadata().namespace.as_deref().unwrap_or_default();
+        let namespace = workload.meta().namespace.as_deref().unwrap_or_default();
         if scope::is_excluded(namespace) {
             *out.summary
                 .excluded_namespaces
@@ -321,17 +346,18 @@ impl Audit {
     async fn judge<K>(
         &self,
         namespaces: &Namespaces,
-        wrap: fn(K) -> Workload,
+        kind: Kind,
         out: &mut Out,
     ) -> Result<(), AuditError>
     where
         K: kube::Resource<DynamicType = (), Scope = NamespaceResourceScope>
             + Clone
             + DeserializeOwned
+            + serde::Serialize
             + std::fmt::Debug,
     {
         self.each::<K>(namespaces, ListParams::default(), |object| {
-            self.judge_one(&wrap(object), namespaces, out)
+            self.judge_one(kind, &object, namespaces, out)
         })
         .await?;
         Ok(())
@@ -357,7 +383,7 @@ impl Audit {
             ));
             findings.extend(hazards::metrics_coupled_probes(&pod, &layers, &services));
             findings.extend(hazards::liveness_restarts(&pod, &mut tallies));
-            self.judge_one(&Workload::Pod(pod), namespaces, out);
+            self.judge_one(Kind::Pod, &pod, namespaces, out);
         })
         .await?;
         Ok(())

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, LazyLock};
 
-use k8s_openapi::api::core::v1::Container;
+use super::object::Container;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::Deserialize;
 
@@ -176,7 +176,7 @@ impl When {
 }
 
 /// The program a container runs, as `when.command` names it.
-fn program(container: &Container) -> Option<&str> {
+fn program<'c>(container: &'c Container<'_>) -> Option<&'c str> {
     let first = container
         .command
         .as_ref()
@@ -251,7 +251,7 @@ impl Check {
 pub struct ContainerFacts<'a> {
     pub flags: &'a [Flag<'a>],
     /// For its literal variables, read only when an entry's condition names one.
-    pub container: &'a Container,
+    pub container: &'a Container<'a>,
 }
 
 /// The entries and the table that finds them.

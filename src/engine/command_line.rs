@@ -1,6 +1,6 @@
 //! Flags and environment variables of a container, as far as the manifest shows them.
 
-use k8s_openapi::api::core::v1::Container;
+use super::object::Container;
 
 /// One `--flag` or `--flag=value` from a container's command and args.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,7 +52,7 @@ impl<'a> Flag<'a> {
 
 /// The words of a container's command and args. Elements are split on white space too,
 /// so flags inside `sh -c "exec app --flag"` are seen.
-fn words(container: &Container) -> impl Iterator<Item = &str> {
+fn words<'c>(container: &'c Container<'_>) -> impl Iterator<Item = &'c str> {
     container
         .command
         .iter()
@@ -62,7 +62,7 @@ fn words(container: &Container) -> impl Iterator<Item = &str> {
         .map(|word| word.trim_matches(|c| c == '"' || c == '\''))
 }
 
-pub fn flags(container: &Container) -> Vec<Flag<'_>> {
+pub fn flags<'c>(container: &'c Container<'_>) -> Vec<Flag<'c>> {
     let words: Vec<&str> = words(container).collect();
     let mut flags = Vec::new();
     for (i, word) in words.iter().enumerate() {
@@ -94,7 +94,7 @@ pub fn normalize(name: &str) -> String {
 }
 
 /// Literal environment variables (`valueFrom` cannot be seen at admission).
-pub fn env(container: &Container) -> impl Iterator<Item = (&str, &str)> {
+pub fn env<'c>(container: &'c Container<'_>) -> impl Iterator<Item = (&'c str, &'c str)> {
     container
         .env
         .iter()
@@ -140,13 +140,13 @@ fn without_scheme(address: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::EnvVar;
+    use crate::engine::object::{Text, Variable};
 
-    fn container(command: &[&str], args: &[&str]) -> Container {
+    fn container(command: &[&str], args: &[&str]) -> Container<'static> {
         Container {
             name: "c".into(),
-            command: Some(command.iter().map(|s| s.to_string()).collect()),
-            args: Some(args.iter().map(|s| s.to_string()).collect()),
+            command: Some(command.iter().map(|s| Text::from(s.to_string())).collect()),
+            args: Some(args.iter().map(|s| Text::from(s.to_string())).collect()),
             ..Container::default()
         }
     }
@@ -340,15 +340,13 @@ mod tests {
         let c = Container {
             name: "c".into(),
             env: Some(vec![
-                EnvVar {
+                Variable {
                     name: "A".into(),
                     value: Some("1".into()),
-                    value_from: None,
                 },
-                EnvVar {
+                Variable {
                     name: "B".into(),
                     value: None,
-                    value_from: None,
                 },
             ]),
             ..Container::default()

@@ -4,7 +4,7 @@
 //!
 //! Each convention names its source; a new one is a row below and a case in the tests.
 
-use k8s_openapi::api::core::v1::Container;
+use super::object::Container;
 
 use super::command_line::{self, Flag};
 use crate::policy::{ProbeKind, Scheme};
@@ -74,7 +74,7 @@ pub fn flag_list() -> String {
 /// The health server a container's flags declare, with the port it listens on, or why it
 /// cannot be probed (`Err`: a message for the user).
 pub fn health_server<'f>(
-    container: &Container,
+    container: &Container<'_>,
     flags: &'f [Flag<'f>],
 ) -> Option<Result<(&'static HealthServer, u16), String>> {
     HEALTH_SERVERS.iter().find_map(|server| {
@@ -124,7 +124,7 @@ impl SpringBoot {
     /// setting present decides: a management port that does not read (`$(PORT)`, or `-1`,
     /// which turns the endpoints off) is no reason to probe the server port instead. A base
     /// path or context path moves the endpoints where this rule does not follow.
-    pub fn port(container: &Container, flags: &[Flag<'_>]) -> Option<u16> {
+    pub fn port(container: &Container<'_>, flags: &[Flag<'_>]) -> Option<u16> {
         // The last of a repeated variable wins, as the kubelet sets them.
         let variable = |name: &str| {
             command_line::env(container)
@@ -164,11 +164,12 @@ impl SpringBoot {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::object::Text;
 
-    fn container(args: &[&str], env: &[(&str, &str)]) -> Container {
+    fn container(args: &[&str], env: &[(&str, &str)]) -> Container<'static> {
         Container {
             name: "app".into(),
-            args: Some(args.iter().map(|s| s.to_string()).collect()),
+            args: Some(args.iter().map(|s| Text::from(s.to_string())).collect()),
             env: crate::engine::test_support::variables(env),
             ..Container::default()
         }

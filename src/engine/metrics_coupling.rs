@@ -5,14 +5,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::core::v1::{Container, PodSpec, Probe};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::api::core::v1::Probe;
+
+use super::object::{Container, Meta, PodParts, PodSpec};
 
 use super::command_line::{self, Flag, parse_bool};
 use super::plan::Plan;
 use super::{ports, probes, services};
 use crate::policy::{ProbeKind, Settings};
-use crate::workload::PodParts;
 
 const PROMETHEUS_PORT_ANNOTATION: &str = "prometheus.io/port";
 
@@ -27,9 +27,9 @@ pub struct MetricsFacts {
 
 impl MetricsFacts {
     pub fn gather(
-        container: &Container,
+        container: &Container<'_>,
         flags: &[Flag<'_>],
-        pod_meta: Option<&ObjectMeta>,
+        pod_meta: Option<&Meta<'_>>,
         settings: &Settings,
         service_targets: &[services::Target<'_>],
     ) -> MetricsFacts {
@@ -69,7 +69,7 @@ impl MetricsFacts {
 
     /// Each container's facts, in pod spec order; `flags` are each container's.
     pub fn gather_pod(
-        parts: &PodParts<'_>,
+        parts: &PodParts<'_, '_>,
         flags: &[Vec<Flag<'_>>],
         settings: &Settings,
         service_targets: &[services::Target<'_>],
@@ -90,9 +90,9 @@ impl MetricsFacts {
 /// The ports the manifest itself says serve metrics, each with the first evidence found:
 /// a port named for metrics, a metrics address flag or variable, the scrape annotation.
 fn declared_metrics_ports(
-    container: &Container,
+    container: &Container<'_>,
     flags: &[Flag<'_>],
-    pod_meta: Option<&ObjectMeta>,
+    pod_meta: Option<&Meta<'_>>,
 ) -> BTreeMap<i32, String> {
     let mut ports = BTreeMap::new();
     let mut add = |port: i32, evidence: String| {
@@ -166,7 +166,7 @@ fn ends_with_ignore_case(name: &str, suffix: &str) -> bool {
 
 /// The flag or variable that turns metrics off; a later flag overrides an earlier one,
 /// and flags override the environment, as in most Go command lines.
-fn switched_off(container: &Container, flags: &[Flag<'_>]) -> Option<String> {
+fn switched_off(container: &Container<'_>, flags: &[Flag<'_>]) -> Option<String> {
     let mut off = None;
     for (name, value) in command_line::env(container) {
         let ends = |suffix| ends_with_ignore_case(name, suffix);
@@ -203,7 +203,7 @@ fn switched_off(container: &Container, flags: &[Flag<'_>]) -> Option<String> {
 }
 
 /// The port a probe connects to, if it connects to one.
-fn probe_port(container: &Container, probe: &Probe) -> Option<i32> {
+fn probe_port(container: &Container<'_>, probe: &Probe) -> Option<i32> {
     if let Some(http) = &probe.http_get {
         return ports::resolve(container, &http.port);
     }
@@ -215,7 +215,7 @@ fn probe_port(container: &Container, probe: &Probe) -> Option<i32> {
 
 /// The warnings for every container of `spec`: its own probes and those `plan` adds.
 /// `facts` are each container's, in pod spec order.
-pub fn check_pod(spec: &PodSpec, facts: &[MetricsFacts], plan: &Plan) -> Vec<String> {
+pub fn check_pod(spec: &PodSpec<'_>, facts: &[MetricsFacts], plan: &Plan) -> Vec<String> {
     let mut warnings = Vec::new();
     for ((index, container), facts) in spec.containers.iter().enumerate().zip(facts) {
         let existing = ProbeKind::ALL
@@ -234,7 +234,7 @@ pub fn check_pod(spec: &PodSpec, facts: &[MetricsFacts], plan: &Plan) -> Vec<Str
 
 /// One warning per probe of `container` that targets a metrics port while metrics are off.
 pub fn check<'a>(
-    container: &Container,
+    container: &Container<'_>,
     facts: &MetricsFacts,
     probes: impl IntoIterator<Item = (ProbeKind, &'a Probe)>,
 ) -> Vec<String> {

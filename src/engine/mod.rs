@@ -7,7 +7,9 @@ pub mod catalogue;
 pub mod command_line;
 pub mod conventions;
 mod inheritance;
+pub mod kinds;
 pub mod metrics_coupling;
+pub mod object;
 pub mod patch;
 pub mod plan;
 pub mod ports;
@@ -18,15 +20,16 @@ mod record;
 pub mod serves;
 pub mod services;
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 
 use std::collections::BTreeMap;
 
-use crate::policy::{self, CouplingMode, INJECTED_ANNOTATION, ProbeKind, Settings};
-use crate::workload::{PodParts, Workload};
+use crate::policy::{self, CouplingMode, INJECTED_ANNOTATION, Layer, ProbeKind, Settings};
 use catalogue::Catalogue;
 use command_line::Flag;
+pub use kinds::{DecodeError, Kind};
 use metrics_coupling::MetricsFacts;
+pub use object::{Object, PodParts};
 pub use patch::Patch;
 use plan::Plan;
 pub use services::ServiceEvidence;
@@ -130,16 +133,16 @@ impl Mutation {
 
 /// Computes the patch and warnings for one admission object: the rules decide, in order,
 /// into one plan, and the plan is written as JSON Patch.
-pub fn mutate(workload: &Workload, context: &Context<'_>) -> Mutation {
+pub fn mutate(workload: &Object<'_>, context: &Context<'_>) -> Mutation {
     let Some(parts) = workload.pod_parts() else {
         return Mutation::default();
     };
     if labelled_out(workload, &parts) || shaped_by_controller(workload, &parts) {
         return Mutation::default();
     }
-    let mut layers: Vec<&BTreeMap<String, String>> = context.layers.to_vec();
-    layers.extend(parts.workload_meta.and_then(|m| m.annotations.as_ref()));
-    layers.extend(parts.pod_meta.and_then(|m| m.annotations.as_ref()));
+    let mut layers: Vec<&dyn Layer> = Vec::with_capacity(context.layers.len() + 2);
+    layers.extend(context.layers.iter().map(|layer| *layer as &dyn Layer));
+    layers.extend(own_layers(&parts));
     let (settings, policy_warnings) = Settings::resolve(&layers);
     let mut plan = Plan::default();
     plan.warn(Rule::Policy, policy_warnings);
@@ -166,7 +169,7 @@ pub fn mutate(workload: &Workload, context: &Context<'_>) -> Mutation {
 
 /// What decided each container's probes in `mutation`, and what probegate knows of what the
 /// container serves, step by step: for `probegate mutate --explain`.
-pub fn explain(workload: &Workload, context: &Context<'_>, mutation: &Mutation) -> Vec<String> {
+pub fn explain(workload: &Object<'_>, context: &Context<'_>, mutation: &Mutation) -> Vec<String> {
     let Some(parts) = workload.pod_parts() else {
         return Vec::new();
     };
@@ -184,9 +187,19 @@ pub fn explain(workload: &Workload, context: &Context<'_>, mutation: &Mutation) 
                     .evidence
                     .as_ref()
                     .map_or_else(String::new, |e| format!(" by {e}"));
-                let held = if mutation.plan.liveness_held.contains(&container.name) {
+                let held = if mutation
+                    .plan
+                    .liveness_held
+                    .iter()
+                    .any(|held| *held == container.name)
+                {
                     "; liveness held back, as it would repeat readiness"
-                } else if mutation.plan.readiness_held.contains(&container.name) {
+                } else if mutation
+                    .plan
+                    .readiness_held
+                    .iter()
+                    .any(|held| *held == container.name)
+                {
                     "; readiness held back, as it would repeat liveness"
                 } else {
                     ""
@@ -217,31 +230,33 @@ pub fn explain(workload: &Workload, context: &Context<'_>, mutation: &Mutation) 
 
 /// The label the webhook's objectSelector excludes: honoured here too, so a selector left
 /// out of the configuration, or an offline run, behaves the same.
-fn labelled_out(workload: &Workload, parts: &PodParts<'_>) -> bool {
-    [Some(workload.metadata()), parts.pod_meta]
+fn labelled_out(workload: &Object<'_>, parts: &PodParts<'_, '_>) -> bool {
+    [Some(workload.meta()), parts.pod_meta]
         .into_iter()
         .flatten()
-        .filter_map(|meta| meta.labels.as_ref())
-        .any(|labels| labels.get(policy::INJECT).is_some_and(|v| v == "disabled"))
+        .any(|meta| meta.label(policy::INJECT) == Some("disabled"))
+}
+
+/// The object's own annotation layers, least specific first: the workload's, then its pods'.
+fn own_layers<'o>(parts: &PodParts<'o, '_>) -> impl Iterator<Item = &'o dyn Layer> {
+    [parts.workload_meta, parts.pod_meta]
+        .into_iter()
+        .flatten()
+        .filter_map(|meta| meta.annotations.as_ref())
+        .map(|annotations| annotations as &dyn Layer)
 }
 
 /// A workload a controller owns (a Deployment's ReplicaSet) is the controller's to shape: a
 /// changed template makes it create another, forever. Its pods are mutated when created.
-fn shaped_by_controller(workload: &Workload, parts: &PodParts<'_>) -> bool {
-    parts.workload_meta.is_some()
-        && workload
-            .metadata()
-            .owner_references
-            .iter()
-            .flatten()
-            .any(|owner| owner.controller == Some(true))
+fn shaped_by_controller(workload: &Object<'_>, parts: &PodParts<'_, '_>) -> bool {
+    parts.workload_meta.is_some() && workload.meta().is_controlled()
 }
 
 /// The probe and gate rules, then the metrics coupling check of the result, whose
 /// messages it returns: they become warnings or, in `deny` mode, the denial.
 fn inject(
-    workload: &Workload,
-    parts: &PodParts<'_>,
+    workload: &Object<'_>,
+    parts: &PodParts<'_, '_>,
     context: &Context<'_>,
     settings: &Settings,
     plan: &mut Plan,
@@ -250,7 +265,7 @@ fn inject(
     let own_layers = context.layers.len();
     let batch = workload.is_batch();
     let labels = parts.pod_meta.and_then(|m| m.labels.as_ref());
-    let namespace = workload.metadata().namespace.as_deref();
+    let namespace = workload.meta().namespace.as_deref();
     let selecting = services::selecting(context.services, namespace, labels);
     let service_targets = services::targets(&selecting);
     let flags: Vec<Vec<Flag<'_>>> = parts
@@ -298,7 +313,7 @@ fn inject(
 
 /// The mutation for `plan`: never half a patch, so an error leaves the object as it is and
 /// says so.
-fn write(parts: &PodParts<'_>, mut plan: Plan) -> Mutation {
+fn write(parts: &PodParts<'_, '_>, mut plan: Plan) -> Mutation {
     match patch::write(parts, &plan) {
         Ok(patch) if patch.is_empty() => Mutation {
             warnings: plan.warnings,

@@ -9,14 +9,14 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use super::object::Meta;
 use k8s_openapi::api::core::v1::PodReadinessGate;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 use serde::ser::{SerializeSeq, Serializer as _};
 use serde_json::ser::{CompactFormatter, Compound};
 
+use super::object::PodParts;
 use super::plan::Plan;
-use crate::workload::PodParts;
 
 /// A JSON Patch (RFC 6902), as bytes: empty when there is nothing to add.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -64,7 +64,7 @@ impl Serialize for Patch {
 }
 
 /// The operations that add what `plan` decided to the object `parts` come from.
-pub fn write(parts: &PodParts<'_>, plan: &Plan) -> Result<Patch, serde_json::Error> {
+pub fn write(parts: &PodParts<'_, '_>, plan: &Plan) -> Result<Patch, serde_json::Error> {
     let base = parts.base;
     let mut out = Vec::with_capacity(512 + 512 * plan.probes.len());
     let mut serializer = serde_json::Serializer::new(&mut out);
@@ -115,7 +115,7 @@ pub fn write(parts: &PodParts<'_>, plan: &Plan) -> Result<Patch, serde_json::Err
                 }
             }
             // An empty metadata map may also be absent from the JSON: replace it whole.
-            Some(meta) if *meta != ObjectMeta::default() => {
+            Some(meta) if *meta != Meta::default() => {
                 let at = [Key("metadata"), Key("annotations")];
                 ops.add(Pointer::new(base, &at), &map)?;
             }
@@ -226,8 +226,8 @@ impl Serialize for Pointer<'_> {
 mod tests {
     use super::*;
     use crate::engine::plan::ContainerProbes;
+    use crate::engine::test_support::object;
     use crate::policy::ProbeKind;
-    use crate::workload::Workload;
     use k8s_openapi::api::core::v1::Probe;
     use serde_json::{Value, json};
 
@@ -337,12 +337,7 @@ mod tests {
             },
         ];
         for case in cases {
-            let (group, version) =
-                Workload::split_api_version(case.object["apiVersion"].as_str().unwrap());
-            let kind = case.object["kind"].as_str().unwrap();
-            let workload = Workload::decode(group, version, kind, case.object.clone())
-                .unwrap()
-                .unwrap();
+            let workload = object(case.object.clone());
             let parts = workload.pod_parts().unwrap();
             let patch = write(&parts, &case.plan).unwrap();
             let mut patched = case.object.clone();
@@ -389,7 +384,7 @@ mod tests {
     #[test]
     fn the_patch_is_the_json_array_of_its_operations() {
         let object = pod(json!({"name": "p"}), serde_json::from_str(APP).unwrap());
-        let workload = Workload::decode("", "v1", "Pod", object).unwrap().unwrap();
+        let workload = self::object(object);
         let patch = write(&workload.pod_parts().unwrap(), &annotations(&[("k", "v")])).unwrap();
         assert_eq!(
             std::str::from_utf8(patch.as_bytes()).unwrap(),
@@ -405,7 +400,7 @@ mod tests {
     #[test]
     fn an_empty_plan_writes_nothing() {
         let object = pod(json!({}), serde_json::from_str(APP).unwrap());
-        let workload = Workload::decode("", "v1", "Pod", object).unwrap().unwrap();
+        let workload = self::object(object);
         let patch = write(&workload.pod_parts().unwrap(), &Plan::default()).unwrap();
         assert!(patch.is_empty());
     }

@@ -1,10 +1,10 @@
 //! A container's declared ports, as the probe and metrics rules both read them.
 
-use k8s_openapi::api::core::v1::{Container, ContainerPort};
+use super::object::{Container, Port};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 /// A port number, or a named port looked up in the container's ports.
-pub fn resolve(container: &Container, port: &IntOrString) -> Option<i32> {
+pub fn resolve(container: &Container<'_>, port: &IntOrString) -> Option<i32> {
     match port {
         IntOrString::Int(n) => Some(*n),
         IntOrString::String(name) => container
@@ -17,12 +17,12 @@ pub fn resolve(container: &Container, port: &IntOrString) -> Option<i32> {
 }
 
 /// Whether the container declares `port`, by number or by name.
-pub fn declares(container: &Container, port: &IntOrString) -> bool {
+pub fn declares(container: &Container<'_>, port: &IntOrString) -> bool {
     container.ports.iter().flatten().any(|p| is(p, port))
 }
 
 /// Whether the declared `port` is the one `wanted` names, by number or by name.
-pub fn is(port: &ContainerPort, wanted: &IntOrString) -> bool {
+pub fn is(port: &Port<'_>, wanted: &IntOrString) -> bool {
     match wanted {
         IntOrString::Int(n) => port.container_port == *n,
         IntOrString::String(name) => port.name.as_deref() == Some(name.as_str()),
@@ -44,10 +44,10 @@ mod tests {
     #[test]
     fn named_and_numbered_ports() {
         let container = Container {
-            ports: Some(vec![ContainerPort {
+            ports: Some(vec![Port {
                 name: Some("http".into()),
                 container_port: 8080,
-                ..ContainerPort::default()
+                ..Port::default()
             }]),
             ..Container::default()
         };

@@ -9,10 +9,9 @@
 //! pods it selects; a gate the workload names for itself is always added; batch pods get
 //! none but their own.
 
-use std::collections::BTreeMap;
+use super::object::PodSpec;
 
-use k8s_openapi::api::core::v1::PodSpec;
-
+use super::object::Map;
 use super::services::{self, ServiceEvidence};
 use crate::policy::{READINESS_GATES, Settings, check_dns_subdomain, parse_gates};
 
@@ -32,7 +31,7 @@ pub struct GatePlan {
 /// What the rule reads besides the pod spec and settings.
 pub struct Evidence<'a> {
     /// The pod's (or pod template's) labels.
-    pub labels: Option<&'a BTreeMap<String, String>>,
+    pub labels: Option<&'a Map<'a>>,
     /// Every Service of the namespace, to name them when none selects the pods.
     pub services: &'a [&'a ServiceEvidence],
     /// The Services that select the pods, by name.
@@ -43,7 +42,7 @@ pub struct Evidence<'a> {
     pub batch: bool,
 }
 
-pub fn plan(spec: &PodSpec, settings: &Settings, evidence: &Evidence<'_>) -> GatePlan {
+pub fn plan(spec: &PodSpec<'_>, settings: &Settings, evidence: &Evidence<'_>) -> GatePlan {
     let mut plan = GatePlan::default();
     // Batch pods take no gates but their own, so only those are worth checking.
     let configured: Vec<String> = if evidence.batch && !evidence.set_by_object {
@@ -125,7 +124,7 @@ fn from_services(selecting: &[&ServiceEvidence], warnings: &mut Vec<String>) -> 
     gates
 }
 
-fn present(spec: &PodSpec, gate: &str) -> bool {
+fn present(spec: &PodSpec<'_>, gate: &str) -> bool {
     spec.readiness_gates
         .iter()
         .flatten()

@@ -8,7 +8,7 @@
 
 use std::fmt::Write as _;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use super::object::Meta;
 
 use super::plan::{Evidence, Plan};
 use crate::policy::INJECTED_ANNOTATION;
@@ -16,15 +16,14 @@ use crate::policy::INJECTED_ANNOTATION;
 /// The record to write for `plan`, merged into the one the pod already carries. `None`
 /// when nothing is injected: a record of what was held back alone would change an object
 /// that probegate otherwise leaves as it is.
-pub fn value(plan: &Plan, pod_meta: Option<&ObjectMeta>) -> Option<String> {
+pub fn value(plan: &Plan, pod_meta: Option<&Meta<'_>>) -> Option<String> {
     if !plan.injects() {
         return None;
     }
     // A pod judged again after its template keeps the template's record too.
     let earlier = pod_meta
-        .and_then(|m| m.annotations.as_ref())
-        .and_then(|a| a.get(INJECTED_ANNOTATION))
-        .map_or("", String::as_str);
+        .and_then(|m| m.annotation(INJECTED_ANNOTATION))
+        .unwrap_or_default();
     Some(merge(earlier, &entries(plan)))
 }
 

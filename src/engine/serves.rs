@@ -2,7 +2,7 @@
 //! catalogue entry, else a health server its command line declares, else a framework's
 //! probe endpoints its settings turn on. `None` leaves the choice to settings and ports.
 
-use k8s_openapi::api::core::v1::Container;
+use super::object::{Container, Text};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::catalogue::{Catalogue, Check, ContainerFacts, Entry};
@@ -53,7 +53,7 @@ impl Steps {
 /// What `container` is known to serve, most specific evidence first; with `explain`, each
 /// step of the way too.
 pub fn known(
-    container: &Container,
+    container: &Container<'_>,
     flags: &[Flag<'_>],
     catalogue: &Catalogue,
     explain: bool,
@@ -142,7 +142,11 @@ pub fn known(
 /// moving flag that names a loopback or unreadable address (the probe would land where
 /// nothing the kubelet reaches listens), or a container that runs a script of its own
 /// (a backup job in a database image) and does not declare the port the entry probes.
-fn from_entry(entry: &Entry, container: &Container, flags: &[Flag<'_>]) -> Result<Known, String> {
+fn from_entry(
+    entry: &Entry,
+    container: &Container<'_>,
+    flags: &[Flag<'_>],
+) -> Result<Known, String> {
     let moved = |number: i32| -> Result<i32, String> {
         let Some(spec) = entry.ports.iter().find(|spec| spec.port == number) else {
             return Ok(number);
@@ -240,9 +244,9 @@ fn from_entry(entry: &Entry, container: &Container, flags: &[Flag<'_>]) -> Resul
 
 /// Whether the container replaces the image's program: a `command`, or args that start a
 /// shell.
-fn runs_a_script_of_its_own(container: &Container) -> bool {
+fn runs_a_script_of_its_own(container: &Container<'_>) -> bool {
     const SHELLS: [&str; 4] = ["sh", "bash", "ash", "dash"];
-    let shell = |word: &String| {
+    let shell = |word: &Text<'_>| {
         let program = word.rsplit('/').next().unwrap_or(word);
         SHELLS.contains(&program)
     };
@@ -255,14 +259,16 @@ fn runs_a_script_of_its_own(container: &Container) -> bool {
 }
 
 /// A port by the name the container gives it, else by number.
-fn declared(container: &Container, number: i32) -> IntOrString {
+fn declared(container: &Container<'_>, number: i32) -> IntOrString {
     container
         .ports
         .iter()
         .flatten()
         .find(|p| p.container_port == number)
         .and_then(|p| p.name.clone())
-        .map_or(IntOrString::Int(number), IntOrString::String)
+        .map_or(IntOrString::Int(number), |name| {
+            IntOrString::String(name.to_string())
+        })
 }
 
 impl Known {

@@ -8,9 +8,9 @@
 //! read, so a cache of tens of thousands of Services stays small, and typed objects stay at
 //! the edges (cache, audit, offline input) that convert them with `From<&Service>`.
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::object::Map;
 
 mod evidence;
 pub use evidence::{ServiceEvidence, ServicePortEvidence};
@@ -66,7 +66,7 @@ pub fn targets<'a>(selecting: &[&'a ServiceEvidence]) -> Vec<Target<'a>> {
 pub fn selecting<'a>(
     services: &[&'a ServiceEvidence],
     namespace: Option<&str>,
-    labels: Option<&BTreeMap<String, String>>,
+    labels: Option<&Map<'_>>,
 ) -> Vec<&'a ServiceEvidence> {
     let elsewhere = |service: &ServiceEvidence| matches!((service.namespace(), namespace), (Some(a), Some(b)) if a != b);
     let mut selected: Vec<&ServiceEvidence> = services
@@ -78,7 +78,7 @@ pub fn selecting<'a>(
     selected
 }
 
-pub fn selects(service: &ServiceEvidence, labels: Option<&BTreeMap<String, String>>) -> bool {
+pub fn selects(service: &ServiceEvidence, labels: Option<&Map<'_>>) -> bool {
     // An empty selector selects nothing for endpoints (its endpoints are managed by hand).
     service.has_selector()
         && labels.is_some_and(|labels| {
@@ -93,7 +93,7 @@ pub fn name(service: &ServiceEvidence) -> &str {
 }
 
 /// `a=1,b=2`, for messages.
-pub fn labels_text(labels: Option<&BTreeMap<String, String>>) -> String {
+pub fn labels_text(labels: Option<&Map<'_>>) -> String {
     let pairs: Vec<String> = labels
         .into_iter()
         .flatten()

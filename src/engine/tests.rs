@@ -1,17 +1,12 @@
 use super::*;
 use serde_json::{Value, json};
 
-fn decode(object: &Value) -> Workload {
+fn decode(object: &Value) -> Object<'_> {
     let api_version = object["apiVersion"].as_str().unwrap();
-    let (group, version) = Workload::split_api_version(api_version);
-    Workload::decode(
-        group,
-        version,
-        object["kind"].as_str().unwrap(),
-        object.clone(),
-    )
-    .unwrap()
-    .unwrap()
+    let (group, version) = kinds::split_api_version(api_version);
+    Object::decode(group, version, object["kind"].as_str().unwrap(), object)
+        .unwrap()
+        .unwrap()
 }
 
 /// Runs the engine, applies its patch to the raw JSON and checks the result still decodes.

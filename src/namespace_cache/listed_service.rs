@@ -6,14 +6,14 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Service, ServicePort};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use serde::Deserialize;
 
 use crate::engine::ServiceEvidence;
 
 #[derive(Clone, Debug, Deserialize)]
 pub(super) struct ListedService {
-    #[serde(default, deserialize_with = "crate::partial_decode::read_meta")]
+    #[serde(default, deserialize_with = "read_meta")]
     metadata: ObjectMeta,
     #[serde(default)]
     spec: Option<Spec>,
@@ -25,6 +25,49 @@ struct Spec {
     selector: Option<BTreeMap<String, String>>,
     #[serde(default)]
     ports: Option<Vec<ServicePort>>,
+}
+
+/// Every field of ObjectMeta but `managedFields`, which is read past, and the annotations no
+/// rule reads.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct MetaView {
+    #[serde(deserialize_with = "crate::engine::object::read_annotations")]
+    annotations: Option<BTreeMap<String, String>>,
+    creation_timestamp: Option<Time>,
+    deletion_grace_period_seconds: Option<i64>,
+    deletion_timestamp: Option<Time>,
+    finalizers: Option<Vec<String>>,
+    generate_name: Option<String>,
+    generation: Option<i64>,
+    labels: Option<BTreeMap<String, String>>,
+    name: Option<String>,
+    namespace: Option<String>,
+    owner_references: Option<Vec<OwnerReference>>,
+    resource_version: Option<String>,
+    self_link: Option<String>,
+    uid: Option<String>,
+}
+
+fn read_meta<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ObjectMeta, D::Error> {
+    let m = MetaView::deserialize(d)?;
+    Ok(ObjectMeta {
+        annotations: m.annotations,
+        creation_timestamp: m.creation_timestamp,
+        deletion_grace_period_seconds: m.deletion_grace_period_seconds,
+        deletion_timestamp: m.deletion_timestamp,
+        finalizers: m.finalizers,
+        generate_name: m.generate_name,
+        generation: m.generation,
+        labels: m.labels,
+        managed_fields: None,
+        name: m.name,
+        namespace: m.namespace,
+        owner_references: m.owner_references,
+        resource_version: m.resource_version,
+        self_link: m.self_link,
+        uid: m.uid,
+    })
 }
 
 /// Listed and watched at the Service's own endpoint, as a `Service`.

@@ -18,12 +18,13 @@ use json_patch::Patch;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use probegate::admission::{Admission, to_wire};
+use probegate::engine::Object;
 use probegate::engine::command_line;
+use probegate::engine::kinds::split_api_version;
 use probegate::engine::{self, Context, ServiceEvidence};
 use probegate::metrics::Metrics;
 use probegate::namespace_cache::Directory;
-use probegate::policy::{self, Settings};
-use probegate::workload::Workload;
+use probegate::policy::{self, Layer, Settings};
 use serde_json::{Map, Value, json};
 
 /// One generated input: a workload, its namespace's annotations and the Services beside it.
@@ -399,18 +400,18 @@ pub fn case(u: &mut Unstructured) -> Result<Case> {
 /// Group, version and kind, as the object names them.
 pub fn gvk(object: &Value) -> [&str; 3] {
     let api_version = object["apiVersion"].as_str().unwrap_or_default();
-    let (group, version) = Workload::split_api_version(api_version);
+    let (group, version) = split_api_version(api_version);
     [group, version, object["kind"].as_str().unwrap_or_default()]
 }
 
-pub fn decode(object: &Value) -> Workload {
+pub fn decode(object: &Value) -> Object<'_> {
     decode_as(gvk(object), object)
 }
 
 /// Decodes `object` as `[group, version, kind]`, as the admission layer does with the
 /// review's kind (the object's own apiVersion and kind are not read).
-pub fn decode_as([group, version, kind]: [&str; 3], object: &Value) -> Workload {
-    match Workload::decode(group, version, kind, object.clone()) {
+pub fn decode_as<'v>([group, version, kind]: [&str; 3], object: &'v Value) -> Object<'v> {
+    match Object::decode(group, version, kind, object) {
         Ok(Some(workload)) => workload,
         Ok(None) => panic!("not a handled kind: {group}/{version} {kind}"),
         Err(error) => panic!("does not decode: {error}\n{object:#}"),
@@ -472,10 +473,7 @@ pub fn check_patch(
     // invalid elsewhere (which the API server never sends: it decodes objects into their
     // types first) may be patched too; a result that must decode comes from one that did.
     let [group, version, kind] = gvk;
-    if matches!(
-        Workload::decode(group, version, kind, before.clone()),
-        Ok(Some(_))
-    ) {
+    if matches!(Object::decode(group, version, kind, before), Ok(Some(_))) {
         decode_as(gvk, &after);
     }
     if patch.0.is_empty() {
@@ -505,8 +503,11 @@ pub fn check_patch(
     ];
     let own: Vec<&BTreeMap<String, String>> = own.iter().flatten().collect();
     let asked = |key: &str| own.iter().any(|a| a.contains_key(key));
-    let mut all_layers = layers.to_vec();
-    all_layers.extend(own.iter().copied());
+    let all_layers: Vec<&dyn Layer> = layers
+        .iter()
+        .chain(&own)
+        .map(|layer| *layer as &dyn Layer)
+        .collect();
     let settings = Settings::resolve(&all_layers).0;
 
     // Nothing changes but probes, readiness gates and the pod's annotations.
@@ -754,8 +755,8 @@ fn check_port(
         });
     // A container invalid in fields the rules do not read is read past by the admission
     // layer (see `check_patch`); its health address is then not known here.
-    let typed: Option<k8s_openapi::api::core::v1::Container> =
-        serde_json::from_value(container.clone()).ok();
+    let typed: Option<probegate::engine::object::Container<'_>> =
+        serde::Deserialize::deserialize(container).ok();
     let health = typed.iter().any(|typed| {
         command_line::flags(typed)
             .iter()
@@ -807,8 +808,7 @@ fn same_check(container: &Value, a: &Value, b: &Value) -> bool {
 /// and truncation.
 pub fn review_body(u: &mut Unstructured, case: &Case) -> Result<Vec<u8>> {
     let object = &case.object;
-    let (group, version) =
-        Workload::split_api_version(object["apiVersion"].as_str().unwrap_or_default());
+    let (group, version) = split_api_version(object["apiVersion"].as_str().unwrap_or_default());
     let mut gvk = json!({"group": group, "version": version, "kind": object["kind"]});
     if u.ratio(1, 8)? {
         gvk = (*u.choose(&[

@@ -1,10 +1,11 @@
 use super::*;
+use crate::engine::object::Text;
 
-fn container(image: &str, args: &[&str], env: &[(&str, &str)]) -> Container {
+fn container(image: &str, args: &[&str], env: &[(&str, &str)]) -> Container<'static> {
     Container {
         name: "c".into(),
-        image: Some(image.into()),
-        args: Some(args.iter().map(|s| s.to_string()).collect()),
+        image: Some(image.to_string().into()),
+        args: Some(args.iter().map(|s| Text::from(s.to_string())).collect()),
         env: crate::engine::test_support::variables(env),
         ..Container::default()
     }

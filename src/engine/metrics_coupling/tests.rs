@@ -1,21 +1,23 @@
 use super::*;
+use crate::engine::object::{Port, Text};
 use k8s_openapi::api::core::v1::{
-    ContainerPort, GRPCAction, HTTPGetAction, Service, ServicePort, ServiceSpec, TCPSocketAction,
+    GRPCAction, HTTPGetAction, Service, ServicePort, ServiceSpec, TCPSocketAction,
 };
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-fn container(args: &[&str], env: &[(&str, &str)], ports: &[(&str, i32)]) -> Container {
+fn container(args: &[&str], env: &[(&str, &str)], ports: &[(&str, i32)]) -> Container<'static> {
     Container {
         name: "ctl".into(),
-        args: Some(args.iter().map(|s| s.to_string()).collect()),
+        args: Some(args.iter().map(|s| Text::from(s.to_string())).collect()),
         env: crate::engine::test_support::variables(env),
         ports: Some(
             ports
                 .iter()
-                .map(|(name, port)| ContainerPort {
-                    name: (!name.is_empty()).then(|| name.to_string()),
+                .map(|(name, port)| Port {
+                    name: (!name.is_empty()).then(|| name.to_string().into()),
                     container_port: *port,
-                    ..ContainerPort::default()
+                    ..Port::default()
                 })
                 .collect(),
         ),
@@ -30,19 +32,12 @@ fn tcp(port: IntOrString) -> Probe {
     }
 }
 
-fn meta(labels: &[(&str, &str)], annotations: &[(&str, &str)]) -> ObjectMeta {
-    let map = |pairs: &[(&str, &str)]| {
-        Some(
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        )
-    };
-    ObjectMeta {
+fn meta(labels: &[(&str, &str)], annotations: &[(&str, &str)]) -> Meta<'static> {
+    let map = |pairs: &[(&str, &str)]| Some(crate::engine::test_support::map(pairs));
+    Meta {
         labels: map(labels),
         annotations: map(annotations),
-        ..ObjectMeta::default()
+        ..Meta::default()
     }
 }
 
@@ -300,7 +295,7 @@ fn warns_only_when_both_hold() {
     let app_probe = tcp(IntOrString::String("http".into()));
     struct Case<'a> {
         name: &'static str,
-        container: &'a Container,
+        container: &'a Container<'a>,
         probe: &'a Probe,
         warns: bool,
     }

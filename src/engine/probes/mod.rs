@@ -11,14 +11,13 @@
 
 mod target;
 
-use k8s_openapi::api::core::v1::{
-    Container, ExecAction, GRPCAction, HTTPGetAction, PodSpec, Probe, TCPSocketAction,
-};
+use k8s_openapi::api::core::v1::{ExecAction, GRPCAction, HTTPGetAction, Probe, TCPSocketAction};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::catalogue::{Catalogue, Check};
 use super::command_line::Flag;
 use super::metrics_coupling::MetricsFacts;
+use super::object::{Container, PodSpec};
 use super::plan::{ContainerProbes, Evidence as Decided, Plan};
 use super::protocols::{self, Protocol};
 use super::serves::{self, Known};
@@ -42,14 +41,23 @@ pub struct PodEvidence<'a> {
 }
 
 /// Adds to `plan` the probes each container of `spec` lacks, and what was held back.
-pub fn plan_pod(spec: &PodSpec, settings: &Settings, evidence: &PodEvidence<'_>, out: &mut Plan) {
+pub fn plan_pod(
+    spec: &PodSpec<'_>,
+    settings: &Settings,
+    evidence: &PodEvidence<'_>,
+    out: &mut Plan,
+) {
     let port_scope = PortScope::of(settings, spec);
     let containers = spec.containers.iter().enumerate();
     for ((index, container), (flags, metrics)) in
         containers.zip(evidence.flags.iter().zip(evidence.metrics))
     {
         // A container the user listed is left without added probes, and nothing is said.
-        let requested = if settings.skip_containers.contains(&container.name) {
+        let requested = if settings
+            .skip_containers
+            .iter()
+            .any(|held| *held == container.name)
+        {
             &[]
         } else {
             evidence.requested
@@ -89,14 +97,14 @@ pub fn plan_pod(spec: &PodSpec, settings: &Settings, evidence: &PodEvidence<'_>,
         let decided = plan(container, flags, settings, requested, container_evidence);
         out.warn(Rule::Probes, decided.warnings);
         match decided.held {
-            Some(ProbeKind::Liveness) => out.liveness_held.push(container.name.clone()),
-            Some(ProbeKind::Readiness) => out.readiness_held.push(container.name.clone()),
+            Some(ProbeKind::Liveness) => out.liveness_held.push(container.name.to_string()),
+            Some(ProbeKind::Readiness) => out.readiness_held.push(container.name.to_string()),
             _ => {}
         }
         if !decided.added.is_empty() {
             out.probes.push(ContainerProbes {
                 index,
-                container: container.name.clone(),
+                container: container.name.to_string(),
                 added: decided.added,
                 port_from_service: decided.port_from_service,
                 evidence: decided.evidence,
@@ -172,7 +180,7 @@ impl Evidence<'_> {
 
 /// `requested` are the probe kinds to add where missing.
 pub fn plan(
-    container: &Container,
+    container: &Container<'_>,
     flags: &[Flag<'_>],
     settings: &Settings,
     requested: &[ProbeKind],
@@ -292,7 +300,7 @@ fn from_known(known: &Known) -> Checks {
 /// Checks from the settings on the chosen port. A namespace's paths and handler apply only
 /// where the port may speak their protocol: `GET /ready` on a database port never answers.
 fn from_settings(
-    container: &Container,
+    container: &Container<'_>,
     target: &Target,
     settings: &Settings,
     from_object: bool,
@@ -400,7 +408,7 @@ fn from_settings(
 /// The protocol of the port probes would connect to: a selecting Service's `appProtocol`
 /// for it, its name, or its number.
 fn port_protocol(
-    container: &Container,
+    container: &Container<'_>,
     target: &Target,
     service_targets: &[services::Target<'_>],
 ) -> Option<protocols::Known> {
@@ -425,7 +433,7 @@ fn port_protocol(
 /// Liveness and readiness that check the same thing fail together: whichever probegate
 /// would add second is removed from `added` and returned (liveness, when it adds both).
 fn hold_repeats(
-    container: &Container,
+    container: &Container<'_>,
     settings: &Settings,
     added: &mut Vec<(ProbeKind, Probe)>,
 ) -> Option<ProbeKind> {
@@ -460,7 +468,7 @@ fn injected(added: &[(ProbeKind, Probe)], kind: ProbeKind) -> Option<(usize, &Pr
 /// Whether two probes check the same thing, so one failing means the other fails too: the
 /// same handler on the same port (named ports resolved), and for HTTP the same path. Probe
 /// linters rate a liveness probe identical to readiness as dangerous.
-pub fn same_check(container: &Container, a: &Probe, b: &Probe) -> bool {
+pub fn same_check(container: &Container<'_>, a: &Probe, b: &Probe) -> bool {
     let port =
         |p: &IntOrString| ports::resolve(container, p).map_or_else(|| p.clone(), IntOrString::Int);
     if let (Some(a), Some(b)) = (&a.http_get, &b.http_get) {
@@ -479,7 +487,7 @@ pub fn same_check(container: &Container, a: &Probe, b: &Probe) -> bool {
 }
 
 /// The container's own probe of `kind`.
-pub fn existing(container: &Container, kind: ProbeKind) -> Option<&Probe> {
+pub fn existing<'c>(container: &'c Container<'_>, kind: ProbeKind) -> Option<&'c Probe> {
     match kind {
         ProbeKind::Liveness => container.liveness_probe.as_ref(),
         ProbeKind::Readiness => container.readiness_probe.as_ref(),

@@ -3,7 +3,7 @@
 //! that does not serve metrics. Each step is evidence the user can see in the record or a
 //! warning.
 
-use k8s_openapi::api::core::v1::{Container, ContainerPort, PodSpec};
+use crate::engine::object::{Container, PodSpec, Port};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::Evidence;
@@ -24,7 +24,7 @@ pub struct PortScope<'a> {
 }
 
 impl<'a> PortScope<'a> {
-    pub fn of(settings: &'a Settings, spec: &PodSpec) -> Option<PortScope<'a>> {
+    pub fn of(settings: &'a Settings, spec: &PodSpec<'_>) -> Option<PortScope<'a>> {
         settings.port.as_ref().map(|port| PortScope {
             port,
             declared_somewhere: spec.containers.iter().any(|c| ports::declares(c, port)),
@@ -32,7 +32,7 @@ impl<'a> PortScope<'a> {
     }
 
     /// The port setting, if it is for the container at `index`.
-    pub fn port_for(&self, index: usize, container: &Container) -> Option<&'a IntOrString> {
+    pub fn port_for(&self, index: usize, container: &Container<'_>) -> Option<&'a IntOrString> {
         (ports::declares(container, self.port) || (!self.declared_somewhere && index == 0))
             .then_some(self.port)
     }
@@ -54,7 +54,7 @@ pub struct Target {
 /// The port the probes connect to, by the first rule that gives one; `Err` says why there
 /// is none. Warnings say where a setting or flag could not be used.
 pub fn find(
-    container: &Container,
+    container: &Container<'_>,
     flags: &[Flag<'_>],
     evidence: Evidence<'_>,
     warnings: &mut Vec<String>,
@@ -66,7 +66,7 @@ pub fn find(
     if let Some(target) = from_health_flag(container, flags, warnings) {
         return Ok(target);
     }
-    let tcp_ports: Vec<&ContainerPort> = container
+    let tcp_ports: Vec<&Port<'_>> = container
         .ports
         .iter()
         .flatten()
@@ -89,7 +89,7 @@ pub fn find(
 }
 
 fn from_port_setting(
-    container: &Container,
+    container: &Container<'_>,
     port: Option<&IntOrString>,
     warnings: &mut Vec<String>,
 ) -> Option<Target> {
@@ -112,7 +112,7 @@ fn from_port_setting(
 }
 
 fn from_health_flag(
-    container: &Container,
+    container: &Container<'_>,
     flags: &[Flag<'_>],
     warnings: &mut Vec<String>,
 ) -> Option<Target> {
@@ -132,7 +132,7 @@ fn from_health_flag(
 
 /// The port a Service sends traffic to is the one whose readiness matters: a broker's AMQP
 /// port, not its management UI declared before it.
-fn from_service(tcp_ports: &[&ContainerPort], evidence: Evidence<'_>) -> Option<Target> {
+fn from_service(tcp_ports: &[&Port<'_>], evidence: Evidence<'_>) -> Option<Target> {
     evidence
         .service_targets
         .iter()
@@ -148,7 +148,7 @@ fn from_service(tcp_ports: &[&ContainerPort], evidence: Evidence<'_>) -> Option<
         })
 }
 
-fn named(tcp_ports: &[&ContainerPort], names: &[&str]) -> Option<Target> {
+fn named(tcp_ports: &[&Port<'_>], names: &[&str]) -> Option<Target> {
     names.iter().find_map(|name| {
         tcp_ports
             .iter()
@@ -157,7 +157,7 @@ fn named(tcp_ports: &[&ContainerPort], names: &[&str]) -> Option<Target> {
     })
 }
 
-fn nothing_to_probe(tcp_ports: &[&ContainerPort], evidence: Evidence<'_>) -> String {
+fn nothing_to_probe(tcp_ports: &[&Port<'_>], evidence: Evidence<'_>) -> String {
     if tcp_ports.is_empty() {
         return format!(
             "it declares no TCP containerPort and no health server flag ({}); set {} to choose one",
@@ -181,12 +181,14 @@ fn nothing_to_probe(tcp_ports: &[&ContainerPort], evidence: Evidence<'_>) -> Str
     )
 }
 
-fn target_of(port: &ContainerPort) -> Target {
+fn target_of(port: &Port<'_>) -> Target {
     Target {
         port: port
             .name
-            .clone()
-            .map_or(IntOrString::Int(port.container_port), IntOrString::String),
+            .as_deref()
+            .map_or(IntOrString::Int(port.container_port), |name| {
+                IntOrString::String(name.to_owned())
+            }),
         number: port.container_port,
         health: None,
         from_service: None,

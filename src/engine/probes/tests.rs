@@ -1,23 +1,22 @@
 use super::*;
 use crate::engine::command_line;
+use crate::engine::object::{Port, Text};
 use crate::policy::{Scheme, Timings};
-use k8s_openapi::api::core::v1::ContainerPort;
 
 /// (name, number, protocol) of container ports; empty strings for unset.
 type Ports<'a> = Vec<(&'a str, i32, &'a str)>;
 
-fn container(ports: &[(&str, i32, &str)], args: &[&str]) -> Container {
+fn container(ports: &[(&str, i32, &str)], args: &[&str]) -> Container<'static> {
     Container {
         name: "app".into(),
-        args: Some(args.iter().map(|s| s.to_string()).collect()),
+        args: Some(args.iter().map(|s| Text::from(s.to_string())).collect()),
         ports: Some(
             ports
                 .iter()
-                .map(|(name, number, protocol)| ContainerPort {
-                    name: (!name.is_empty()).then(|| name.to_string()),
+                .map(|(name, number, protocol)| Port {
+                    name: (!name.is_empty()).then(|| name.to_string().into()),
                     container_port: *number,
-                    protocol: (!protocol.is_empty()).then(|| protocol.to_string()),
-                    ..ContainerPort::default()
+                    protocol: (!protocol.is_empty()).then(|| protocol.to_string().into()),
                 })
                 .collect(),
         ),
@@ -505,7 +504,7 @@ fn handlers() {
     use ProbeKind::{Liveness, Readiness, Startup};
     struct Case<'a> {
         name: &'static str,
-        container: &'a Container,
+        container: &'a Container<'a>,
         settings: Settings,
         /// The probes added, handlers only.
         probes: Vec<(ProbeKind, Probe)>,

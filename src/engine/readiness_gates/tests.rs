@@ -1,14 +1,16 @@
 use super::*;
-use k8s_openapi::api::core::v1::{PodReadinessGate, Service, ServiceSpec};
+use crate::engine::object::Gate;
+use k8s_openapi::api::core::v1::{Service, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use std::collections::BTreeMap;
 
-fn spec(gates: &[&str]) -> PodSpec {
+fn spec(gates: &[&str]) -> PodSpec<'static> {
     PodSpec {
         readiness_gates: (!gates.is_empty()).then(|| {
             gates
                 .iter()
-                .map(|g| PodReadinessGate {
-                    condition_type: g.to_string(),
+                .map(|g| Gate {
+                    condition_type: g.to_string().into(),
                 })
                 .collect()
         }),
@@ -56,7 +58,7 @@ fn plan_among(
     batch: bool,
     services: &[ServiceEvidence],
 ) -> GatePlan {
-    let labels = map(&[("app", "web")]);
+    let labels = crate::engine::test_support::map(&[("app", "web")]);
     let all: Vec<&ServiceEvidence> = services.iter().collect();
     let selecting = services::selecting(&all, None, Some(&labels));
     plan(

@@ -7,9 +7,9 @@ use k8s_openapi::api::core::v1::Probe;
 use serde_json::{Value, json};
 
 use crate::engine::catalogue::Catalogue;
+use crate::engine::test_support::object;
 use crate::engine::{Context, ServiceEvidence, mutate};
 use crate::policy::INJECTED_ANNOTATION;
-use crate::workload::Workload;
 
 /// A probe as a user reads it: `http:8080/ready`, `https:8443/readyz`, `tcp:5432`,
 /// `exec:pg_isready`, `grpc:9000`; `-` for none.
@@ -64,9 +64,7 @@ fn run(case: &Case, catalogue: &Catalogue) -> (String, String, String, String) {
             "metadata": {"labels": {"app": "w"}, "annotations": case.pod_annotations},
             "spec": {"containers": [case.container]}}}
     });
-    let workload = Workload::decode("apps", "v1", "Deployment", object)
-        .unwrap()
-        .unwrap();
+    let workload = self::object(object.clone());
     let namespace: BTreeMap<String, String> = case
         .namespace
         .iter()
@@ -82,11 +80,7 @@ fn run(case: &Case, catalogue: &Catalogue) -> (String, String, String, String) {
             catalogue,
         },
     );
-    let mut patched = serde_json::to_value(match &workload {
-        Workload::Deployment(d) => d,
-        _ => unreachable!(),
-    })
-    .unwrap();
+    let mut patched = object;
     json_patch::patch(&mut patched, &mutation.patch.operations().unwrap()).unwrap();
     let pod = &patched["spec"]["template"];
     let container = &pod["spec"]["containers"][0];
@@ -383,7 +377,7 @@ fn a_users_catalogue_sizes_start_up_and_slow_checks() {
             "spec": {"containers": [{"name": "c", "image": "registry.corp/payments/ledger:7",
                 "ports": [{"name": "http", "containerPort": 8080}]}]}
         });
-        let workload = Workload::decode("", "v1", "Pod", object).unwrap().unwrap();
+        let workload = self::object(object);
         let mutation = mutate(
             &workload,
             &Context {
@@ -424,9 +418,7 @@ fn the_workloads_own_settings_are_for_its_application_not_its_sidecars() {
                 {"name": "db", "image": "postgres:16", "ports": [{"containerPort": 5432}]}
             ]}
         });
-        let workload = Workload::decode("", "v1", "Pod", object.clone())
-            .unwrap()
-            .unwrap();
+        let workload = self::object(object.clone());
         let mutation = mutate(
             &workload,
             &Context {

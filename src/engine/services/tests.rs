@@ -1,7 +1,9 @@
 use super::*;
+use crate::engine::test_support::map as labels;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::core::v1::ServiceSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use std::collections::BTreeMap;
 
 fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
@@ -26,7 +28,7 @@ fn service(name: &str, selector: Option<&[(&str, &str)]>) -> Service {
 
 #[test]
 fn selection_follows_the_endpoints_controller() {
-    let pod = map(&[("app", "web"), ("tier", "front")]);
+    let pod = labels(&[("app", "web"), ("tier", "front")]);
     struct Case {
         name: &'static str,
         selector: Option<&'static [(&'static str, &'static str)]>,
@@ -89,7 +91,7 @@ fn selection_follows_the_endpoints_controller() {
 
 #[test]
 fn selecting_services_are_ordered_by_name() {
-    let pod = map(&[("app", "web")]);
+    let pod = labels(&[("app", "web")]);
     let (b, a, other) = (
         ServiceEvidence::from(service("b", Some(&[("app", "web")]))),
         ServiceEvidence::from(service("a", Some(&[("app", "web")]))),
@@ -193,7 +195,7 @@ fn targets_follow_service_then_port_order() {
 #[test]
 fn labels_are_written_in_key_order() {
     assert_eq!(
-        labels_text(Some(&map(&[("z", "1"), ("a", "2")]))),
+        labels_text(Some(&labels(&[("z", "1"), ("a", "2")]))),
         "a=2,z=1"
     );
     assert_eq!(labels_text(None), "none");
@@ -249,7 +251,7 @@ fn evidence_keeps_only_what_the_rules_read() {
 
 #[test]
 fn same_names_in_several_namespaces_are_ordered_by_namespace() {
-    let pod = map(&[("app", "web")]);
+    let pod = labels(&[("app", "web")]);
     let in_namespace = |namespace: &str| {
         let mut s = service("web", Some(&[("app", "web")]));
         s.metadata.namespace = Some(namespace.into());

@@ -1,9 +1,16 @@
 use super::*;
+use crate::engine::Object;
 use serde_json::json;
 
-fn container_names(w: &Workload) -> Vec<String> {
+fn container_names(w: &Object<'_>) -> Vec<String> {
     w.pod_parts()
-        .map(|p| p.spec.containers.iter().map(|c| c.name.clone()).collect())
+        .map(|p| {
+            p.spec
+                .containers
+                .iter()
+                .map(|c| c.name.to_string())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -32,52 +39,52 @@ fn decodes_every_handled_kind_and_finds_its_pod_spec() {
             api_version: "apps/v1",
             kind: "Deployment",
             object: json!({"metadata": {"name": "d"}, "spec": {"selector": {}, "template": template}}),
-            base: TEMPLATE_BASE,
+            base: &["spec", "template"][..],
         },
         Case {
             name: "a StatefulSet: its template",
             api_version: "apps/v1",
             kind: "StatefulSet",
             object: json!({"metadata": {"name": "s"}, "spec": {"selector": {}, "template": template}}),
-            base: TEMPLATE_BASE,
+            base: &["spec", "template"][..],
         },
         Case {
             name: "a DaemonSet: its template",
             api_version: "apps/v1",
             kind: "DaemonSet",
             object: json!({"metadata": {"name": "ds"}, "spec": {"selector": {}, "template": template}}),
-            base: TEMPLATE_BASE,
+            base: &["spec", "template"][..],
         },
         Case {
             name: "a ReplicaSet: its template",
             api_version: "apps/v1",
             kind: "ReplicaSet",
             object: json!({"metadata": {"name": "rs"}, "spec": {"selector": {}, "template": template}}),
-            base: TEMPLATE_BASE,
+            base: &["spec", "template"][..],
         },
         Case {
             name: "a Job: its template",
             api_version: "batch/v1",
             kind: "Job",
             object: json!({"metadata": {"name": "j"}, "spec": {"template": template}}),
-            base: TEMPLATE_BASE,
+            base: &["spec", "template"][..],
         },
         Case {
             name: "a CronJob: its job template's template",
             api_version: "batch/v1",
             kind: "CronJob",
             object: json!({"metadata": {"name": "c"}, "spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {"template": template}}}}),
-            base: CRONJOB_TEMPLATE_BASE,
+            base: &["spec", "jobTemplate", "spec", "template"][..],
         },
     ];
     assert_eq!(cases.len(), Kind::ALL.len(), "every kind has a case");
     for case in cases {
         let (name, kind) = (case.name, case.kind);
-        let (group, version) = Workload::split_api_version(case.api_version);
-        let workload = Workload::decode(group, version, kind, case.object)
+        let (group, version) = split_api_version(case.api_version);
+        let workload = Object::decode(group, version, kind, &case.object)
             .unwrap()
             .unwrap_or_else(|| panic!("{name}: {kind} not handled"));
-        assert_eq!(workload.kind(), kind, "{name}");
+        assert_eq!(workload.kind_name(), kind, "{name}");
         assert_eq!(
             Kind::of(group, version, kind).map(Kind::name),
             Some(kind),
@@ -125,8 +132,9 @@ fn other_kinds_and_versions_pass_through() {
         },
     ];
     for case in cases {
-        let (group, version) = Workload::split_api_version(case.api_version);
-        let decoded = Workload::decode(group, version, case.kind, json!({"metadata": {}})).unwrap();
+        let (group, version) = split_api_version(case.api_version);
+        let object = json!({"metadata": {}});
+        let decoded = Object::decode(group, version, case.kind, &object).unwrap();
         assert!(decoded.is_none(), "{}", case.name);
     }
 }
@@ -261,7 +269,7 @@ fn unserved_versions_of_handled_kinds_are_named() {
         },
     ];
     for case in cases {
-        let said = Workload::unserved(case.api_version, case.kind);
+        let said = Kind::unserved(case.api_version, case.kind);
         match case.says {
             None => assert_eq!(said, None, "{}", case.name),
             Some(part) => {
@@ -274,8 +282,8 @@ fn unserved_versions_of_handled_kinds_are_named() {
 
 #[test]
 fn fields_that_do_not_fit_the_kind_are_an_error() {
-    let err =
-        Workload::decode("", "v1", "Pod", json!({"spec": {"containers": "app"}})).unwrap_err();
+    let object = json!({"spec": {"containers": "app"}});
+    let err = Object::decode("", "v1", "Pod", &object).unwrap_err();
     assert_eq!(err.kind, "Pod");
     assert!(err.to_string().contains("does not fit Pod"), "{err}");
 }
@@ -374,7 +382,7 @@ fn batch_pods_are_recognised() {
         },
     ];
     for case in cases {
-        let workload = Workload::decode(case.group, "v1", case.kind, case.object)
+        let workload = Object::decode(case.group, "v1", case.kind, &case.object)
             .unwrap()
             .unwrap();
         assert_eq!(workload.is_batch(), case.batch, "{}", case.name);
@@ -383,17 +391,12 @@ fn batch_pods_are_recognised() {
 
 #[test]
 fn workloads_without_a_pod_spec_have_no_parts() {
-    let deployment = Workload::decode(
-        "apps",
-        "v1",
-        "Deployment",
-        json!({"metadata": {"name": "d"}}),
-    )
-    .unwrap()
-    .unwrap();
-    assert!(deployment.pod_parts().is_none());
-    let pod = Workload::decode("", "v1", "Pod", json!({"metadata": {"name": "p"}}))
+    let object = json!({"metadata": {"name": "d"}});
+    let deployment = Object::decode("apps", "v1", "Deployment", &object)
         .unwrap()
         .unwrap();
+    assert!(deployment.pod_parts().is_none());
+    let object = json!({"metadata": {"name": "p"}});
+    let pod = Object::decode("", "v1", "Pod", &object).unwrap().unwrap();
     assert!(pod.pod_parts().is_none());
 }
