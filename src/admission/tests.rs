@@ -96,6 +96,18 @@ fn bodies_that_are_not_reviews_say_why() {
             reason: "not_json",
         },
         Case {
+            name: "a review with bytes that are not UTF-8 where nothing reads them",
+            body: {
+                let mut sent = body(&format!(
+                    r#"{{"kind": {POD_KIND}, {REST}, "object": {POD}, "note": "\u0000"}}"#
+                ));
+                let at = sent.windows(6).position(|w| w == b"\\u0000").unwrap();
+                sent.splice(at..at + 6, [0xff, 0xfe]);
+                sent
+            },
+            reason: "not_json",
+        },
+        Case {
             name: "JSON, not an object",
             body: b"[1, 2]".to_vec(),
             reason: "malformed",

@@ -220,7 +220,14 @@ struct Envelope {
 }
 
 pub(super) fn parse(body: &[u8]) -> Result<Incoming<'_>, ReviewError> {
-    let review: WireReview<'_> = match serde_json::from_slice(body) {
+    // JSON is UTF-8 (RFC 8259). Checked once for the whole body, so that serde_json reads
+    // it as text and does not check every string it borrows again.
+    let text = std::str::from_utf8(body).map_err(|error| {
+        ReviewError::NotJson(serde::de::Error::custom(format_args!(
+            "the body is not UTF-8: {error}"
+        )))
+    })?;
+    let review: WireReview<'_> = match serde_json::from_str(text) {
         Ok(review) => review,
         Err(error) => {
             return parse_unfitting(body).unwrap_or_else(|| Err(why_unreadable(body, error)));
