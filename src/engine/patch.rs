@@ -71,6 +71,7 @@ pub fn write(parts: &PodParts<'_, '_>, plan: &Plan) -> Result<Patch, serde_json:
     let mut ops = Ops {
         seq: serializer.serialize_seq(None)?,
         count: 0,
+        path: String::with_capacity(96),
     };
     for container in &plan.probes {
         for (kind, probe) in &container.added {
@@ -138,6 +139,8 @@ pub fn write(parts: &PodParts<'_, '_>, plan: &Plan) -> Result<Patch, serde_json:
 struct Ops<'s> {
     seq: Compound<'s, &'s mut Vec<u8>, CompactFormatter>,
     count: usize,
+    /// The path of the operation being written, reused.
+    path: String,
 }
 
 impl Ops<'_> {
@@ -147,9 +150,11 @@ impl Ops<'_> {
         value: &T,
     ) -> serde_json::Result<()> {
         self.count += 1;
+        self.path.clear();
+        path.write_to(&mut self.path);
         self.seq.serialize_element(&Add {
             op: "add",
-            path,
+            path: &self.path,
             value,
         })
     }
@@ -158,7 +163,7 @@ impl Ops<'_> {
 #[derive(Serialize)]
 struct Add<'a, T: ?Sized> {
     op: &'static str,
-    path: Pointer<'a>,
+    path: &'a str,
     value: &'a T,
 }
 
@@ -183,43 +188,59 @@ impl<'a> Pointer<'a> {
     }
 }
 
-impl fmt::Display for Pointer<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for token in self
-            .base
-            .iter()
-            .map(|key| Key(key))
-            .chain(self.rest.iter().copied())
-        {
-            f.write_str("/")?;
+impl Pointer<'_> {
+    /// The pointer's text, appended to `out`, without the formatting machinery: a patch
+    /// writes one per operation.
+    fn write_to(&self, out: &mut String) {
+        let base = self.base.iter().map(|key| Key(key));
+        for token in base.chain(self.rest.iter().copied()) {
+            out.push('/');
             match token {
-                Index(index) => write!(f, "{index}")?,
-                Key(key) => escape(key, f)?,
+                Index(index) => push_number(out, index),
+                Key(key) => escape(key, out),
             }
         }
-        Ok(())
+    }
+}
+
+impl fmt::Display for Pointer<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut text = String::new();
+        self.write_to(&mut text);
+        f.write_str(&text)
     }
 }
 
 /// RFC 6901: `~` is written `~0` and `/` is written `~1`; nothing else changes.
-fn escape(key: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+fn escape(key: &str, out: &mut String) {
     let mut rest = key;
     while let Some(at) = rest.find(['~', '/']) {
-        f.write_str(&rest[..at])?;
-        f.write_str(if rest.as_bytes()[at] == b'~' {
+        out.push_str(&rest[..at]);
+        out.push_str(if rest.as_bytes()[at] == b'~' {
             "~0"
         } else {
             "~1"
-        })?;
+        });
         rest = &rest[at + 1..];
     }
-    f.write_str(rest)
+    out.push_str(rest);
 }
 
-impl Serialize for Pointer<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+/// A list index in decimal.
+fn push_number(out: &mut String, number: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = number;
+    loop {
+        at -= 1;
+        // A digit, 0 to 9, fits a u8.
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
     }
+    out.extend(digits[at..].iter().map(|d| char::from(*d)));
 }
 
 #[cfg(test)]
@@ -375,6 +396,11 @@ mod tests {
         }
         let indexed = Pointer::new(&["spec", "template"], &[Key("containers"), Index(12)]);
         assert_eq!(indexed.to_string(), "/spec/template/containers/12");
+        for number in [0, 7, 10, 409, usize::MAX] {
+            let mut text = String::new();
+            push_number(&mut text, number);
+            assert_eq!(text, number.to_string());
+        }
         assert_eq!(
             Pointer::new(&[], &[Key("metadata")]).to_string(),
             "/metadata"
