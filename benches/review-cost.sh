@@ -7,6 +7,7 @@
 #   A fixture is an AdmissionReview, or an object to wrap in a CREATE review. Default: the
 #   synthetic 10 KB Deployment and every captured benches/fixtures/review-*.json.
 # With PROFILE=1, also prints the functions that cost most (callgrind_annotate, inclusive).
+# The last column is the floor: serde_json reading past the same body, building nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "review-cost: valgrind is needed (apt-get install valgrind)" >&2; exit 1; }
@@ -16,17 +17,20 @@ fixtures=("$@")
 [[ ${#fixtures[@]} -gt 0 ]] || fixtures=(benches/fixtures/deployment.json benches/fixtures/review-*.json)
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-count() { # FIXTURE N -> total instructions
-  valgrind --tool=callgrind --callgrind-out-file="$out/cg.$2" "$bin" "$1" "$2" >/dev/null 2>"$out/log" ||
+count() { # FIXTURE N [--read-past] -> total instructions
+  valgrind --tool=callgrind --callgrind-out-file="$out/cg.$2" "$bin" "$@" >/dev/null 2>"$out/log" ||
     { echo "review-cost: the run on $1 failed:" >&2; tail -n 20 "$out/log" >&2; exit 1; }
   sed -n 's/^summary: //p' "$out/cg.$2"
 }
-printf '%-32s %10s %14s\n' fixture bytes instructions/review
+printf '%-32s %10s %14s %14s\n' fixture bytes instructions/review read-past
 for fixture in "${fixtures[@]}"; do
   low=$(count "$fixture" 10)
   high=$(count "$fixture" 110)
-  printf '%-32s %10s %14s\n' "$(basename "$fixture" .json)" "$(wc -c < "$fixture")" "$(( (high - low) / 100 ))"
   if [[ "${PROFILE:-}" == 1 ]]; then
     callgrind_annotate --inclusive=yes "$out/cg.110" 2>/dev/null | sed -n '1,60p' | grep -v '^-' | cut -c1-160
   fi
+  floor_low=$(count "$fixture" 10 --read-past)
+  floor_high=$(count "$fixture" 110 --read-past)
+  printf '%-32s %10s %14s %14s\n' "$(basename "$fixture" .json)" "$(wc -c < "$fixture")" \
+    "$(( (high - low) / 100 ))" "$(( (floor_high - floor_low) / 100 ))"
 done

@@ -2,7 +2,11 @@
 //! the workload that `benches/review-cost.sh` counts instructions on under callgrind, where
 //! the count does not move with whatever else the machine is doing.
 //!
-//! `review_cost FIXTURE ITERATIONS`
+//! `review_cost FIXTURE ITERATIONS [--read-past]`
+//!
+//! With `--read-past`, each iteration only reads past the review's body with serde_json
+//! (`IgnoredAny`), building nothing: the least any webhook reading the body with
+//! serde_json spends on it, for comparison.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,6 +22,13 @@ fn main() {
     }
     let body = review(&std::fs::read(fixture).expect("fixture is readable"));
     let iterations: usize = iterations.parse().expect("ITERATIONS is a number");
+    if args.get(3).is_some_and(|a| a == "--read-past") {
+        for _ in 0..iterations {
+            serde_json::from_slice::<serde::de::IgnoredAny>(std::hint::black_box(&body))
+                .expect("the review is JSON");
+        }
+        return;
+    }
     let admission = probegate::admission::Admission::new(
         probegate::namespace_cache::Directory::standalone(None).expect("standalone"),
         BTreeMap::new(),
