@@ -134,7 +134,6 @@ impl crate::policy::Layer for Map<'_> {
 #[serde(rename_all = "camelCase", default, bound(deserialize = "'de: 'a"))]
 pub struct Meta<'a> {
     pub name: Option<Text<'a>>,
-    pub generate_name: Option<Text<'a>>,
     pub namespace: Option<Text<'a>>,
     pub labels: Option<Map<'a>>,
     /// Only the annotations a rule reads (`engine::reads_annotation`): the last-applied
@@ -148,7 +147,6 @@ pub struct Meta<'a> {
 /// Metadata that is absent.
 static NO_META: Meta<'static> = Meta {
     name: None,
-    generate_name: None,
     namespace: None,
     labels: None,
     annotations: None,
