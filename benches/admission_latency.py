@@ -13,7 +13,9 @@ Usage: admission_latency.py KUBECONFIG PROBEGATE LOAD WORKDIR MANIFEST SHAPES RO
 
 Each run gets a fresh namespace (labelled probegate.io/injection=enabled, so the webhook
 serves it) and its Pods are deleted afterwards, so every run starts from the same number of
-stored Pods. Measurement only: it fails on a broken setup (the webhook does not mutate, or
+stored Pods. This is a shared machine: a run starts once other work has used under 0.2
+cores for 5 s (waiting at most 180 s), and a run during which other work used over 0.25
+cores on average is run again, at most twice, then kept and marked "disturbed". Measurement only: it fails on a broken setup (the webhook does not mutate, or
 mutates when it is not registered), never on a figure.
 """
 
@@ -266,10 +268,46 @@ def delete_pods(namespace):
         time.sleep(0.5)
 
 
+QUIET = 0.2  # cores others may use before a run starts
+DISTURBED = 0.25  # cores others used during a run that make it count as disturbed
+RETRIES = 2  # reruns of a disturbed run
+
+
+def wait_for_quiet(ours):
+    """Waits (at most 180 s) until the machine's other users have used under QUIET cores
+    for 5 s in a row: this is a shared build machine."""
+    started = time.monotonic()
+    calm = 0
+    while calm < 5 and time.monotonic() - started < 180:
+        busy, mine = machine_busy(), sum(cpu_seconds(pid) for pid in ours)
+        time.sleep(1)
+        others = machine_busy() - busy - (sum(cpu_seconds(pid) for pid in ours) - mine)
+        calm = calm + 1 if others < QUIET else 0
+    waited = time.monotonic() - started
+    if waited > 6:
+        log(f"waited {waited:.0f} s for other work on the machine to quieten"
+            + ("" if calm >= 5 else " (it did not; running anyway)"))
+
+
 def run(creates, clients, namespace, probegate=None):
+    """One run, rerun up to RETRIES times while other work on the machine disturbs it."""
+    for attempt in range(RETRIES + 1):
+        name = namespace if attempt == 0 else f"{namespace}-again{attempt}"
+        figures = run_once(creates, clients, name, probegate)
+        others = figures["others_cpu"] / figures["wall"]
+        figures["disturbed"] = others > DISTURBED
+        if not figures["disturbed"]:
+            return figures
+        log(f"{name}: other work on the machine used {others:.2f} cores meanwhile"
+            + ("; running it again" if attempt < RETRIES else "; keeping it, marked disturbed"))
+    return figures
+
+
+def run_once(creates, clients, namespace, probegate=None):
     """One run of the load client: its figures and the processes' costs over it."""
-    create_namespace(namespace)
     apiserver = int(open(os.path.join(WORKDIR, "apiserver.pid")).read())
+    wait_for_quiet([apiserver] + ([probegate[0].pid] if probegate else []))
+    create_namespace(namespace)
     token_file = os.path.join(WORKDIR, "bench-token")
     ca_file = os.path.join(WORKDIR, "apiserver-ca.crt")
     out = os.path.join(WORKDIR, f"{namespace}.txt")
@@ -360,8 +398,9 @@ def table(shape_runs):
     columns = []
     for n, (without, with_) in enumerate(shape_runs, 1):
         suffix = f", round {n}" if len(shape_runs) > 1 else ""
-        columns.append((f"no webhook{suffix}", without, None))
-        columns.append((f"probegate{suffix}", with_, without))
+        mark = lambda f: " (disturbed)" if f["disturbed"] else ""
+        columns.append((f"no webhook{suffix}{mark(without)}", without, None))
+        columns.append((f"probegate{suffix}{mark(with_)}", with_, without))
     rows = [
         ("create latency p50 / p95 / p99 (ms)",
          lambda f, b: f"{ms(f['p50'])} / {ms(f['p95'])} / {ms(f['p99'])}"),
@@ -387,7 +426,8 @@ def table(shape_runs):
          lambda f, b: f"{f['opened']}"),
         ("API server CPU seconds", lambda f, b: f"{f['apiserver_cpu']:.1f}"),
         ("load client CPU seconds", lambda f, b: f"{f['client_cpu']:.1f}"),
-        ("CPU seconds of everything else on the machine", lambda f, b: f"{f['others_cpu']:.1f}"),
+        ("CPU seconds of everything else on the machine (cores)",
+         lambda f, b: f"{f['others_cpu']:.1f} ({f['others_cpu'] / f['wall']:.2f})"),
     ]
     lines = [f"| {creates:,} creates, {clients} clients | " + " | ".join(c[0] for c in columns) + " |",
              "|---|" + "---|" * len(columns)]
