@@ -1,0 +1,3 @@
+module probegate.io/admission-load
+
+go 1.25.0
