@@ -9,7 +9,6 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use super::object::Meta;
 use k8s_openapi::api::core::v1::PodReadinessGate;
 use serde::Serialize;
 use serde::ser::{SerializeSeq, Serializer as _};
@@ -115,12 +114,13 @@ pub fn write(parts: &PodParts<'_, '_>, plan: &Plan) -> Result<Patch, serde_json:
                     ops.add(Pointer::new(base, &at), value)?;
                 }
             }
-            // An empty metadata map may also be absent from the JSON: replace it whole.
-            Some(meta) if *meta != Meta::default() => {
+            // Metadata there, of whatever fields: the map goes in it.
+            Some(_) => {
                 let at = [Key("metadata"), Key("annotations")];
                 ops.add(Pointer::new(base, &at), &map)?;
             }
-            _ => {
+            // Absent or null: written whole.
+            None => {
                 let whole = BTreeMap::from([("annotations", &map)]);
                 ops.add(Pointer::new(base, &[Key("metadata")]), &whole)?;
             }
@@ -302,7 +302,30 @@ mod tests {
                 expect: vec![("/metadata", json!({"name": "p", "annotations": {"k": "v"}}))],
             },
             Case {
-                name: "empty metadata may be absent from the JSON: replaced whole",
+                name: "metadata with only fields no rule reads keeps them",
+                object: json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                    "metadata": {"name": "d"},
+                    "spec": {"selector": {}, "template": {"metadata": {"labeds": {"a": "b"}, "creationTimestamp": null}, "spec": spec.clone()}}}),
+                plan: annotations(&[("k", "v")]),
+                expect: vec![(
+                    "/spec/template/metadata",
+                    json!({"labeds": {"a": "b"}, "creationTimestamp": null, "annotations": {"k": "v"}}),
+                )],
+            },
+            Case {
+                name: "null metadata is written whole",
+                object: json!({"apiVersion": "v1", "kind": "Pod", "metadata": null, "spec": spec.clone()}),
+                plan: annotations(&[("k", "v")]),
+                expect: vec![("/metadata", json!({"annotations": {"k": "v"}}))],
+            },
+            Case {
+                name: "null annotations are replaced by the map",
+                object: pod(json!({"name": "p", "annotations": null}), spec.clone()),
+                plan: annotations(&[("k", "v")]),
+                expect: vec![("/metadata/annotations", json!({"k": "v"}))],
+            },
+            Case {
+                name: "absent metadata is written whole",
                 object: json!({"apiVersion": "apps/v1", "kind": "Deployment",
                     "metadata": {"name": "d"},
                     "spec": {"selector": {}, "template": {"spec": spec.clone()}}}),

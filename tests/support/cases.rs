@@ -16,7 +16,6 @@ use arbitrary::{Result, Unstructured};
 use futures_util::FutureExt;
 use json_patch::Patch;
 use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use probegate::admission::{Admission, to_wire};
 use probegate::engine::Object;
 use probegate::engine::command_line;
@@ -510,15 +509,9 @@ pub fn check_patch(
         .collect();
     let settings = Settings::resolve(&all_layers).0;
 
-    // Nothing changes but probes, readiness gates and the pod's annotations.
-    // The engine reads objects through their types: pod metadata with no field the type
-    // knows (unknown fields only, which the API server never sends, since it decodes
-    // objects into their types first) reads as absent, and is written whole.
-    let reads_as_absent = |meta: &Value| {
-        meta.is_null()
-            || serde_json::from_value::<ObjectMeta>(meta.clone())
-                .is_ok_and(|m| m == ObjectMeta::default())
-    };
+    // Nothing changes but probes, readiness gates and the pod's annotations. Pod metadata
+    // that is absent or null is written whole; any other is kept, unknown fields and all.
+    let reads_as_absent = |meta: &Value| meta.is_null();
     let pod_meta_absent = reads_as_absent(&pod_before["metadata"]);
     let mut stripped = after.clone();
     if let Some(p) = stripped.pointer_mut(base) {
@@ -894,36 +887,34 @@ pub fn check_review(admission: &Admission, annotations: &BTreeMap<String, String
             return;
         }
     };
-    // serde_json does not check the UTF-8 of what it skips (an unknown field's name, say),
-    // so a body with a stray byte there is answered; read it the same lenient way here.
-    let lossy = || String::from_utf8_lossy(body);
+    // A body is answered only if it is UTF-8, wherever a stray byte is.
+    let text = std::str::from_utf8(body).expect("an answered body is UTF-8");
     let wire = to_wire(review).expect("the answer serializes");
-    let input: Value =
-        match serde_json::from_slice(body).or_else(|_| serde_json::from_str(&lossy())) {
-            Ok(input) => input,
-            // Nor does it build a number it skips: one beyond f64 where no rule reads (which no
-            // API server sends) is answered, though this check cannot build the body. Read what
-            // the answer is checked against the same way, skipping the rest.
-            Err(_) => {
-                // (serde through k8s-openapi: the fuzz crate, which shares this file, has no
-                // serde of its own.)
-                #[derive(k8s_openapi::serde::Deserialize)]
-                #[serde(crate = "k8s_openapi::serde")]
-                struct Skim {
-                    request: SkimRequest,
-                }
-                #[derive(k8s_openapi::serde::Deserialize)]
-                #[serde(crate = "k8s_openapi::serde")]
-                struct SkimRequest {
-                    uid: String,
-                    operation: String,
-                }
-                let skim: Skim = serde_json::from_str(&lossy()).expect("an answered body is JSON");
-                let request = json!({"uid": skim.request.uid, "operation": skim.request.operation});
-                check_answer(&wire, &json!({"request": request}));
-                return;
+    let input: Value = match serde_json::from_str(text) {
+        Ok(input) => input,
+        // Nor does it build a number it skips: one beyond f64 where no rule reads (which no
+        // API server sends) is answered, though this check cannot build the body. Read what
+        // the answer is checked against the same way, skipping the rest.
+        Err(_) => {
+            // (serde through k8s-openapi: the fuzz crate, which shares this file, has no
+            // serde of its own.)
+            #[derive(k8s_openapi::serde::Deserialize)]
+            #[serde(crate = "k8s_openapi::serde")]
+            struct Skim {
+                request: SkimRequest,
             }
-        };
+            #[derive(k8s_openapi::serde::Deserialize)]
+            #[serde(crate = "k8s_openapi::serde")]
+            struct SkimRequest {
+                uid: String,
+                operation: String,
+            }
+            let skim: Skim = serde_json::from_str(text).expect("an answered body is JSON");
+            let request = json!({"uid": skim.request.uid, "operation": skim.request.operation});
+            check_answer(&wire, &json!({"request": request}));
+            return;
+        }
+    };
     let Some(patch) = check_answer(&wire, &input) else {
         return;
     };
