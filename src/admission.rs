@@ -204,26 +204,22 @@ impl Admission {
                 self.metrics
                     .admission
                     .injected(mutation.plan.probes_added(), mutation.plan.gates.len());
-                (
-                    with_warnings(with_patch(allowed, mutation.patch)),
-                    Outcome::Mutated,
-                )
+                // kube sets the patch type only in `with_patch`, which serializes a
+                // `json_patch::Patch`: given none, it writes `[]`, and the engine's bytes take
+                // its place.
+                match allowed.clone().with_patch(json_patch::Patch(Vec::new())) {
+                    Ok(mut response) => {
+                        response.patch = Some(mutation.patch.into_bytes());
+                        (with_warnings(response), Outcome::Mutated)
+                    }
+                    Err(error) => {
+                        tracing::error!(uid = %request.response.uid, %error, "patch type could not be set; allowed unchanged");
+                        (with_warnings(allowed), Outcome::Error)
+                    }
+                }
             }
         }
     }
-}
-
-/// `response` carrying `patch`. kube sets the patch type only in `with_patch`, which
-/// serializes a `json_patch::Patch`: given none, it writes `[]`, and the engine's bytes
-/// take its place.
-fn with_patch(response: AdmissionResponse, patch: engine::Patch) -> AdmissionResponse {
-    let mut response = match response.clone().with_patch(json_patch::Patch(Vec::new())) {
-        Ok(typed) => typed,
-        // Serializing an empty list cannot fail; were it to, the answer stays allowed.
-        Err(_) => response,
-    };
-    response.patch = Some(patch.into_bytes());
-    response
 }
 
 /// A bounded label: the kinds probegate handles, or `other`.

@@ -176,11 +176,19 @@ pub fn metrics_coupled_probes(
         return Vec::new();
     }
     // The engine's rules read the pod as the one model they read every object in.
-    let Ok(value) = serde_json::to_value(pod) else {
-        return Vec::new();
+    let value = match serde_json::to_value(pod) {
+        Ok(value) => value,
+        Err(error) => {
+            tracing::error!(%error, "listed pod does not serialize; its probes not checked");
+            return Vec::new();
+        }
     };
-    let Ok(object) = Object::read(Kind::Pod, &value) else {
-        return Vec::new();
+    let object = match Object::read(Kind::Pod, &value) {
+        Ok(object) => object,
+        Err(error) => {
+            tracing::error!(%error, "listed pod does not read; its probes not checked");
+            return Vec::new();
+        }
     };
     let Some(parts) = object.pod_parts() else {
         return Vec::new();

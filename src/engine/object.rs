@@ -17,7 +17,7 @@ use std::fmt;
 
 use k8s_openapi::api::core::v1::Probe;
 use serde::Deserialize;
-use serde::de::{DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 
 use super::kinds::{DecodeError, JOB_GROUP, Kind, split_api_version};
 use super::{reads_annotation, reads_variable};
@@ -175,9 +175,9 @@ impl<'a> Meta<'a> {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
 pub struct Owner<'a> {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "or_default")]
     pub api_version: Text<'a>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "or_default")]
     pub kind: Text<'a>,
     #[serde(default)]
     pub controller: Option<bool>,
@@ -231,6 +231,7 @@ impl<'de> From<Text<'de>> for String {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
 pub struct PodSpec<'a> {
+    #[serde(default, deserialize_with = "objects")]
     pub containers: Vec<Container<'a>>,
     #[serde(default)]
     pub restart_policy: Option<Text<'a>>,
@@ -241,6 +242,7 @@ pub struct PodSpec<'a> {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
 pub struct Gate<'a> {
+    #[serde(default, deserialize_with = "or_default")]
     pub condition_type: Text<'a>,
 }
 
@@ -249,6 +251,7 @@ pub struct Gate<'a> {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
 pub struct Container<'a> {
+    #[serde(default, deserialize_with = "or_default")]
     pub name: Text<'a>,
     #[serde(default)]
     pub image: Option<Text<'a>>,
@@ -282,6 +285,7 @@ pub struct Variable<'a> {
 pub struct Port<'a> {
     #[serde(default)]
     pub name: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "or_default")]
     pub container_port: i32,
     #[serde(default)]
     pub protocol: Option<Text<'a>>,
@@ -336,7 +340,7 @@ impl<'de> Deserialize<'de> for ReadVariable<'de> {
                 while let Some(key) = map.next_key::<Text<'de>>()? {
                     match key.as_str() {
                         "name" => {
-                            let text = map.next_value::<Text<'de>>()?;
+                            let text = map.next_value::<Option<Text<'de>>>()?.unwrap_or_default();
                             read = Some(reads_variable(&text));
                             name = Some(text);
                         }
@@ -347,7 +351,8 @@ impl<'de> Deserialize<'de> for ReadVariable<'de> {
                         }
                     }
                 }
-                let name = name.ok_or_else(|| A::Error::missing_field("name"))?;
+                // k8s-openapi reads a missing name as empty, which no rule reads.
+                let name = name.unwrap_or_default();
                 Ok(ReadVariable(
                     read.unwrap_or(false).then_some(Variable { name, value }),
                 ))
@@ -361,8 +366,59 @@ impl<'de> Deserialize<'de> for ReadVariable<'de> {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default, bound(deserialize = "'de: 'a"))]
 pub struct Template<'a> {
+    #[serde(deserialize_with = "object")]
     pub metadata: Option<Meta<'a>>,
+    #[serde(deserialize_with = "object")]
     pub spec: Option<PodSpec<'a>>,
+}
+
+/// Where k8s-openapi's types read a required field that is missing or null as its default,
+/// the view does too: a document `Kind::check` accepts is one the view reads.
+fn or_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Option::<T>::deserialize(d).map(Option::unwrap_or_default)
+}
+
+/// A part of the object the patch may write into: read from a JSON object only (serde's
+/// derive would also read a struct from an array, and the patch would then not apply), or
+/// absent or null.
+fn object<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<InObject<T>>::deserialize(d).map(|read| read.map(|InObject(value)| value))
+}
+
+/// A list of such parts (a pod's containers); missing or null is empty.
+fn objects<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    let read = Option::<Vec<InObject<T>>>::deserialize(d)?.unwrap_or_default();
+    Ok(read.into_iter().map(|InObject(value)| value).collect())
+}
+
+struct InObject<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for InObject<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Read<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for Read<T> {
+            type Value = InObject<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(InObject)
+            }
+        }
+        d.deserialize_map(Read(std::marker::PhantomData))
+    }
 }
 
 /// An object of a kind probegate handles, as the rules read it.
@@ -400,20 +456,6 @@ impl<'a> Object<'a> {
     /// must be `kind`'s.
     pub fn read<'de: 'a, D: Deserializer<'de>>(kind: Kind, d: D) -> Result<Object<'a>, D::Error> {
         kind.deserialize(d)
-    }
-
-    /// Reads a parsed document whose apiVersion and kind are one probegate handles;
-    /// `Ok(None)` for any other.
-    pub fn from_value(
-        value: &'a serde_json::Value,
-    ) -> Result<Option<Object<'a>>, serde_json::Error> {
-        let field = |name: &str| value.get(name).and_then(serde_json::Value::as_str);
-        let (Some(api_version), Some(kind)) = (field("apiVersion"), field("kind")) else {
-            return Ok(None);
-        };
-        Kind::of_object(api_version, kind)
-            .map(|kind| Object::read(kind, value))
-            .transpose()
     }
 
     /// A parsed document of `group/version/kind`, as `probegate mutate` reads one: every
@@ -493,12 +535,12 @@ impl<'de> DeserializeSeed<'de> for Kind {
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Object<'de>, D::Error> {
         let (metadata, body) = match self {
             Kind::Pod => {
-                let view = Whole::<Option<PodSpec<'de>>>::deserialize(d)?;
+                let view = Whole::<PodSpec<'de>>::deserialize(d)?;
                 view.check(self)?;
                 (view.metadata, Body::Pod(view.spec))
             }
             Kind::Job => {
-                let view = Whole::<Option<Templated<'de>>>::deserialize(d)?;
+                let view = Whole::<Templated<'de>>::deserialize(d)?;
                 view.check(self)?;
                 (
                     view.metadata,
@@ -510,7 +552,7 @@ impl<'de> DeserializeSeed<'de> for Kind {
                 view.check(self)?;
                 let template = view
                     .spec
-                    .job_template
+                    .and_then(|s| s.job_template)
                     .and_then(|j| j.spec)
                     .and_then(|s| s.template);
                 (view.metadata, Body::Template(template))
@@ -518,7 +560,8 @@ impl<'de> DeserializeSeed<'de> for Kind {
             Kind::Deployment | Kind::StatefulSet | Kind::DaemonSet | Kind::ReplicaSet => {
                 let view = Whole::<Templated<'de>>::deserialize(d)?;
                 view.check(self)?;
-                (view.metadata, Body::Template(view.spec.template))
+                let template = view.spec.and_then(|s| s.template);
+                (view.metadata, Body::Template(template))
             }
         };
         Ok(Object {
@@ -532,16 +575,16 @@ impl<'de> DeserializeSeed<'de> for Kind {
 /// What is read of every handled object: its own apiVersion and kind (checked against the
 /// kind it is read as), its metadata, and the part of its spec that holds the pod template.
 #[derive(Deserialize)]
-#[serde(bound(deserialize = "'de: 'a, S: Deserialize<'de> + Default"))]
+#[serde(bound(deserialize = "'de: 'a, S: Deserialize<'de>"))]
 struct Whole<'a, S> {
     #[serde(default, rename = "apiVersion")]
     api_version: Option<Text<'a>>,
     #[serde(default)]
     kind: Option<Text<'a>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object")]
     metadata: Option<Meta<'a>>,
-    #[serde(default)]
-    spec: S,
+    #[serde(default, deserialize_with = "object")]
+    spec: Option<S>,
 }
 
 impl<S> Whole<'_, S> {
@@ -565,18 +608,21 @@ impl<S> Whole<'_, S> {
 #[derive(Deserialize, Default)]
 #[serde(default, bound(deserialize = "'de: 'a"))]
 struct Templated<'a> {
+    #[serde(deserialize_with = "object")]
     template: Option<Template<'a>>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
 struct CronJobSpec<'a> {
+    #[serde(deserialize_with = "object")]
     job_template: Option<JobTemplate<'a>>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(default, bound(deserialize = "'de: 'a"))]
 struct JobTemplate<'a> {
+    #[serde(deserialize_with = "object")]
     spec: Option<Templated<'a>>,
 }
 

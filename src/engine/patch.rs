@@ -313,6 +313,27 @@ mod tests {
                 )],
             },
             Case {
+                name: "empty metadata gets the map",
+                object: pod(json!({}), spec.clone()),
+                plan: annotations(&[("k", "v")]),
+                expect: vec![("/metadata", json!({"annotations": {"k": "v"}}))],
+            },
+            Case {
+                name: "null gates are replaced by the list",
+                object: pod(
+                    json!({}),
+                    json!({"containers": [{"name": "app"}], "readinessGates": null}),
+                ),
+                plan: Plan {
+                    gates: vec!["example.com/a".into()],
+                    ..Plan::default()
+                },
+                expect: vec![(
+                    "/spec/readinessGates",
+                    json!([{"conditionType": "example.com/a"}]),
+                )],
+            },
+            Case {
                 name: "null metadata is written whole",
                 object: json!({"apiVersion": "v1", "kind": "Pod", "metadata": null, "spec": spec.clone()}),
                 plan: annotations(&[("k", "v")]),

@@ -254,10 +254,10 @@ fn variables_and_annotations_are_judged_by_their_names_however_written() {
             annotation_keys: vec![],
         },
         Case {
-            name: "a variable without a name does not fit",
-            container: r#"{"name": "app", "env": [{"value": "false"}]}"#,
+            name: "a variable without a name reads as unnamed, as k8s-openapi reads it, and no rule reads it",
+            container: r#"{"name": "app", "env": [{"value": "false"}, {"name": null, "value": "x"}]}"#,
             annotations: "{}",
-            env: None,
+            env: Some(Some(vec![])),
             annotation_keys: vec![],
         },
         Case {
@@ -301,5 +301,112 @@ fn variables_and_annotations_are_judged_by_their_names_however_written() {
             .map(|(k, _)| k.as_str())
             .collect();
         assert_eq!(keys, case.annotation_keys, "{}", case.name);
+    }
+}
+
+#[test]
+fn what_k8s_openapi_reads_as_a_default_the_view_reads_the_same() {
+    // Each object passes `Kind::check` (k8s-openapi's strict decode) and must then read.
+    /// What the object read must show.
+    type Holds = fn(&Object<'_>) -> bool;
+    let cases: [(&str, Value, Holds); 8] = [
+        (
+            "a pod spec without containers",
+            json!({"apiVersion": "v1", "kind": "Pod", "spec": {}}),
+            |o| o.pod_parts().unwrap().spec.containers.is_empty(),
+        ),
+        (
+            "null containers",
+            json!({"apiVersion": "v1", "kind": "Pod", "spec": {"containers": null}}),
+            |o| o.pod_parts().unwrap().spec.containers.is_empty(),
+        ),
+        (
+            "a container without a name",
+            json!({"apiVersion": "v1", "kind": "Pod", "spec": {"containers": [{"image": "x"}]}}),
+            |o| o.pod_parts().unwrap().spec.containers[0].name.is_empty(),
+        ),
+        (
+            "a port without a number",
+            json!({"apiVersion": "v1", "kind": "Pod", "spec": {"containers": [{"name": "a", "ports": [{"name": "http"}]}]}}),
+            |o| {
+                o.pod_parts().unwrap().spec.containers[0]
+                    .ports
+                    .as_ref()
+                    .unwrap()[0]
+                    .container_port
+                    == 0
+            },
+        ),
+        (
+            "a gate without a condition",
+            json!({"apiVersion": "v1", "kind": "Pod", "spec": {"containers": [], "readinessGates": [{}]}}),
+            |o| {
+                o.pod_parts()
+                    .unwrap()
+                    .spec
+                    .readiness_gates
+                    .as_ref()
+                    .unwrap()[0]
+                    .condition_type
+                    .is_empty()
+            },
+        ),
+        (
+            "an owner with a null kind",
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"ownerReferences": [{"apiVersion": "batch/v1", "kind": null, "name": "j", "uid": "1"}]}, "spec": {"containers": []}}),
+            |o| !o.is_batch(),
+        ),
+        (
+            "a Deployment with a null spec",
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "spec": null}),
+            |o| o.pod_parts().is_none(),
+        ),
+        (
+            "a CronJob with a null job template",
+            json!({"apiVersion": "batch/v1", "kind": "CronJob", "spec": {"schedule": "@daily", "jobTemplate": null}}),
+            |o| o.pod_parts().is_none(),
+        ),
+    ];
+    for (name, value, holds) in cases {
+        let (group, version) = kinds::split_api_version(value["apiVersion"].as_str().unwrap());
+        let kind = value["kind"].as_str().unwrap();
+        let object = Object::decode(group, version, kind, &value)
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .unwrap();
+        assert!(holds(&object), "{name}: {object:?}");
+    }
+}
+
+#[test]
+fn parts_the_patch_writes_into_are_read_from_json_objects_only() {
+    let cases = [
+        (
+            "metadata as a list",
+            r#"{"metadata": [], "spec": {"containers": []}}"#,
+        ),
+        ("a spec as a list", r#"{"spec": [[{"name": "a"}]]}"#),
+        (
+            "a container as a list",
+            r#"{"spec": {"containers": [["a"]]}}"#,
+        ),
+    ];
+    for (name, text) in cases {
+        assert!(from_text(Kind::Pod, text).is_err(), "{name}: read {text}");
+    }
+    let deployment = [
+        (
+            "a template as a list",
+            r#"{"spec": {"template": [{}, {"containers": []}]}}"#,
+        ),
+        (
+            "template metadata as a list",
+            r#"{"spec": {"template": {"metadata": [], "spec": {"containers": []}}}}"#,
+        ),
+    ];
+    for (name, text) in deployment {
+        assert!(
+            from_text(Kind::Deployment, text).is_err(),
+            "{name}: read {text}"
+        );
     }
 }
