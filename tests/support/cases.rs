@@ -749,7 +749,7 @@ fn check_port(
     // A container invalid in fields the rules do not read is read past by the admission
     // layer (see `check_patch`); its health address is then not known here.
     let typed: Option<probegate::engine::object::Container<'_>> =
-        serde::Deserialize::deserialize(container).ok();
+        k8s_openapi::serde::Deserialize::deserialize(container).ok();
     let health = typed.iter().any(|typed| {
         command_line::flags(typed)
             .iter()
