@@ -115,12 +115,6 @@ impl Kind {
             .find(|k| k.group_version() == (group, version) && k.name() == kind)
     }
 
-    /// The kind for an object's `apiVersion` and `kind`, if probegate handles it.
-    pub fn of_object(api_version: &str, kind: &str) -> Option<Kind> {
-        let (group, version) = split_api_version(api_version);
-        Kind::of(group, version, kind)
-    }
-
     /// A bounded metrics label: the kind's name, or `other`.
     pub fn label(kind: &str) -> &'static str {
         Kind::ALL

@@ -191,34 +191,33 @@ where
     K: Ord + From<Text<'de>>,
     V: Deserialize<'de>,
 {
-    struct Read<K, V>(std::marker::PhantomData<(K, V)>);
-    impl<'de, K: Ord + From<Text<'de>>, V: Deserialize<'de>> Visitor<'de> for Read<K, V> {
-        type Value = Option<BTreeMap<K, V>>;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a map of strings")
-        }
-        fn visit_none<E>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_unit<E>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-            d.deserialize_map(self)
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let mut kept = BTreeMap::new();
-            while let Some(key) = map.next_key::<Text<'de>>()? {
-                if reads_annotation(&key) {
-                    kept.insert(K::from(key), map.next_value::<V>()?);
-                } else {
-                    map.next_value::<IgnoredAny>()?;
-                }
+    Ok(Option::<Annotations<K, V>>::deserialize(d)?.map(|read| read.0))
+}
+
+struct Annotations<K, V>(BTreeMap<K, V>);
+
+impl<'de, K: Ord + From<Text<'de>>, V: Deserialize<'de>> Deserialize<'de> for Annotations<K, V> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Read<K, V>(std::marker::PhantomData<(K, V)>);
+        impl<'de, K: Ord + From<Text<'de>>, V: Deserialize<'de>> Visitor<'de> for Read<K, V> {
+            type Value = Annotations<K, V>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map of strings")
             }
-            Ok(Some(kept))
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut kept = BTreeMap::new();
+                while let Some(key) = map.next_key::<Text<'de>>()? {
+                    if reads_annotation(&key) {
+                        kept.insert(K::from(key), map.next_value::<V>()?);
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(Annotations(kept))
+            }
         }
+        d.deserialize_map(Read(std::marker::PhantomData))
     }
-    d.deserialize_option(Read(std::marker::PhantomData))
 }
 
 impl<'de> From<Text<'de>> for String {
@@ -292,33 +291,33 @@ pub struct Port<'a> {
 }
 
 fn read_variables<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Variable<'de>>>, D::Error> {
-    struct Read;
-    impl<'de> Visitor<'de> for Read {
-        type Value = Option<Vec<Variable<'de>>>;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a list of EnvVar")
-        }
-        fn visit_none<E>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_unit<E>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-            d.deserialize_seq(self)
-        }
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(
-            self,
-            mut seq: A,
-        ) -> Result<Self::Value, A::Error> {
-            let mut read = Vec::new();
-            while let Some(ReadVariable(variable)) = seq.next_element()? {
-                read.extend(variable);
+    Ok(Option::<Variables<'de>>::deserialize(d)?.map(|read| read.0))
+}
+
+/// The variables a rule reads, kept as the list is read: the others are never stored.
+struct Variables<'a>(Vec<Variable<'a>>);
+
+impl<'de> Deserialize<'de> for Variables<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Read;
+        impl<'de> Visitor<'de> for Read {
+            type Value = Variables<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of EnvVar")
             }
-            Ok(Some(read))
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut read = Vec::new();
+                while let Some(ReadVariable(variable)) = seq.next_element()? {
+                    read.extend(variable);
+                }
+                Ok(Variables(read))
+            }
         }
+        d.deserialize_seq(Read)
     }
-    d.deserialize_option(Read)
 }
 
 /// One variable: `Some` if a rule reads it, judged while its name is borrowed.
