@@ -23,14 +23,14 @@ import base64
 import http.client
 import json
 import os
-import socket
-import ssl
 import statistics
 import subprocess
 import sys
 import threading
 import time
 import urllib.parse
+
+from e2e_bench import api_tls, free_port, percentile, read_kubeconfig, status_kib
 
 KUBECONFIG, PROBEGATE, LOAD, WORKDIR, MANIFEST = sys.argv[1:6]
 SHAPES = [tuple(int(n) for n in shape.split("/")) for shape in sys.argv[6].split(",")]
@@ -49,18 +49,8 @@ def die(message):
     sys.exit(1)
 
 
-def kubeconfig():
-    # The e2e kubeconfig is flat YAML written by start-apiserver.sh: one cluster, one user.
-    fields = {}
-    for line in open(KUBECONFIG):
-        key, _, value = line.strip().partition(": ")
-        fields.setdefault(key, value)
-    return fields["server"], base64.b64decode(fields["certificate-authority-data"]).decode(), fields["token"]
-
-
-SERVER, CA_PEM, TOKEN = kubeconfig()
-API_TLS = ssl.create_default_context(cadata=CA_PEM)
-API_TLS.check_hostname = False
+SERVER, CA_PEM, TOKEN = read_kubeconfig(KUBECONFIG)
+API_TLS = api_tls(CA_PEM)
 
 
 def api(method, path, body=None, content_type="application/json"):
@@ -82,12 +72,6 @@ def kubectl(*args, stdin=None):
                           check=True, capture_output=True, text=True).stdout
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 # --- the processes measured --------------------------------------------------------------
 
 def cpu_seconds(pid):
@@ -95,13 +79,6 @@ def cpu_seconds(pid):
     stat = open(f"/proc/{pid}/stat").read()
     fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) "
     return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def status_kib(pid, field):
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
 
 
 def machine_busy():
@@ -249,10 +226,6 @@ def unregister():
 
 
 # --- runs --------------------------------------------------------------------------------
-
-def percentile(values, q):
-    return values[min(len(values) - 1, int(q * len(values)))]
-
 
 def delete_pods(namespace):
     status, data = api("DELETE", f"/api/v1/namespaces/{namespace}/pods")

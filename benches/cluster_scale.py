@@ -13,7 +13,6 @@ import http.client
 import json
 import os
 import random
-import socket
 import ssl
 import statistics
 import subprocess
@@ -21,6 +20,8 @@ import sys
 import threading
 import time
 import urllib.parse
+
+from e2e_bench import api_tls, free_port, percentile, read_kubeconfig, status_kib
 
 KUBECONFIG, PROBEGATE, WORKDIR = sys.argv[1:4]
 NAMESPACES, ANNOTATED, SERVICES = (int(a) for a in sys.argv[4:7])
@@ -31,21 +32,10 @@ CHANGES_SEEN = 200  # namespace changes timed
 CHURN = 3000  # other namespace changes made meanwhile
 
 
-def kubeconfig():
-    # The e2e kubeconfig is flat YAML written by start-apiserver.sh: one cluster, one user.
-    fields = {}
-    for line in open(KUBECONFIG):
-        key, _, value = line.strip().partition(": ")
-        fields.setdefault(key, value)
-    server = urllib.parse.urlparse(fields["server"])
-    context = ssl.create_default_context(
-        cadata=base64.b64decode(fields["certificate-authority-data"]).decode()
-    )
-    context.check_hostname = False
-    return server.hostname, server.port, context, fields["token"]
-
-
-HOST, PORT, API_TLS, TOKEN = kubeconfig()
+SERVER, CA_PEM, TOKEN = read_kubeconfig(KUBECONFIG)
+_URL = urllib.parse.urlparse(SERVER)
+HOST, PORT = _URL.hostname, _URL.port
+API_TLS = api_tls(CA_PEM)
 
 
 class Api:
@@ -138,19 +128,6 @@ def list_time(path, accept):
             return time.monotonic() - started, count
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def rss_kib(pid, field):
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
-
-
 def start_probegate():
     ports = [free_port() for _ in range(3)]
     env = dict(os.environ, KUBECONFIG=KUBECONFIG)
@@ -203,11 +180,6 @@ class Webhook:
         patch = json.loads(data)["response"].get("patch", "")
         patch = base64.b64decode(patch).decode() if patch else ""
         return took, {kind for kind in ("liveness", "readiness", "startup") if f"/{kind}Probe" in patch}
-
-
-def percentile(values, q):
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]
 
 
 def reviews(port):
@@ -263,11 +235,11 @@ def main():
                                   "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1")
     list_svc, count_svc = list_time("/api/v1/services", "application/json")
     process, port, ready = start_probegate()
-    rss_ready = rss_kib(process.pid, "VmRSS")
+    rss_ready = status_kib(process.pid, "VmRSS")
     p50, p99 = reviews(port)
     delays, churned = changes_seen(port)
-    rss_after = rss_kib(process.pid, "VmRSS")
-    peak = rss_kib(process.pid, "VmHWM")
+    rss_after = status_kib(process.pid, "VmRSS")
+    peak = status_kib(process.pid, "VmHWM")
     process.terminate()
     process.wait()
     mib = lambda kib: f"{kib / 1024:.0f} MiB"
