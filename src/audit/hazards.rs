@@ -8,7 +8,7 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 use super::report::{Finding, FindingType};
 use crate::engine::metrics_coupling::{self, MetricsFacts};
-use crate::engine::{Kind, Object, ServiceEvidence, command_line, probes, services};
+use crate::engine::{Object, ServiceEvidence, command_line, probes, services};
 use crate::policy::{CouplingMode, Layer, ProbeKind, Settings};
 
 fn pod_finding(pod: &Pod, container: Option<&str>, finding_type: FindingType) -> Finding {
@@ -166,6 +166,7 @@ fn stuck_gate_finding(
 /// annotations; `metrics-coupling: off` there or on the pod silences it, as in the webhook.
 pub fn metrics_coupled_probes(
     pod: &Pod,
+    object: &Object<'_>,
     layers: &[&BTreeMap<String, String>],
     namespace_services: &[&ServiceEvidence],
 ) -> Vec<Finding> {
@@ -175,21 +176,6 @@ pub fn metrics_coupled_probes(
     if phase(pod) != Some("Running") {
         return Vec::new();
     }
-    // The engine's rules read the pod as the one model they read every object in.
-    let value = match serde_json::to_value(pod) {
-        Ok(value) => value,
-        Err(error) => {
-            tracing::error!(%error, "listed pod does not serialize; its probes not checked");
-            return Vec::new();
-        }
-    };
-    let object = match Object::read(Kind::Pod, &value) {
-        Ok(object) => object,
-        Err(error) => {
-            tracing::error!(%error, "listed pod does not read; its probes not checked");
-            return Vec::new();
-        }
-    };
     let Some(parts) = object.pod_parts() else {
         return Vec::new();
     };

@@ -298,29 +298,7 @@ impl Audit {
     }
 
     /// The engine's findings for one workload, or its count among the excluded.
-    fn judge_one<K: serde::Serialize>(
-        &self,
-        kind: Kind,
-        listed: &K,
-        namespaces: &Namespaces,
-        out: &mut Out,
-    ) {
-        // The engine reads every object in one model; a listed object is read from its JSON.
-        let value = match serde_json::to_value(listed) {
-            Ok(value) => value,
-            Err(error) => {
-                tracing::error!(kind = kind.name(), %error, "listed object does not serialize; not judged");
-                return;
-            }
-        };
-        let workload = match Object::read(kind, &value) {
-            Ok(workload) => workload,
-            Err(error) => {
-                tracing::error!(kind = kind.name(), %error, "listed object does not read; not judged");
-                return;
-            }
-        };
-        let workload = &workload;
+    fn judge_one(&self, workload: &Object<'_>, namespaces: &Namespaces, out: &mut Out) {
         if !changes::is_judged(workload) {
             return;
         }
@@ -357,7 +335,9 @@ impl Audit {
             + std::fmt::Debug,
     {
         self.each::<K>(namespaces, ListParams::default(), |object| {
-            self.judge_one(kind, &object, namespaces, out)
+            read_listed(kind, &object, |workload| {
+                self.judge_one(workload, namespaces, out)
+            })
         })
         .await?;
         Ok(())
@@ -381,12 +361,33 @@ impl Audit {
                 self.now,
                 self.stuck_after,
             ));
-            findings.extend(hazards::metrics_coupled_probes(&pod, &layers, &services));
             findings.extend(hazards::liveness_restarts(&pod, &mut tallies));
-            self.judge_one(Kind::Pod, &pod, namespaces, out);
+            read_listed(Kind::Pod, &pod, |object| {
+                let found = hazards::metrics_coupled_probes(&pod, object, &layers, &services);
+                out.findings.extend(found);
+                self.judge_one(object, namespaces, out);
+            });
         })
         .await?;
         Ok(())
+    }
+}
+
+/// Calls `judge` with a listed object as the engine reads every object: read from the
+/// object's JSON, once, whatever uses it.
+fn read_listed<K: serde::Serialize>(kind: Kind, listed: &K, judge: impl FnOnce(&Object<'_>)) {
+    let value = match serde_json::to_value(listed) {
+        Ok(value) => value,
+        Err(error) => {
+            tracing::error!(kind = kind.name(), %error, "listed object does not serialize; not judged");
+            return;
+        }
+    };
+    match Object::read(kind, &value) {
+        Ok(object) => judge(&object),
+        Err(error) => {
+            tracing::error!(kind = kind.name(), %error, "listed object does not read; not judged")
+        }
     }
 }
 

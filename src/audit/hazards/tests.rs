@@ -268,7 +268,9 @@ fn metrics_coupled_probe_cases() {
     ];
     for case in cases {
         let name = case.name;
-        let found = metrics_coupled_probes(&case.pod, &[case.namespace], &[]);
+        let value = serde_json::to_value(&case.pod).unwrap();
+        let object = crate::engine::Object::read(crate::engine::Kind::Pod, &value).unwrap();
+        let found = metrics_coupled_probes(&case.pod, &object, &[case.namespace], &[]);
         assert_eq!(found.len(), case.findings, "{name}: {found:?}");
         if case.findings > 0 {
             assert_eq!(found[0].container.as_deref(), Some("controller"), "{name}");
