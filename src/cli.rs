@@ -79,6 +79,10 @@ pub(crate) struct AuditArgs {
     /// Exit 1 when there is any finding, 0 when clean (2 on errors, always).
     #[arg(long)]
     pub(crate) check: bool,
+    /// Print the suggested start-up budgets instead of the report: `kubectl patch` lines
+    /// (with -o yaml or json, the strategic-merge patches alone). Nothing is written.
+    #[arg(long)]
+    pub(crate) suggest: bool,
     /// How long a readiness gate may stay unset while the containers are ready before it
     /// counts as stuck (10m, 90s, 1h30m).
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = probegate::audit::parse_duration)]

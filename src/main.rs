@@ -324,6 +324,7 @@ async fn audit(args: AuditArgs) -> ExitCode {
         catalogue,
         output,
         check,
+        suggest,
         stuck_after,
     } = args;
     let catalogue = match catalogue.as_deref().map(catalogue_file::load).transpose() {
@@ -353,10 +354,14 @@ async fn audit(args: AuditArgs) -> ExitCode {
             return ExitCode::from(EXIT_BAD_INPUT);
         }
     };
-    let text = match output {
-        AuditFormat::Table => Ok(report.to_table()),
-        AuditFormat::Json => report.to_json(),
-        AuditFormat::Yaml => report.to_yaml(),
+    use probegate::audit::suggest;
+    let text = match (suggest, output) {
+        (false, AuditFormat::Table) => Ok(report.to_table()),
+        (false, AuditFormat::Json) => report.to_json(),
+        (false, AuditFormat::Yaml) => report.to_yaml(),
+        (true, AuditFormat::Table) => suggest::to_text(&report.suggestions),
+        (true, AuditFormat::Json) => suggest::to_json(&report.suggestions),
+        (true, AuditFormat::Yaml) => suggest::to_yaml(&report.suggestions),
     };
     let written = text.map_err(std::io::Error::other).and_then(|text| {
         let mut stdout = std::io::stdout().lock();

@@ -7,6 +7,7 @@ use k8s_openapi::api::core::v1::{Container, Event, Pod, PodCondition};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 use super::report::{Finding, FindingType};
+use super::startup::Kill;
 use crate::engine::metrics_coupling::{self, MetricsFacts};
 use crate::engine::{Object, ServiceEvidence, command_line, probes, services};
 use crate::policy::{CouplingMode, Layer, ProbeKind, Settings};
@@ -259,6 +260,9 @@ pub struct LivenessTally {
     /// The latest failure's message (the probe's own output).
     pub last_message: Option<String>,
     last_seen: Option<Timestamp>,
+    /// The latest kill for a failed liveness or startup probe, which the start-up
+    /// measurement matches with the container's last run.
+    pub last_kill: Option<Kill>,
 }
 
 /// (namespace, pod, container) to its tally.
@@ -293,9 +297,10 @@ pub fn tally_event(tallies: &mut Tallies, event: &Event) {
     let failure = event.reason.as_deref() == Some("Unhealthy")
         && (message.starts_with("Liveness probe failed")
             || message.starts_with("Liveness probe errored"));
-    let kill =
-        event.reason.as_deref() == Some("Killing") && message.contains("failed liveness probe");
-    if !failure && !kill {
+    let killing = event.reason.as_deref() == Some("Killing");
+    let kill = killing && message.contains("failed liveness probe");
+    let startup_kill = killing && message.contains("failed startup probe");
+    if !failure && !kill && !startup_kill {
         return;
     }
     // A repeated event is one object with a count (or a series, in events.k8s.io terms).
@@ -314,8 +319,18 @@ pub fn tally_event(tallies: &mut Tallies, event: &Event) {
     let tally = tallies
         .entry((namespace.to_owned(), pod.to_owned(), container.to_owned()))
         .or_default();
-    if kill {
-        tally.kills += count;
+    if kill || startup_kill {
+        let by = if kill {
+            ProbeKind::Liveness
+        } else {
+            ProbeKind::Startup
+        };
+        if let Some(at) = seen.filter(|at| tally.last_kill.is_none_or(|k| *at > k.at)) {
+            tally.last_kill = Some(Kill { by, at, count });
+        }
+        if kill {
+            tally.kills += count;
+        }
     } else {
         tally.failures += count;
         if tally.last_message.is_none() || seen > tally.last_seen {

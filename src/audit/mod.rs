@@ -11,6 +11,8 @@ pub mod changes;
 pub mod hazards;
 pub mod list;
 pub mod report;
+pub mod startup;
+pub mod suggest;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -33,6 +35,8 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet}
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use list::Progress;
 use report::{Finding, Report, Summary};
+use startup::{Budget, Observed, ReplicaSets, Workload};
+use suggest::Suggestion;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
@@ -209,8 +213,9 @@ impl Audit {
             .await?;
         self.pods(&namespaces, tallies, &mut out).await?;
 
+        let (startups, suggestions) = startups(&out.budgets, &mut out.observed, &mut out.findings);
         let listed = namespaces.names.unwrap_or_else(|| vec!["*".into()]);
-        Ok(Report::new(listed, out.summary, out.findings))
+        Ok(Report::new(listed, out.summary, out.findings).with_startups(startups, suggestions))
     }
 
     /// Annotations and Services of the namespaces in scope.
@@ -297,28 +302,43 @@ impl Audit {
         Ok(())
     }
 
-    /// The engine's findings for one workload, or its count among the excluded.
+    /// The engine's findings for one workload, or its count among the excluded; and its
+    /// containers' start-up budgets, for its pods' starts to be measured against.
     fn judge_one(&self, workload: &Object<'_>, namespaces: &Namespaces, out: &mut Out) {
+        let meta = workload.meta();
+        let namespace = meta.namespace.as_deref().unwrap_or_default();
+        if workload.kind == Kind::ReplicaSet {
+            startup::note_replica_set(&mut out.replica_sets, namespace, meta);
+        }
         if !changes::is_judged(workload) {
             return;
         }
-        let namespace = workload.meta().namespace.as_deref().unwrap_or_default();
+        let (namespace_layer, services) = namespaces.evidence(namespace);
+        let layers = [&self.defaults, namespace_layer];
+        let key = Workload {
+            namespace: namespace.to_owned(),
+            kind: workload.kind,
+            name: meta.name.as_deref().unwrap_or_default().to_owned(),
+        };
+        let measured = !workload.is_batch();
         if scope::is_excluded(namespace) {
             *out.summary
                 .excluded_namespaces
                 .entry(namespace.to_owned())
                 .or_default() += 1;
+            if measured {
+                let budgets = startup::budgets(workload, None, &layers, &self.catalogue);
+                out.budgets.push((key, budgets));
+            }
             return;
         }
         out.summary.workloads += 1;
-        let (namespace_layer, services) = namespaces.evidence(namespace);
-        let mutation = changes::judge(
-            workload,
-            &[&self.defaults, namespace_layer],
-            &services,
-            &self.catalogue,
-        );
+        let mutation = changes::judge(workload, &layers, &services, &self.catalogue);
         out.findings.extend(changes::findings(workload, &mutation));
+        if measured {
+            let budgets = startup::budgets(workload, Some(&mutation), &layers, &self.catalogue);
+            out.budgets.push((key, budgets));
+        }
     }
 
     async fn judge<K>(
@@ -355,13 +375,15 @@ impl Audit {
             let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
             let (namespace_layer, services) = namespaces.evidence(namespace);
             let layers = [&self.defaults, namespace_layer];
-            let findings = &mut out.findings;
-            findings.extend(hazards::stuck_readiness_gates(
+            out.findings.extend(hazards::stuck_readiness_gates(
                 &pod,
                 self.now,
                 self.stuck_after,
             ));
-            findings.extend(hazards::liveness_restarts(&pod, &mut tallies));
+            // Before the liveness rule takes the pod's tallies.
+            observe_starts(&pod, &tallies, &out.replica_sets, &mut out.observed);
+            out.findings
+                .extend(hazards::liveness_restarts(&pod, &mut tallies));
             read_listed(Kind::Pod, &pod, |object| {
                 let found = hazards::metrics_coupled_probes(&pod, object, &layers, &services);
                 out.findings.extend(found);
@@ -396,6 +418,70 @@ fn read_listed<K: serde::Serialize>(kind: Kind, listed: &K, judge: impl FnOnce(&
 struct Out {
     summary: Summary,
     findings: Vec<Finding>,
+    /// Each judged workload's containers' budgets, in the order listed.
+    budgets: Vec<(Workload, Vec<Budget>)>,
+    /// The ReplicaSets seen, for pods to be traced to their Deployment.
+    replica_sets: ReplicaSets,
+    /// Each workload container's starts, from its pods.
+    observed: HashMap<(Workload, String), Observed>,
+}
+
+/// Adds `pod`'s container starts to its workload's, matching the kills in `tallies`.
+fn observe_starts(
+    pod: &Pod,
+    tallies: &hazards::Tallies,
+    replica_sets: &ReplicaSets,
+    observed: &mut HashMap<(Workload, String), Observed>,
+) {
+    let Some(workload) = startup::workload_of(pod, replica_sets) else {
+        return;
+    };
+    let name = pod.metadata.name.as_deref().unwrap_or_default();
+    let kill = |container: &str| {
+        let key = (
+            workload.namespace.clone(),
+            name.to_owned(),
+            container.to_owned(),
+        );
+        tallies.get(&key).and_then(|t| t.last_kill)
+    };
+    for (container, outcome) in startup::observe(pod, kill) {
+        observed
+            .entry((workload.clone(), container))
+            .or_default()
+            .add(name, outcome);
+    }
+}
+
+/// Each workload container's starts judged against its budget: the measurements, with
+/// their findings added to `findings`, and the suggestions per workload.
+fn startups(
+    budgets: &[(Workload, Vec<Budget>)],
+    observed: &mut HashMap<(Workload, String), Observed>,
+    findings: &mut Vec<Finding>,
+) -> (Vec<startup::Measurement>, Vec<Suggestion>) {
+    let mut measurements = Vec::new();
+    let mut suggestions = Vec::new();
+    for (workload, containers) in budgets {
+        let mut changes = Vec::new();
+        for budget in containers {
+            let key = (workload.clone(), budget.container.clone());
+            let Some(seen) = observed.remove(&key) else {
+                continue;
+            };
+            let assessment = startup::assess(workload, budget, &seen);
+            measurements.push(assessment.measurement);
+            findings.extend(assessment.findings);
+            changes.extend(assessment.change);
+        }
+        if !changes.is_empty() {
+            suggestions.push(Suggestion {
+                workload: workload.clone(),
+                changes,
+            });
+        }
+    }
+    (measurements, suggestions)
 }
 
 #[cfg(test)]

@@ -6,6 +6,9 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use super::startup::Measurement;
+use super::suggest::Suggestion;
+
 /// The `apiVersion` of the JSON/YAML report; bumped only for a change that breaks readers.
 pub const REPORT_API_VERSION: &str = "probegate.io/audit/v1";
 
@@ -30,6 +33,12 @@ pub enum FindingType {
     MetricsCoupledProbe,
     /// The kubelet restarted a container for a failed liveness probe.
     LivenessRestarts,
+    /// A workload's container has been seen to start slower than, or within 20% of, what
+    /// its probes allow before the first kill, or was killed during start-up.
+    StartupBudgetTooShort,
+    /// A start-up budget from the starts seen, where it differs materially from the
+    /// current one.
+    StartupBudgetSuggested,
 }
 
 impl FindingType {
@@ -40,6 +49,8 @@ impl FindingType {
             FindingType::StuckReadinessGate
                 | FindingType::MetricsCoupledProbe
                 | FindingType::LivenessRestarts
+                | FindingType::StartupBudgetTooShort
+                | FindingType::StartupBudgetSuggested
         )
     }
 }
@@ -84,6 +95,8 @@ pub struct Summary {
     /// Workloads not judged because the webhook configuration never sends their namespace,
     /// by namespace (their pods are still checked for live hazards).
     pub excluded_namespaces: BTreeMap<String, usize>,
+    /// Container starts measured, over every workload (`startups`).
+    pub starts_measured: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -96,6 +109,12 @@ pub struct Report {
     pub summary: Summary,
     /// Sorted by namespace, kind, name, container, type.
     pub findings: Vec<Finding>,
+    /// Each workload container's start-up, where its pods showed any: sorted by namespace,
+    /// kind, name, container.
+    pub startups: Vec<Measurement>,
+    /// What `--suggest` prints; not part of the schema.
+    #[serde(skip)]
+    pub suggestions: Vec<Suggestion>,
 }
 
 impl Report {
@@ -121,7 +140,22 @@ impl Report {
             namespaces,
             summary,
             findings,
+            startups: Vec::new(),
+            suggestions: Vec::new(),
         }
+    }
+
+    /// The report with the start-up measurements and the suggestions made from them.
+    pub fn with_startups(
+        mut self,
+        mut startups: Vec<Measurement>,
+        suggestions: Vec<Suggestion>,
+    ) -> Report {
+        startups.sort();
+        self.summary.starts_measured = startups.iter().map(|m| m.starts).sum();
+        self.startups = startups;
+        self.suggestions = suggestions;
+        self
     }
 
     pub fn to_json(&self) -> Result<String, serde_json::Error> {

@@ -25,7 +25,7 @@ const CRONJOB_TEMPLATE: &[&str] = &["spec", "jobTemplate", "spec", "template"];
 macro_rules! handled_kinds {
     ($($kind:ident: $base:expr),+ $(,)?) => {
         /// A kind probegate handles, in the one API version it reads it in.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub enum Kind {
             $($kind),+
         }

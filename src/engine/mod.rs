@@ -16,7 +16,7 @@ pub mod ports;
 pub mod probes;
 pub mod protocols;
 pub mod readiness_gates;
-mod record;
+pub mod record;
 pub mod serves;
 pub mod services;
 #[cfg(test)]

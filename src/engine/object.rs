@@ -179,6 +179,9 @@ pub struct Owner<'a> {
     pub api_version: Text<'a>,
     #[serde(default, deserialize_with = "or_default")]
     pub kind: Text<'a>,
+    /// The owner's name: `audit` traces a ReplicaSet's pods to its Deployment.
+    #[serde(default, deserialize_with = "or_default")]
+    pub name: Text<'a>,
     #[serde(default)]
     pub controller: Option<bool>,
 }

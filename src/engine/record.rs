@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use super::object::Meta;
 
 use super::plan::{Evidence, Plan};
-use crate::policy::INJECTED_ANNOTATION;
+use crate::policy::{INJECTED_ANNOTATION, ProbeKind};
 
 /// The record to write for `plan`, merged into the one the pod already carries. `None`
 /// when nothing is injected: a record of what was held back alone would change an object
@@ -98,6 +98,15 @@ fn entries(plan: &Plan) -> Vec<String> {
     entries
 }
 
+/// Whether `record` says probegate added a `kind` probe to `container`: its
+/// `container=kinds` entry, as `entries` writes it.
+pub fn added(record: &str, container: &str, kind: ProbeKind) -> bool {
+    record
+        .split(';')
+        .filter_map(|entry| entry.split_once('='))
+        .any(|(name, kinds)| name == container && kinds.split(',').any(|k| k == kind.as_str()))
+}
+
 /// The record of a pod judged again, from its template's record and this review's entries
 /// (`key=value`): counts of gates add up, lists join, and gates held back on the template
 /// but added now are no longer held.
@@ -141,4 +150,74 @@ pub fn merge(earlier: &str, now: &[String]) -> String {
         .map(|(key, value)| format!("{key}={value}"))
         .collect();
     entries.join(";")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn added_reads_the_container_entries() {
+        struct Case {
+            name: &'static str,
+            record: &'static str,
+            container: &'static str,
+            kind: ProbeKind,
+            added: bool,
+        }
+        let record =
+            "web=liveness,readiness,startup;sidecar=readiness;evidence=web(catalogue=nginx)";
+        let cases = [
+            Case {
+                name: "a kind listed for the container",
+                record,
+                container: "web",
+                kind: ProbeKind::Startup,
+                added: true,
+            },
+            Case {
+                name: "a kind listed for another container only",
+                record,
+                container: "sidecar",
+                kind: ProbeKind::Startup,
+                added: false,
+            },
+            Case {
+                name: "the kind the container got",
+                record,
+                container: "sidecar",
+                kind: ProbeKind::Readiness,
+                added: true,
+            },
+            Case {
+                name: "a container not in the record",
+                record,
+                container: "db",
+                kind: ProbeKind::Liveness,
+                added: false,
+            },
+            Case {
+                name: "an entry that is not a container's is not read as one",
+                record,
+                container: "evidence",
+                kind: ProbeKind::Startup,
+                added: false,
+            },
+            Case {
+                name: "an empty record",
+                record: "",
+                container: "web",
+                kind: ProbeKind::Liveness,
+                added: false,
+            },
+        ];
+        for case in cases {
+            assert_eq!(
+                added(case.record, case.container, case.kind),
+                case.added,
+                "{}",
+                case.name
+            );
+        }
+    }
 }

@@ -457,3 +457,59 @@ fn human_durations() {
         );
     }
 }
+
+#[test]
+fn the_latest_probe_kill_is_kept_for_the_start_up_measurement() {
+    let liveness = "Container web failed liveness probe, will be restarted";
+    let startup = "Container web failed startup probe, will be restarted";
+    let timed = |message: &str, minutes_ago: i64, count: i32| {
+        let mut e = event("Killing", message, "web", Some(count), None);
+        e.last_timestamp = Some(at(minutes_ago));
+        e
+    };
+    struct Case {
+        name: &'static str,
+        events: Vec<Event>,
+        /// (probe, minutes ago, count); None: no kill kept.
+        last_kill: Option<(ProbeKind, i64, i64)>,
+        liveness_kills: i64,
+    }
+    let cases = [
+        Case {
+            name: "a startup probe kill: kept, and not a liveness restart",
+            events: vec![timed(startup, 3, 4)],
+            last_kill: Some((ProbeKind::Startup, 3, 4)),
+            liveness_kills: 0,
+        },
+        Case {
+            name: "the later of two kills",
+            events: vec![timed(liveness, 1, 2), timed(startup, 9, 5)],
+            last_kill: Some((ProbeKind::Liveness, 1, 2)),
+            liveness_kills: 2,
+        },
+        Case {
+            name: "the later of two kills, listed the other way round",
+            events: vec![timed(startup, 9, 5), timed(liveness, 1, 2)],
+            last_kill: Some((ProbeKind::Liveness, 1, 2)),
+            liveness_kills: 2,
+        },
+        Case {
+            name: "a kill with no time cannot be matched with a run",
+            events: vec![event("Killing", startup, "web", Some(1), None)],
+            last_kill: None,
+            liveness_kills: 0,
+        },
+    ];
+    for case in cases {
+        let mut tallies = Tallies::new();
+        for e in &case.events {
+            tally_event(&mut tallies, e);
+        }
+        let tally = &tallies[&("shop".to_owned(), "web-1".to_owned(), "web".to_owned())];
+        let kept = tally
+            .last_kill
+            .map(|k| (k.by, now().duration_since(k.at).as_mins(), k.count));
+        assert_eq!(kept, case.last_kill, "{}", case.name);
+        assert_eq!(tally.kills, case.liveness_kills, "{}", case.name);
+    }
+}
