@@ -10,6 +10,8 @@ mod common;
 use std::collections::BTreeSet;
 #[path = "e2e/audit.rs"]
 mod audit;
+#[path = "e2e/startup.rs"]
+mod startup;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -374,6 +376,7 @@ fn end_to_end_against_a_real_kube_apiserver() {
     step_service_accounts_may_only_read_namespaces_and_services(&kubectl);
     step_offline_output_reads_the_same_in_kubectl(&kubectl);
     audit::step_audit_finds_hazards_then_passes_once_fixed(&kubectl, api.workdir.path());
+    startup::step_audit_measures_startups_and_suggests_budgets(&kubectl);
     let mut probegate = step_rollout_loses_no_review(&kubectl, &certs_dir, &ca_pem, probegate);
 
     // Last: with probegate gone, pods are still created (failurePolicy: Ignore), promptly.

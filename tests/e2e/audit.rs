@@ -16,7 +16,7 @@ const OVN: &str = "kube-ovn-controller";
 const OVN_POD: &str = "kube-ovn-controller-7d9f5-x2k4p";
 const GATE: &str = "target-health.elbv2.k8s.aws/web";
 
-fn audit(kubeconfig: &Path, args: &[&str]) -> Output {
+pub(super) fn audit(kubeconfig: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_probegate"))
         .arg("audit")
         .arg("--kubeconfig")
@@ -26,15 +26,15 @@ fn audit(kubeconfig: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn code(out: &Output) -> Option<i32> {
+pub(super) fn code(out: &Output) -> Option<i32> {
     out.status.code()
 }
 
-fn text(bytes: &[u8]) -> String {
+pub(super) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn report(kubeconfig: &Path, args: &[&str]) -> Value {
+pub(super) fn report(kubeconfig: &Path, args: &[&str]) -> Value {
     let out = audit(kubeconfig, args);
     assert!(
         matches!(code(&out), Some(0 | 1)),
@@ -68,11 +68,19 @@ fn row(kind: &str, name: &str, container: &str, finding: &str) -> (String, Strin
 }
 
 fn ago(seconds: i64) -> String {
-    let now = std::time::SystemTime::now()
+    before(now(), seconds)
+}
+
+/// The clock, in whole seconds: a step that relates times to each other reads it once.
+pub(super) fn now() -> i64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .as_secs() as i64;
-    // RFC 3339 via the date the engine's own dependency prints.
+        .as_secs() as i64
+}
+
+/// `seconds` before `now`, as RFC 3339 via the date the engine's own dependency prints.
+pub(super) fn before(now: i64, seconds: i64) -> String {
     k8s_openapi::jiff::Timestamp::from_second(now - seconds)
         .unwrap()
         .strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -281,6 +281,7 @@ fn observe_reads_each_run_from_the_status() {
                 Ok(Start::Ready { seconds: 90 }),
                 Ok(Start::Killed {
                     seconds: 62,
+                    period: 10,
                     by: ProbeKind::Startup,
                     kills: 2,
                 }),
@@ -302,6 +303,7 @@ fn observe_reads_each_run_from_the_status() {
                 Err(Unmeasured::NotReady),
                 Ok(Start::Killed {
                     seconds: 37,
+                    period: 10,
                     by: ProbeKind::Liveness,
                     kills: 2,
                 }),
@@ -421,6 +423,7 @@ fn observed(ready: &[i64], killed: &[i64]) -> Observed {
             &format!("api-k{i}"),
             Ok(Start::Killed {
                 seconds: *s,
+                period: 10,
                 by: ProbeKind::Startup,
                 kills: 3,
             }),
@@ -599,11 +602,22 @@ fn assess_finds_and_suggests_from_what_was_seen() {
             change: Some(Change::Annotation { seconds: 150 }),
         },
         Case {
-            name: "kills alone are evidence: the run they cut short sets the need",
+            name: "kills alone are evidence: the run they cut short, and a period, sets the need",
             budget: budget(startup_60, Origin::WouldBeAdded, 60),
-            observed: observed(&[], &[61, 60]),
+            observed: observed(&[], &[56, 50]),
             types: vec![too_short, suggested],
             change: Some(Change::Annotation { seconds: 100 }),
+        },
+        Case {
+            name: "kills under an earlier, shorter budget: the current one covers them",
+            budget: budget(
+                allowed_by(150, ProbeKind::Startup, 0, 10),
+                Origin::WouldBeAdded,
+                60,
+            ),
+            observed: observed(&[95], &[56]),
+            types: vec![],
+            change: None,
         },
         Case {
             name: "probegate's own startup probe: its failureThreshold and the annotation",
