@@ -349,6 +349,18 @@ pub fn step_audit_measures_startups_and_suggests_budgets(kubectl: &Kubectl) {
         12,
         "startup step: the orders' own liveness check behind a startup probe of the namespace's 120 s: {yaml}"
     );
+    let list: Value =
+        serde_json::from_slice(&audit(kubeconfig, &["-n", NS, "--suggest", "-o", "json"]).stdout)
+            .unwrap();
+    assert_eq!(
+        (&list["kind"], list["items"].as_array().map(Vec::len)),
+        (&json!("List"), Some(2)),
+        "startup step: -o json: {list:#}"
+    );
+    assert_eq!(
+        list["items"][0], documents[0],
+        "startup step: the same patch in JSON and YAML"
+    );
     for command in &commands {
         let out = Command::new("sh")
             .arg("-c")
