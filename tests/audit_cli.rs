@@ -42,7 +42,7 @@ fn errors_exit_2_and_say_what_is_wrong() {
     let kubeconfig = kubeconfig.to_str().unwrap();
     let missing = dir.path().join("nope").to_string_lossy().into_owned();
     // (case, args, what stderr must say)
-    let cases: [(&str, Vec<&str>, &str); 7] = [
+    let cases: [(&str, Vec<&str>, &str); 8] = [
         (
             "missing kubeconfig",
             vec!["--kubeconfig", &missing],
@@ -73,6 +73,12 @@ fn errors_exit_2_and_say_what_is_wrong() {
             "zero --stuck-after",
             vec!["--kubeconfig", kubeconfig, "--stuck-after", "0s"],
             "at least 1s",
+        ),
+        // Nothing is suggested from a cluster that could not be read.
+        (
+            "unreachable, --suggest",
+            vec!["--kubeconfig", kubeconfig, "--suggest", "-o", "yaml"],
+            "cannot get namespaces in namespace \"shop\"",
         ),
         (
             "-n with -A",
