@@ -2,8 +2,10 @@
 # audit-scale.sh [DEPLOYMENTS] [NAMESPACES] [PODS] — measure `probegate audit -A` against the
 # end-to-end kube-apiserver (tests/e2e/start-apiserver.sh) holding DEPLOYMENTS Deployments
 # (default 2000) spread over NAMESPACES namespaces (default 50), each with a headless Service (the e2e
-# API server's Service IP range is a /24) and, if PODS is 1 (the default), one Pod each
-# (owned by a made-up ReplicaSet, as the e2e API server runs no controllers), and
+# API server's Service IP range is a /24), the ReplicaSet `NAME-5d8f` the Deployment
+# controller would have made (controller ownerReference to the Deployment, made-up uid; the
+# e2e API server runs no controllers) and, if PODS is 1 (the default), one Pod each owned by
+# that ReplicaSet, and
 # report the wall time and peak RSS (GNU time's "Maximum resident set size") of three runs.
 # Needs what the e2e suite needs (Go on a first run, kubectl) and /usr/bin/time. Results go
 # in BENCHMARKS.md by hand: this is measurement, never a test.
@@ -25,9 +27,9 @@ per=$(( (deployments + namespaces - 1) / namespaces ))
 made=0
 for n in $(seq 1 "$namespaces"); do
     ns=scale-$n
-    python3 - "$ns" "$per" "$(( deployments - made ))" "$pods" >"$workdir/$ns.json" <<'PY'
+    python3 - "$ns" "$per" "$(( deployments - made ))" "$pods" "$made" >"$workdir/$ns.json" <<'PY'
 import json, sys
-ns, per, left, pods = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
+ns, per, left, pods, made = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1", int(sys.argv[5])
 items = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}]
 for i in range(min(per, left)):
     name = f"app-{i}"
@@ -40,17 +42,27 @@ for i in range(min(per, left)):
                            "args": ["--metrics-addr=:9090", "--enable-metrics=false"],
                            "ports": [{"name": "http", "containerPort": 8080}, {"name": "metrics", "containerPort": 9090}],
                            "env": [{"name": f"VAR_{k}", "value": "x" * 40} for k in range(20)]}]}}}})
+    deployment = items[-1]
+    # The ReplicaSet the Deployment controller would make (none runs here): the same
+    # template with the pod-template-hash label, controlled by the Deployment (made-up uid).
+    hashed = dict(labels, **{"pod-template-hash": "5d8f"})
+    template = {"metadata": {"labels": hashed}, "spec": deployment["spec"]["template"]["spec"]}
+    items.append({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                  "metadata": {"name": f"{name}-5d8f", "namespace": ns, "labels": hashed,
+                               "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": name,
+                               "uid": f"00000000-0000-0000-0002-{made + i:012d}", "controller": True}]},
+                  "spec": {"replicas": 1, "selector": {"matchLabels": hashed}, "template": template}})
     if pods:
         items.append({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"{name}-5d8f-x", "namespace": ns,
-                      "labels": labels, "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                      "labels": hashed, "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
                       "name": f"{name}-5d8f", "uid": "00000000-0000-0000-0000-000000000001", "controller": True}]},
-                      "spec": items[-1]["spec"]["template"]["spec"]})
+                      "spec": template["spec"]})
 print(json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
 PY
     made=$(( made + (per < deployments - made ? per : deployments - made) ))
     kubectl create -f "$workdir/$ns.json" >/dev/null
 done
-echo "created $(kubectl get deployments -A --no-headers | wc -l) Deployments and $(kubectl get pods -A --no-headers | wc -l) Pods in $namespaces namespaces" >&2
+echo "created $(kubectl get deployments -A --no-headers | wc -l) Deployments, $(kubectl get replicasets -A --no-headers | wc -l) ReplicaSets and $(kubectl get pods -A --no-headers | wc -l) Pods in $namespaces namespaces" >&2
 
 for run in 1 2 3; do
     /usr/bin/time -f "run $run: wall %e s, peak RSS %M KiB, exit %x" \
