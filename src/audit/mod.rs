@@ -35,7 +35,7 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet}
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use list::Progress;
 use report::{Finding, Report, Summary};
-use startup::{Budget, Observed, ReplicaSets, Workload};
+use startup::{Budget, Controllers, Observed, Workload};
 use suggest::Suggestion;
 
 #[derive(Debug, thiserror::Error)]
@@ -307,9 +307,7 @@ impl Audit {
     fn judge_one(&self, workload: &Object<'_>, namespaces: &Namespaces, out: &mut Out) {
         let meta = workload.meta();
         let namespace = meta.namespace.as_deref().unwrap_or_default();
-        if workload.kind == Kind::ReplicaSet {
-            startup::note_replica_set(&mut out.replica_sets, namespace, meta);
-        }
+        out.controllers.note(workload.kind, namespace, meta);
         if !changes::is_judged(workload) {
             return;
         }
@@ -381,7 +379,7 @@ impl Audit {
                 self.stuck_after,
             ));
             // Before the liveness rule takes the pod's tallies.
-            observe_starts(&pod, &tallies, &out.replica_sets, &mut out.observed);
+            observe_starts(&pod, &tallies, &out.controllers, &mut out.observed);
             out.findings
                 .extend(hazards::liveness_restarts(&pod, &mut tallies));
             read_listed(Kind::Pod, &pod, |object| {
@@ -420,8 +418,8 @@ struct Out {
     findings: Vec<Finding>,
     /// Each judged workload's containers' budgets, in the order listed.
     budgets: Vec<(Workload, Vec<Budget>)>,
-    /// The ReplicaSets seen, for pods to be traced to their Deployment.
-    replica_sets: ReplicaSets,
+    /// The Deployments and ReplicaSets seen, for pods to be traced to their template.
+    controllers: Controllers,
     /// Each workload container's starts, from its pods.
     observed: HashMap<(Workload, String), Observed>,
 }
@@ -430,13 +428,22 @@ struct Out {
 fn observe_starts(
     pod: &Pod,
     tallies: &hazards::Tallies,
-    replica_sets: &ReplicaSets,
+    controllers: &Controllers,
     observed: &mut HashMap<(Workload, String), Observed>,
 ) {
-    let Some(workload) = startup::workload_of(pod, replica_sets) else {
+    let Some((workload, older)) = controllers.workload_of(pod) else {
         return;
     };
     let name = pod.metadata.name.as_deref().unwrap_or_default();
+    if older {
+        for container in pod.spec.iter().flat_map(|s| &s.containers) {
+            observed
+                .entry((workload.clone(), container.name.clone()))
+                .or_default()
+                .add(name, Err(startup::Unmeasured::OlderRevision));
+        }
+        return;
+    }
     let kill = |container: &str| {
         let key = (
             workload.namespace.clone(),
@@ -475,9 +482,11 @@ fn startups(
             changes.extend(assessment.change);
         }
         if !changes.is_empty() {
+            let annotation_at_least = startup::annotation_at_least(containers, &changes);
             suggestions.push(Suggestion {
                 workload: workload.clone(),
                 changes,
+                annotation_at_least,
             });
         }
     }

@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use super::report::{Finding, FindingType};
 use crate::engine::catalogue::Catalogue;
+use crate::engine::kinds::DEPLOYMENT_REVISION;
 use crate::engine::object::{Container, Meta, Object};
 use crate::engine::{Kind, Mutation, command_line, probes, record, serves};
 use crate::policy::{INJECTED_ANNOTATION, Layer, ProbeKind, STARTUP_SECONDS, Settings};
@@ -191,57 +192,100 @@ fn floor(container: &Container<'_>, settings: &Settings, catalogue: &Catalogue) 
     }))
 }
 
-/// Each ReplicaSet seen, by namespace and name, to the Deployment that controls it;
-/// `None` for one no controller owns (a workload of its own).
-pub type ReplicaSets = HashMap<(String, String), Option<String>>;
-
-/// Notes a listed ReplicaSet: controlled by a Deployment, by nothing, or (left out) by
-/// another controller, whose template the audit does not know.
-pub fn note_replica_set(replica_sets: &mut ReplicaSets, namespace: &str, meta: &Meta<'_>) {
-    let controller = meta.owners().find(|o| o.controller == Some(true));
-    let deployment = match controller {
-        None => None,
-        Some(owner) if owner.kind.as_str() == Kind::Deployment.name() => {
-            Some(owner.name.as_str().to_owned())
-        }
-        Some(_) => return,
-    };
-    let name = meta.name.as_deref().unwrap_or_default().to_owned();
-    replica_sets.insert((namespace.to_owned(), name), deployment);
+/// A ReplicaSet's Deployment, and the revision of it the ReplicaSet holds.
+#[derive(Debug)]
+struct Owned {
+    deployment: String,
+    revision: Option<String>,
 }
 
-/// The workload whose template made `pod`: its Deployment (through its ReplicaSet), its
-/// StatefulSet or DaemonSet, or the pod itself when no controller owns it. `None` for a
-/// pod of another controller (a Job's, a custom resource's).
-pub fn workload_of(pod: &Pod, replica_sets: &ReplicaSets) -> Option<Workload> {
-    let namespace = pod.metadata.namespace.clone().unwrap_or_default();
-    let controller = pod
-        .metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .find(|o| o.controller == Some(true));
-    let (kind, name) = match controller {
-        None => (Kind::Pod, pod.metadata.name.clone().unwrap_or_default()),
-        Some(owner) if owner.kind == Kind::ReplicaSet.name() => {
-            match replica_sets.get(&(namespace.clone(), owner.name.clone()))? {
-                Some(deployment) => (Kind::Deployment, deployment.clone()),
-                None => (Kind::ReplicaSet, owner.name.clone()),
+/// The Deployments and ReplicaSets listed, for pods to be traced to the template that made
+/// them.
+#[derive(Debug, Default)]
+pub struct Controllers {
+    /// Each ReplicaSet, by namespace and name: the Deployment that controls it and the
+    /// revision it holds; `None` for one no controller owns (a workload of its own).
+    replica_sets: HashMap<(String, String), Option<Owned>>,
+    /// Each Deployment's current revision.
+    revisions: HashMap<(String, String), String>,
+}
+
+impl Controllers {
+    /// Notes a listed Deployment or ReplicaSet. A ReplicaSet another controller owns is
+    /// left out: the audit does not know that controller's template.
+    pub fn note(&mut self, kind: Kind, namespace: &str, meta: &Meta<'_>) {
+        let key = (
+            namespace.to_owned(),
+            meta.name.as_deref().unwrap_or_default().to_owned(),
+        );
+        let revision = meta.annotation(DEPLOYMENT_REVISION).map(str::to_owned);
+        match kind {
+            Kind::Deployment => {
+                if let Some(revision) = revision {
+                    self.revisions.insert(key, revision);
+                }
             }
+            Kind::ReplicaSet => {
+                let deployment = match meta.owners().find(|o| o.controller == Some(true)) {
+                    None => None,
+                    Some(owner) if owner.kind.as_str() == Kind::Deployment.name() => Some(Owned {
+                        deployment: owner.name.as_str().to_owned(),
+                        revision,
+                    }),
+                    Some(_) => return,
+                };
+                self.replica_sets.insert(key, deployment);
+            }
+            _ => {}
         }
-        Some(owner) if owner.kind == Kind::StatefulSet.name() => {
-            (Kind::StatefulSet, owner.name.clone())
-        }
-        Some(owner) if owner.kind == Kind::DaemonSet.name() => {
-            (Kind::DaemonSet, owner.name.clone())
-        }
-        Some(_) => return None,
-    };
-    Some(Workload {
-        namespace,
-        kind,
-        name,
-    })
+    }
+
+    /// The workload whose template made `pod`: its Deployment (through its ReplicaSet), its
+    /// StatefulSet or DaemonSet, or the pod itself when no controller owns it; and whether
+    /// it is of an older template (a ReplicaSet of an earlier Deployment revision). `None`
+    /// for a pod of another controller (a Job's, a custom resource's).
+    pub fn workload_of(&self, pod: &Pod) -> Option<(Workload, bool)> {
+        let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+        let controller = pod
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .find(|o| o.controller == Some(true));
+        let mut older = false;
+        let (kind, name) = match controller {
+            None => (Kind::Pod, pod.metadata.name.clone().unwrap_or_default()),
+            Some(owner) if owner.kind == Kind::ReplicaSet.name() => {
+                match self
+                    .replica_sets
+                    .get(&(namespace.clone(), owner.name.clone()))?
+                {
+                    Some(Owned {
+                        deployment,
+                        revision,
+                    }) => {
+                        let current = self.revisions.get(&(namespace.clone(), deployment.clone()));
+                        older = matches!((revision, current), (Some(r), Some(c)) if r != c);
+                        (Kind::Deployment, deployment.clone())
+                    }
+                    None => (Kind::ReplicaSet, owner.name.clone()),
+                }
+            }
+            Some(owner) if owner.kind == Kind::StatefulSet.name() => {
+                (Kind::StatefulSet, owner.name.clone())
+            }
+            Some(owner) if owner.kind == Kind::DaemonSet.name() => {
+                (Kind::DaemonSet, owner.name.clone())
+            }
+            Some(_) => return None,
+        };
+        let workload = Workload {
+            namespace,
+            kind,
+            name,
+        };
+        Some((workload, older))
+    }
 }
 
 /// The kubelet's latest kill of a container for a failed probe, from its `Killing` Event
@@ -281,14 +325,30 @@ pub enum Unmeasured {
     ReadyBeforeStart,
     /// The pod has several containers; its condition does not say which was last.
     SeveralContainers,
+    /// No readiness or startup probe: ready the moment it runs, which says nothing.
+    NothingGatesReady,
+    /// No startup or liveness probe: nothing bounds the start, so a later readiness change
+    /// cannot be told from it.
+    Unbounded,
+    /// Ready later than its probes would have let it live unstarted: readiness changed after
+    /// the start.
+    ReadyLater,
+    /// A pod of a Deployment's older ReplicaSet: another template's.
+    OlderRevision,
 }
 
 impl Unmeasured {
     fn describe(self) -> &'static str {
         match self {
             Unmeasured::NotReady => "not ready",
-            Unmeasured::ReadyBeforeStart => "ready before the run started (clock skew?)",
+            Unmeasured::ReadyBeforeStart => {
+                "ready before the run started (a restart the conditions did not show)"
+            }
             Unmeasured::SeveralContainers => "several containers",
+            Unmeasured::NothingGatesReady => "no readiness or startup probe",
+            Unmeasured::Unbounded => "no startup or liveness probe bounds the start",
+            Unmeasured::ReadyLater => "ready after its probes' budget (readiness changed later)",
+            Unmeasured::OlderRevision => "a pod of an older ReplicaSet",
         }
     }
 }
@@ -329,21 +389,34 @@ pub fn observe(
             .and_then(|s| s.running.as_ref())
             .and_then(|r| r.started_at.as_ref())
             .map(|t| t.0);
-        if let Some(started) = started.filter(|_| running) {
-            let outcome = match ready {
-                _ if !single => Err(Unmeasured::SeveralContainers),
-                Some(ready) if ready >= started => Ok(Start::Ready {
-                    seconds: ready.duration_since(started).as_secs(),
-                }),
-                Some(_) => Err(Unmeasured::ReadyBeforeStart),
-                None => Err(Unmeasured::NotReady),
-            };
-            seen.push((name.clone(), outcome));
-        }
         let allowed = allowed(
             container.startup_probe.as_ref(),
             container.liveness_probe.as_ref(),
         );
+        // Without a readiness or startup probe a container is ready as soon as it runs.
+        let gated = container.readiness_probe.is_some() || container.startup_probe.is_some();
+        if let Some(started) = started.filter(|_| running) {
+            let outcome = match (ready, allowed) {
+                _ if !single => Err(Unmeasured::SeveralContainers),
+                _ if !gated => Err(Unmeasured::NothingGatesReady),
+                (None, _) => Err(Unmeasured::NotReady),
+                (Some(ready), _) if ready < started => Err(Unmeasured::ReadyBeforeStart),
+                // Readiness may come and go for good; only probes that kill a slow start
+                // bound how long a start can have been.
+                (Some(_), None) => Err(Unmeasured::Unbounded),
+                (Some(ready), Some(allowed)) => {
+                    let seconds = ready.duration_since(started).as_secs();
+                    // Later than the probes would have let it live unstarted: the
+                    // condition changed after the start (a readiness flap), not at it.
+                    if seconds > allowed.seconds + allowed.period {
+                        Err(Unmeasured::ReadyLater)
+                    } else {
+                        Ok(Start::Ready { seconds })
+                    }
+                }
+            };
+            seen.push((name.clone(), outcome));
+        }
         if let Some(start) = killed_run(container_status, kill(name), allowed) {
             seen.push((name.clone(), Ok(start)));
         }
@@ -363,10 +436,9 @@ fn killed_run(
     let run = status.last_state.as_ref()?.terminated.as_ref()?;
     let started = run.started_at.as_ref()?.0;
     let finished = run.finished_at.as_ref()?.0;
-    // The kubelet records the kill before the container has stopped; a few seconds' slack
-    // covers its status update.
-    let slack = k8s_openapi::jiff::SignedDuration::from_secs(5);
-    if kill.at < started || kill.at > finished + slack {
+    // Times are whole seconds, and the event and the status are written apart: a few
+    // seconds' slack after the run's end.
+    if kill.at < started || kill.at.duration_since(finished).as_secs() > 5 {
         return None;
     }
     let ran = kill.at.duration_since(started).as_secs();
@@ -464,7 +536,7 @@ pub enum Change {
     /// The startup probe the template carries gets this many attempts; `annotation`, where
     /// probegate wrote that probe, keeps objects created from the manifest alike.
     FailureThreshold {
-        failure_threshold: i64,
+        failure_threshold: i32,
         annotation: Option<i64>,
     },
     /// A startup probe beside the container's own liveness probe, with its check.
@@ -550,8 +622,7 @@ pub fn assess(workload: &Workload, budget: &Budget, observed: &Observed) -> Asse
         action: String::new(),
         evidence,
     };
-    let too_close = longest * (100 + TOO_CLOSE_PERCENT) / 100;
-    if allowed.seconds < too_close {
+    if too_short(&allowed, longest) {
         let seen = if observed.killed.is_empty() {
             format!("took up to {longest}s to start (pod {slowest_pod})")
         } else {
@@ -575,12 +646,13 @@ pub fn assess(workload: &Workload, budget: &Budget, observed: &Observed) -> Asse
             ..blank.clone()
         });
     }
-    if let Some(seconds) = suggested(budget, &allowed, longest) {
+    let suggestion = suggested(budget, &allowed, longest)
+        .and_then(|seconds| Some((seconds, change(budget, &allowed, seconds)?)));
+    if let Some((seconds, change)) = suggestion {
         measurement.suggested_seconds = Some(seconds);
         assessment.measurement = measurement;
-        let change = change(budget, &allowed, seconds);
         let why = format!(
-            "container {:?}: starts of up to {longest}s seen, {} allows {}s; suggested {seconds}s",
+            "container {:?}: starts seen need up to {longest}s, {} allows {}s; suggested {seconds}s",
             budget.container,
             allowed.by.field(),
             allowed.seconds
@@ -612,54 +684,72 @@ pub fn assess(workload: &Workload, budget: &Budget, observed: &Observed) -> Asse
     assessment
 }
 
+/// The longest startup budget the webhook gives a container of `budgets` that `changes`
+/// leave alone: a `startup-seconds` annotation for the others must not cut it.
+pub fn annotation_at_least(budgets: &[Budget], changes: &[ContainerChange]) -> i64 {
+    budgets
+        .iter()
+        .filter(|b| matches!(b.origin, Origin::WouldBeAdded | Origin::Probegate))
+        .filter(|b| !changes.iter().any(|c| c.container == b.container))
+        .filter_map(|b| b.allowed.filter(|a| a.by == ProbeKind::Startup))
+        .map(|a| a.seconds)
+        .max()
+        .unwrap_or(0)
+}
+
+/// Whether a start of `longest` seconds is longer than `allowed`, or within 20% of it.
+fn too_short(allowed: &Allowed, longest: i64) -> bool {
+    allowed.seconds < longest * (100 + TOO_CLOSE_PERCENT) / 100
+}
+
 /// The budget to suggest from the longest start seen, where it differs materially from the
-/// allowed one: above it, or at most half of it.
+/// allowed one: where that is too short, or at least twice the suggestion.
 pub fn suggested(budget: &Budget, allowed: &Allowed, longest: i64) -> Option<i64> {
     let margin = (longest / 2).max(MIN_MARGIN_SECONDS);
     let needed = round_up(longest + margin, allowed.period);
     let seconds = needed.max(round_up(budget.floor, allowed.period));
-    (needed > allowed.seconds || allowed.seconds >= 2 * seconds).then_some(seconds)
+    (too_short(allowed, longest) || allowed.seconds >= 2 * seconds).then_some(seconds)
 }
 
 fn round_up(seconds: i64, period: i64) -> i64 {
     (seconds + period - 1) / period * period
 }
 
-/// The change that gives `budget`'s container `seconds` of start-up.
-fn change(budget: &Budget, allowed: &Allowed, seconds: i64) -> Change {
+/// The change that gives `budget`'s container `seconds` of start-up; `None` where none
+/// can: a startup probe whose own initial delay is longer, or a shorter budget that would
+/// take a startup probe added before a liveness probe that waits longer.
+fn change(budget: &Budget, allowed: &Allowed, seconds: i64) -> Option<Change> {
     match (budget.origin, allowed.by) {
-        (Origin::WouldBeAdded, _) => Change::Annotation { seconds },
-        (origin, ProbeKind::Startup) => Change::FailureThreshold {
-            failure_threshold: attempts(seconds - allowed.initial_delay, allowed.period),
-            annotation: (origin == Origin::Probegate && budget.annotation_applies)
-                .then_some(seconds),
-        },
+        (Origin::WouldBeAdded, _) => Some(Change::Annotation { seconds }),
+        (origin, ProbeKind::Startup) => {
+            (seconds > allowed.initial_delay).then(|| Change::FailureThreshold {
+                failure_threshold: probes::attempts_covering(
+                    seconds - allowed.initial_delay,
+                    allowed.period,
+                ),
+                annotation: (origin == Origin::Probegate && budget.annotation_applies)
+                    .then_some(seconds),
+            })
+        }
         // The container's own liveness probe, with no startup probe before it: one with the
         // same check holds it off for the start-up (Kubernetes' advice for slow starts,
         // https://kubernetes.io/docs/tasks/configure-pod-container/configure-liveness-readiness-startup-probes/#define-startup-probes).
-        (_, _) => {
+        // Only to lengthen the budget: a shorter one would cut what liveness now waits.
+        (_, _) if seconds > allowed.seconds => {
             let liveness = budget.liveness.clone().unwrap_or_default();
-            Change::StartupProbe(Box::new(Probe {
+            Some(Change::StartupProbe(Box::new(Probe {
                 exec: liveness.exec,
                 grpc: liveness.grpc,
                 http_get: liveness.http_get,
                 tcp_socket: liveness.tcp_socket,
                 timeout_seconds: liveness.timeout_seconds,
-                period_seconds: Some(clamp(allowed.period)),
-                failure_threshold: Some(clamp(attempts(seconds, allowed.period))),
+                period_seconds: Some(i32::try_from(allowed.period).unwrap_or(i32::MAX)),
+                failure_threshold: Some(probes::attempts_covering(seconds, allowed.period)),
                 ..Probe::default()
-            }))
+            })))
         }
+        (_, _) => None,
     }
-}
-
-/// Attempts of `period` seconds that cover `seconds`: at least one.
-fn attempts(seconds: i64, period: i64) -> i64 {
-    ((seconds + period - 1) / period).max(1)
-}
-
-fn clamp(value: i64) -> i32 {
-    i32::try_from(value).unwrap_or(i32::MAX)
 }
 
 fn describe_change(change: &Change) -> String {
@@ -705,8 +795,14 @@ fn evidence(
         ));
     }
     for (seconds, pod, by, kills, _) in &observed.killed {
+        // A startup probe only runs until the start; a liveness kill is taken for one by
+        // its timing alone, and says so.
+        let how = match by {
+            ProbeKind::Startup => "before it was ready",
+            _ => "at the first moment its probes could kill, so taken as before it was ready",
+        };
         evidence.push(format!(
-            "pod {pod}: killed for a failed {} probe {seconds}s after it started, before it was ready ({kills} kill(s) recorded)",
+            "pod {pod}: killed for a failed {} probe {seconds}s after it started, {how} ({kills} kill(s) recorded)",
             by.as_str()
         ));
     }

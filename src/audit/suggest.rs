@@ -17,6 +17,10 @@ use crate::policy::STARTUP_SECONDS;
 pub struct Suggestion {
     pub workload: Workload,
     pub changes: Vec<ContainerChange>,
+    /// The longest budget the webhook gives another container of the pods, which one
+    /// `startup-seconds` annotation must not cut: it sizes every startup probe the webhook
+    /// adds to them, over the catalogue's budgets too.
+    pub annotation_at_least: i64,
 }
 
 /// A strategic-merge patch of exactly the fields that change (containers merge by name).
@@ -85,7 +89,8 @@ impl Suggestion {
                 Change::FailureThreshold { annotation, .. } => annotation,
                 Change::StartupProbe(_) => None,
             })
-            .max();
+            .max()
+            .map(|s| s.max(self.annotation_at_least));
         let annotations: BTreeMap<&'static str, String> = seconds
             .map(|s| (STARTUP_SECONDS, s.to_string()))
             .into_iter()
@@ -99,9 +104,7 @@ impl Suggestion {
                     Change::FailureThreshold {
                         failure_threshold, ..
                     } => Probe {
-                        failure_threshold: Some(
-                            i32::try_from(*failure_threshold).unwrap_or(i32::MAX),
-                        ),
+                        failure_threshold: Some(*failure_threshold),
                         ..Probe::default()
                     },
                     Change::StartupProbe(probe) => (**probe).clone(),
@@ -138,17 +141,16 @@ impl Suggestion {
     /// The `kubectl patch` line for the live object; `None` for a Pod, whose probes cannot
     /// change once it is created: its manifest takes the patch, and the next pod uses it.
     pub fn command(&self) -> Result<Option<String>, serde_json::Error> {
-        if self.workload.kind == Kind::Pod {
-            return Ok(None);
-        }
         /// The patch body: the live object's name and kind come from the command line.
         #[derive(Serialize)]
         struct Body {
-            spec: Option<Spec>,
+            spec: Spec,
         }
-        let body = serde_json::to_string(&Body {
-            spec: self.document().spec,
-        })?;
+        let spec = match self.document().spec {
+            Some(spec) if self.workload.kind != Kind::Pod => spec,
+            _ => return Ok(None),
+        };
+        let body = serde_json::to_string(&Body { spec })?;
         Ok(Some(format!(
             "kubectl patch {} {} -n {} --type=strategic -p {}",
             self.workload.kind.name().to_ascii_lowercase(),
@@ -258,6 +260,7 @@ mod tests {
                     why: format!("container {container:?}: why"),
                 })
                 .collect(),
+            annotation_at_least: 0,
         }
     }
 
@@ -405,6 +408,37 @@ mod tests {
                 case.name
             );
         }
+    }
+
+    #[test]
+    fn the_annotation_covers_the_budgets_it_would_otherwise_cut() {
+        let mut s = suggestion(
+            Kind::Deployment,
+            vec![("app", Change::Annotation { seconds: 150 })],
+        );
+        s.annotation_at_least = 900;
+        let document = serde_json::to_value(s.document()).unwrap();
+        assert_eq!(
+            document["spec"]["template"]["metadata"]["annotations"]["probegate.io/startup-seconds"],
+            "900"
+        );
+        // Without an annotation to write, none is written for the others' sake.
+        let mut s = suggestion(
+            Kind::Deployment,
+            vec![(
+                "app",
+                Change::FailureThreshold {
+                    failure_threshold: 9,
+                    annotation: None,
+                },
+            )],
+        );
+        s.annotation_at_least = 900;
+        let document = serde_json::to_value(s.document()).unwrap();
+        assert!(
+            document["spec"]["template"].get("metadata").is_none(),
+            "{document}"
+        );
     }
 
     #[test]

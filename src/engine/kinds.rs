@@ -169,5 +169,9 @@ pub fn split_api_version(api_version: &str) -> (&str, &str) {
 /// The group of Jobs, for owner references.
 pub const JOB_GROUP: &str = <Job as Resource>::GROUP;
 
+/// The Deployment controller's revision of a Deployment and of each of its ReplicaSets:
+/// `audit` tells the current template's pods from older ones by it.
+pub const DEPLOYMENT_REVISION: &str = "deployment.kubernetes.io/revision";
+
 #[cfg(test)]
 mod tests;

@@ -60,7 +60,9 @@ impl Default for Context<'_> {
 /// Whether any rule reads the annotation `key` of a Pod or workload: probegate's own
 /// settings and record, and the scrape port the metrics rule takes as evidence.
 pub fn reads_annotation(key: &str) -> bool {
-    key.starts_with(policy::PREFIX) || metrics_coupling::reads_annotation(key)
+    key.starts_with(policy::PREFIX)
+        || metrics_coupling::reads_annotation(key)
+        || key == kinds::DEPLOYMENT_REVISION
 }
 
 /// Whether any rule reads the literal variable `name`: the webhook's decode builds only

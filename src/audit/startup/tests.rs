@@ -110,6 +110,8 @@ fn container(
         name: name.into(),
         startup_probe: startup,
         liveness_probe: liveness,
+        // What makes ready mean started.
+        readiness_probe: Some(probe(None, None, None)),
         ..Default::default()
     }
 }
@@ -170,94 +172,109 @@ fn observe_reads_each_run_from_the_status() {
         kill: Option<(ProbeKind, i64)>,
         seen: Vec<Result<Start, Unmeasured>>,
     }
+    // 35 s of liveness (5 + 3 x 10), 60 s of startup (6 x 10).
     let liveness = || Some(probe(Some(5), Some(10), Some(3)));
     let startup = || Some(probe(None, Some(10), Some(6)));
     let one =
         |startup: Option<Probe>, liveness: Option<Probe>| vec![container("api", startup, liveness)];
+    let run = |started, ready, last| Run {
+        started,
+        ready,
+        last,
+    };
+    let running = |containers, run: Run| pod_of(containers, "Running", &run);
+    let killed = |seconds, period, by| {
+        Ok(Start::Killed {
+            seconds,
+            period,
+            by,
+            kills: 2,
+        })
+    };
+    let without_readiness = {
+        let mut c = container("api", None, liveness());
+        c.readiness_probe = None;
+        vec![c]
+    };
+    let with_sidecar = {
+        let mut p = running(one(None, liveness()), run(300, Some(270), None));
+        p.spec.as_mut().unwrap().init_containers =
+            Some(vec![k8s_openapi::api::core::v1::Container {
+                name: "proxy".into(),
+                restart_policy: Some("Always".into()),
+                ..Default::default()
+            }]);
+        p
+    };
     let cases = [
         Case {
             name: "running and ready: the time from its start to ready",
-            pod: pod_of(
-                one(None, liveness()),
-                "Running",
-                &Run {
-                    started: 300,
-                    ready: Some(230),
-                    last: None,
-                },
-            ),
+            pod: running(one(None, liveness()), run(300, Some(270), None)),
             kill: None,
-            seen: vec![Ok(Start::Ready { seconds: 70 })],
+            seen: vec![Ok(Start::Ready { seconds: 30 })],
         },
         Case {
             name: "ready in the same second it started",
-            pod: pod_of(
-                one(None, None),
-                "Running",
-                &Run {
-                    started: 300,
-                    ready: Some(300),
-                    last: None,
-                },
-            ),
+            pod: running(one(None, liveness()), run(300, Some(300), None)),
             kill: None,
             seen: vec![Ok(Start::Ready { seconds: 0 })],
         },
         Case {
+            name: "ready at the last moment its probes allowed, and a period",
+            pod: running(one(None, liveness()), run(300, Some(255), None)),
+            kill: None,
+            seen: vec![Ok(Start::Ready { seconds: 45 })],
+        },
+        Case {
+            name: "ready after the probes would have killed it: readiness changed later",
+            pod: running(one(None, liveness()), run(86_400, Some(300), None)),
+            kill: None,
+            seen: vec![Err(Unmeasured::ReadyLater)],
+        },
+        Case {
+            name: "behind a startup probe, ready after its budget: readiness changed later",
+            pod: running(one(startup(), liveness()), run(300, Some(200), None)),
+            kill: None,
+            seen: vec![Err(Unmeasured::ReadyLater)],
+        },
+        Case {
+            name: "no readiness or startup probe: ready the moment it runs, not measured",
+            pod: running(without_readiness, run(300, Some(300), None)),
+            kill: None,
+            seen: vec![Err(Unmeasured::NothingGatesReady)],
+        },
+        Case {
+            name: "no probe that kills: nothing bounds the start, not measured",
+            pod: running(one(None, None), run(300, Some(230), None)),
+            kill: None,
+            seen: vec![Err(Unmeasured::Unbounded)],
+        },
+        Case {
             name: "never ready: not measured",
-            pod: pod_of(
-                one(None, liveness()),
-                "Running",
-                &Run {
-                    started: 300,
-                    ready: None,
-                    last: None,
-                },
-            ),
+            pod: running(one(None, liveness()), run(300, None, None)),
             kill: None,
             seen: vec![Err(Unmeasured::NotReady)],
         },
         Case {
-            name: "clock skew: ready before it started",
-            pod: pod_of(
-                one(None, liveness()),
-                "Running",
-                &Run {
-                    started: 300,
-                    ready: Some(400),
-                    last: None,
-                },
-            ),
+            name: "ready before it started: a restart the condition never showed, or skew",
+            pod: running(one(None, liveness()), run(300, Some(400), None)),
             kill: None,
             seen: vec![Err(Unmeasured::ReadyBeforeStart)],
         },
         Case {
             name: "a pod that is not running: nothing of its current run",
-            pod: pod_of(
-                one(None, liveness()),
-                "Pending",
-                &Run {
-                    started: 300,
-                    ready: Some(230),
-                    last: None,
-                },
-            ),
+            pod: pod_of(one(None, liveness()), "Pending", &run(300, Some(270), None)),
             kill: None,
             seen: vec![],
         },
         Case {
             name: "several containers: the condition does not say whose start it was",
-            pod: pod_of(
+            pod: running(
                 vec![
                     container("api", None, liveness()),
                     container("proxy", None, None),
                 ],
-                "Running",
-                &Run {
-                    started: 300,
-                    ready: Some(230),
-                    last: None,
-                },
+                run(300, Some(270), None),
             ),
             kill: None,
             seen: vec![
@@ -266,121 +283,127 @@ fn observe_reads_each_run_from_the_status() {
             ],
         },
         Case {
+            name: "a sidecar (an init container that keeps running) counts as another container",
+            pod: with_sidecar,
+            kill: None,
+            seen: vec![Err(Unmeasured::SeveralContainers)],
+        },
+        Case {
             name: "restarted after a startup probe kill: the killed run and the current one",
-            pod: pod_of(
+            pod: running(
                 one(startup(), liveness()),
-                "Running",
-                &Run {
-                    started: 100,
-                    ready: Some(10),
-                    last: Some((170, 105)),
-                },
+                run(100, Some(50), Some((170, 105))),
             ),
             kill: Some((ProbeKind::Startup, 108)),
             seen: vec![
-                Ok(Start::Ready { seconds: 90 }),
-                Ok(Start::Killed {
-                    seconds: 62,
-                    period: 10,
-                    by: ProbeKind::Startup,
-                    kills: 2,
-                }),
+                Ok(Start::Ready { seconds: 50 }),
+                killed(62, 10, ProbeKind::Startup),
             ],
         },
         Case {
-            name: "a liveness kill at the first moment the probes allowed: during start-up",
-            pod: pod_of(
-                one(None, liveness()),
-                "Running",
-                &Run {
-                    started: 100,
-                    ready: None,
-                    last: Some((150, 110)),
-                },
+            name: "a kill at the run's very start",
+            pod: running(
+                one(startup(), liveness()),
+                run(100, Some(50), Some((170, 105))),
             ),
+            kill: Some((ProbeKind::Startup, 170)),
+            seen: vec![
+                Ok(Start::Ready { seconds: 50 }),
+                killed(0, 10, ProbeKind::Startup),
+            ],
+        },
+        Case {
+            name: "a kill 5 s after the run's recorded end: the same run",
+            pod: running(
+                one(startup(), liveness()),
+                run(90, Some(50), Some((170, 105))),
+            ),
+            kill: Some((ProbeKind::Startup, 100)),
+            seen: vec![
+                Ok(Start::Ready { seconds: 40 }),
+                killed(70, 10, ProbeKind::Startup),
+            ],
+        },
+        Case {
+            name: "a kill 6 s after the run's end: not this run's",
+            pod: running(
+                one(startup(), liveness()),
+                run(90, Some(50), Some((170, 105))),
+            ),
+            kill: Some((ProbeKind::Startup, 99)),
+            seen: vec![Ok(Start::Ready { seconds: 40 })],
+        },
+        Case {
+            name: "a kill before the run started: not this run's",
+            pod: running(
+                one(startup(), liveness()),
+                run(90, Some(50), Some((170, 105))),
+            ),
+            kill: Some((ProbeKind::Startup, 171)),
+            seen: vec![Ok(Start::Ready { seconds: 40 })],
+        },
+        Case {
+            name: "a liveness kill at the first moment the probes allowed: during start-up",
+            pod: running(one(None, liveness()), run(100, None, Some((150, 110)))),
             kill: Some((ProbeKind::Liveness, 113)),
             seen: vec![
                 Err(Unmeasured::NotReady),
-                Ok(Start::Killed {
-                    seconds: 37,
-                    period: 10,
-                    by: ProbeKind::Liveness,
-                    kills: 2,
-                }),
+                killed(37, 10, ProbeKind::Liveness),
             ],
         },
         Case {
             name: "a liveness kill long after the start: the container had started",
-            pod: pod_of(
-                one(None, liveness()),
-                "Running",
-                &Run {
-                    started: 100,
-                    ready: Some(90),
-                    last: Some((4000, 110)),
-                },
-            ),
+            pod: running(one(None, liveness()), run(100, Some(90), Some((4000, 110)))),
             kill: Some((ProbeKind::Liveness, 113)),
             seen: vec![Ok(Start::Ready { seconds: 10 })],
         },
         Case {
             name: "a liveness kill behind a startup probe: the start had succeeded",
-            pod: pod_of(
+            pod: running(
                 one(startup(), liveness()),
-                "Running",
-                &Run {
-                    started: 100,
-                    ready: Some(90),
-                    last: Some((150, 110)),
-                },
+                run(100, Some(90), Some((150, 110))),
             ),
             kill: Some((ProbeKind::Liveness, 113)),
             seen: vec![Ok(Start::Ready { seconds: 10 })],
         },
         Case {
-            name: "a kill that is not of the last run: not matched",
-            pod: pod_of(
-                one(startup(), liveness()),
-                "Running",
-                &Run {
-                    started: 100,
-                    ready: Some(90),
-                    last: Some((150, 110)),
-                },
-            ),
-            kill: Some((ProbeKind::Startup, 900)),
-            seen: vec![Ok(Start::Ready { seconds: 10 })],
-        },
-        Case {
             name: "a last run without a kill (it crashed): not a start-up kill",
-            pod: pod_of(
+            pod: running(
                 one(startup(), liveness()),
-                "Running",
-                &Run {
-                    started: 100,
-                    ready: Some(90),
-                    last: Some((150, 110)),
-                },
+                run(100, Some(90), Some((150, 110))),
             ),
             kill: None,
             seen: vec![Ok(Start::Ready { seconds: 10 })],
         },
     ];
     for case in cases {
+        let asked = std::cell::RefCell::new(Vec::new());
         let kill = |name: &str| {
-            assert_eq!(name, "api", "{}: only the container asked for", case.name);
-            case.kill.map(|(by, ago)| Kill {
+            asked.borrow_mut().push(name.to_owned());
+            case.kill.filter(|_| name == "api").map(|(by, ago)| Kill {
                 by,
                 at: at(ago).0,
                 count: 2,
             })
         };
-        let kill = |name: &str| if name == "api" { kill(name) } else { None };
         let seen: Vec<Result<Start, Unmeasured>> = observe(&case.pod, kill)
             .into_iter()
             .map(|(_, outcome)| outcome)
             .collect();
         assert_eq!(seen, case.seen, "{}", case.name);
+        let containers: Vec<String> = case
+            .pod
+            .spec
+            .iter()
+            .flat_map(|s| &s.containers)
+            .map(|c| c.name.clone())
+            .collect();
+        assert_eq!(
+            *asked.borrow(),
+            containers,
+            "{}: each container's kill asked for by its name",
+            case.name
+        );
     }
 }
 
@@ -457,7 +480,7 @@ fn the_margin_rounding_and_floor_of_a_suggestion() {
         Case {
             name: "a fast start gets at least 30 s more",
             budget: budget(
-                allowed_by(10, ProbeKind::Liveness, 0, 5),
+                allowed_by(5, ProbeKind::Liveness, 0, 5),
                 Origin::Workload,
                 0,
             ),
@@ -581,18 +604,51 @@ fn assess_finds_and_suggests_from_what_was_seen() {
             }),
         },
         Case {
-            name: "more than 20% to spare: not too short",
+            name: "more than 20% to spare: neither too short nor worth changing",
             budget: budget(
                 allowed_by(90, ProbeKind::Startup, 0, 10),
                 Origin::Workload,
                 60,
             ),
             observed: observed(&[70], &[]),
+            types: vec![],
+            change: None,
+        },
+        Case {
+            name: "far longer than needed, the workload's own startup probe: fewer tries",
+            budget: budget(
+                allowed_by(600, ProbeKind::Startup, 0, 10),
+                Origin::Workload,
+                60,
+            ),
+            observed: observed(&[40], &[]),
             types: vec![suggested],
             change: Some(Change::FailureThreshold {
-                failure_threshold: 11,
+                failure_threshold: 7,
                 annotation: None,
             }),
+        },
+        Case {
+            name: "far longer than needed, behind an initial delay longer than the suggestion: no change can",
+            budget: budget(
+                allowed_by(600, ProbeKind::Startup, 200, 10),
+                Origin::Workload,
+                60,
+            ),
+            observed: observed(&[40], &[]),
+            types: vec![],
+            change: None,
+        },
+        Case {
+            name: "a liveness probe that waits far longer than needed: no startup probe is added to cut it",
+            budget: budget(
+                allowed_by(630, ProbeKind::Liveness, 600, 10),
+                Origin::Workload,
+                60,
+            ),
+            observed: observed(&[40], &[]),
+            types: vec![],
+            change: None,
         },
         Case {
             name: "killed during start-up under the webhook's startup probe: the annotation",
@@ -898,29 +954,52 @@ fn owned_by(kind: &str, name: &str) -> Pod {
 
 #[test]
 fn a_pod_is_traced_to_the_workload_whose_template_made_it() {
-    let mut replica_sets = ReplicaSets::new();
-    let meta = |owner: Option<(&str, &str)>, name: &str| {
+    let mut controllers = Controllers::default();
+    let revision = |r: Option<&str>| r.map(|r| json!({"deployment.kubernetes.io/revision": r}));
+    let meta = |kind: &str, owner: Option<(&str, &str)>, name: &str, r: Option<&str>| {
         let owners = owner.map(|(kind, owner)| {
             json!([{"apiVersion": "apps/v1", "kind": kind, "name": owner, "uid": "u", "controller": true}])
         });
-        object(json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
-            "metadata": {"name": name, "namespace": "shop", "ownerReferences": owners},
+        object(json!({"apiVersion": "apps/v1", "kind": kind,
+            "metadata": {"name": name, "namespace": "shop", "ownerReferences": owners,
+                "annotations": revision(r)},
             "spec": {"selector": {}, "template": {"spec": {"containers": []}}}}))
     };
-    for (owner, name) in [
-        (Some(("Deployment", "web")), "web-5d8f"),
-        (None, "alone"),
-        (Some(("Rollout", "canary")), "canary-77"),
+    for (kind, owner, name, r) in [
+        ("Deployment", None, "web", Some("3")),
+        (
+            "ReplicaSet",
+            Some(("Deployment", "web")),
+            "web-5d8f",
+            Some("3"),
+        ),
+        (
+            "ReplicaSet",
+            Some(("Deployment", "web")),
+            "web-4c2a",
+            Some("2"),
+        ),
+        (
+            "ReplicaSet",
+            Some(("Deployment", "api")),
+            "api-1b2c",
+            Some("7"),
+        ),
+        ("ReplicaSet", None, "alone", None),
+        ("ReplicaSet", Some(("Rollout", "canary")), "canary-77", None),
     ] {
-        let rs = meta(owner, name);
-        note_replica_set(&mut replica_sets, "shop", rs.meta());
+        let listed = meta(kind, owner, name, r);
+        controllers.note(listed.kind, "shop", listed.meta());
     }
-    let workload = |kind, name: &str| {
-        Some(Workload {
-            namespace: "shop".into(),
-            kind,
-            name: name.into(),
-        })
+    let workload = |kind, name: &str, older: bool| {
+        Some((
+            Workload {
+                namespace: "shop".into(),
+                kind,
+                name: name.into(),
+            },
+            older,
+        ))
     };
     let bare = Pod {
         metadata: ObjectMeta {
@@ -932,14 +1011,24 @@ fn a_pod_is_traced_to_the_workload_whose_template_made_it() {
     };
     let cases = [
         (
-            "a Deployment's ReplicaSet: the Deployment",
+            "a Deployment's current ReplicaSet: the Deployment",
             owned_by("ReplicaSet", "web-5d8f"),
-            workload(Kind::Deployment, "web"),
+            workload(Kind::Deployment, "web", false),
+        ),
+        (
+            "a Deployment's older ReplicaSet: the Deployment, of an older template",
+            owned_by("ReplicaSet", "web-4c2a"),
+            workload(Kind::Deployment, "web", true),
+        ),
+        (
+            "a revision with nothing to compare it with: taken as current",
+            owned_by("ReplicaSet", "api-1b2c"),
+            workload(Kind::Deployment, "api", false),
         ),
         (
             "a ReplicaSet of its own",
             owned_by("ReplicaSet", "alone"),
-            workload(Kind::ReplicaSet, "alone"),
+            workload(Kind::ReplicaSet, "alone", false),
         ),
         (
             "a ReplicaSet another controller owns: unknown",
@@ -954,21 +1043,74 @@ fn a_pod_is_traced_to_the_workload_whose_template_made_it() {
         (
             "a StatefulSet",
             owned_by("StatefulSet", "db"),
-            workload(Kind::StatefulSet, "db"),
+            workload(Kind::StatefulSet, "db", false),
         ),
         (
             "a DaemonSet",
             owned_by("DaemonSet", "agent"),
-            workload(Kind::DaemonSet, "agent"),
+            workload(Kind::DaemonSet, "agent", false),
         ),
         (
             "a Job's pod: batch, not measured",
             owned_by("Job", "migrate"),
             None,
         ),
-        ("a bare pod: itself", bare, workload(Kind::Pod, "bare")),
+        (
+            "a bare pod: itself",
+            bare,
+            workload(Kind::Pod, "bare", false),
+        ),
     ];
     for (name, pod, expected) in cases {
-        assert_eq!(workload_of(&pod, &replica_sets), expected, "{name}");
+        assert_eq!(controllers.workload_of(&pod), expected, "{name}");
     }
+}
+
+#[test]
+fn one_annotation_never_cuts_another_containers_budget() {
+    let named = |container: &str, allowed, origin| Budget {
+        container: container.into(),
+        ..budget(allowed, origin, 60)
+    };
+    let budgets = [
+        named(
+            "app",
+            allowed_by(60, ProbeKind::Startup, 0, 10),
+            Origin::WouldBeAdded,
+        ),
+        named(
+            "nats",
+            allowed_by(900, ProbeKind::Startup, 0, 10),
+            Origin::WouldBeAdded,
+        ),
+        named(
+            "agent",
+            allowed_by(400, ProbeKind::Startup, 0, 10),
+            Origin::Probegate,
+        ),
+        named(
+            "own",
+            allowed_by(1200, ProbeKind::Startup, 0, 10),
+            Origin::Workload,
+        ),
+        named(
+            "live",
+            allowed_by(2000, ProbeKind::Liveness, 0, 10),
+            Origin::WouldBeAdded,
+        ),
+    ];
+    let change = |container: &str| ContainerChange {
+        container: container.into(),
+        seconds: 150,
+        change: Change::Annotation { seconds: 150 },
+        why: String::new(),
+    };
+    // The catalogue's 900 s for nats stays; the workload's own probe and a liveness
+    // budget are not the annotation's to size.
+    assert_eq!(annotation_at_least(&budgets, &[change("app")]), 900);
+    assert_eq!(
+        annotation_at_least(&budgets, &[change("app"), change("nats")]),
+        400
+    );
+    assert_eq!(annotation_at_least(&budgets[..1], &[change("app")]), 0);
 }

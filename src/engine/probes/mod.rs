@@ -497,8 +497,14 @@ pub fn existing<'c>(container: &'c Container<'_>, kind: ProbeKind) -> Option<&'c
 
 /// Enough attempts, one per period, to cover `seconds` of start-up.
 fn startup_failure_threshold(timings: Timings, seconds: i32) -> i32 {
-    let period = i64::from(timings.period_seconds.max(1));
-    let attempts = (i64::from(seconds) + period - 1) / period;
+    attempts_covering(i64::from(seconds), i64::from(timings.period_seconds))
+}
+
+/// Attempts of `period` seconds that cover `seconds`, at least one: how a startup probe's
+/// `failureThreshold` is sized, here and in `audit`'s suggestions.
+pub fn attempts_covering(seconds: i64, period: i64) -> i32 {
+    let period = period.max(1);
+    let attempts = (seconds.max(1) + period - 1) / period;
     i32::try_from(attempts).unwrap_or(i32::MAX)
 }
 
