@@ -496,6 +496,82 @@ fn startups(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::ProbeKind;
+    use startup::{Allowed, Origin, Start};
+
+    #[test]
+    fn starts_meet_their_workloads_budgets() {
+        let workload = |name: &str| Workload {
+            namespace: "shop".into(),
+            kind: Kind::Deployment,
+            name: name.into(),
+        };
+        let budget = |container: &str, seconds: i64| Budget {
+            container: container.into(),
+            allowed: Some(Allowed {
+                seconds,
+                by: ProbeKind::Startup,
+                initial_delay: 0,
+                period: 10,
+                failure_threshold: seconds / 10,
+            }),
+            origin: Origin::WouldBeAdded,
+            // As the webhook gives them: no budget of a workload's own.
+            floor: seconds,
+            liveness: None,
+            annotation_applies: true,
+        };
+        let budgets = vec![
+            (
+                workload("slow"),
+                vec![budget("app", 60), budget("nats", 900)],
+            ),
+            (workload("fast"), vec![budget("app", 300)]),
+            (workload("unseen"), vec![budget("app", 300)]),
+        ];
+        let mut observed: HashMap<(Workload, String), Observed> = HashMap::new();
+        let mut saw = |name: &str, container: &str, seconds: i64| {
+            observed
+                .entry((workload(name), container.into()))
+                .or_default()
+                .add(&format!("{name}-1"), Ok(Start::Ready { seconds }));
+        };
+        saw("slow", "app", 58);
+        saw("slow", "nats", 20);
+        saw("fast", "app", 2);
+        // Starts of a workload the audit did not judge (a Job's) have no budget to meet.
+        saw("batch", "app", 400);
+        let mut findings = Vec::new();
+        let (measurements, suggestions) = startups(&budgets, &mut observed, &mut findings);
+        let measured: Vec<(&str, &str)> = measurements
+            .iter()
+            .map(|m| (m.name.as_str(), m.container.as_str()))
+            .collect();
+        assert_eq!(
+            measured,
+            [("slow", "app"), ("slow", "nats"), ("fast", "app")]
+        );
+        let found: Vec<(&str, report::FindingType)> = findings
+            .iter()
+            .map(|f| (f.name.as_str(), f.finding_type))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("slow", report::FindingType::StartupBudgetTooShort),
+                ("slow", report::FindingType::StartupBudgetSuggested),
+            ]
+        );
+        assert_eq!(suggestions.len(), 1);
+        assert_eq!(suggestions[0].workload, workload("slow"));
+        // The nats container's 900 s stays whole under the one annotation.
+        assert_eq!(suggestions[0].annotation_at_least, 900);
+        assert_eq!(
+            observed.len(),
+            1,
+            "only the unjudged workload's starts are left"
+        );
+    }
 
     #[test]
     fn stuck_after_durations() {
