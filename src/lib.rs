@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod namespace_cache;
 pub mod offline;
 pub mod policy;
+pub mod sarif;
 pub mod scope;
 pub mod server;
 pub mod tls;

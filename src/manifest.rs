@@ -13,11 +13,13 @@ pub struct Document {
     pub value: Value,
 }
 
-/// A file (or `-` for stdin) and the 1-based position of a document in it.
+/// A file (or `-` for stdin), the 1-based position of a document in it, and the 1-based
+/// line its content starts on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {
     pub source: String,
     pub position: usize,
+    pub line: usize,
 }
 
 impl fmt::Display for Origin {
@@ -133,29 +135,32 @@ enum Format {
 fn parse(source: &str, text: &str, format: Format) -> Result<Vec<Document>, ManifestError> {
     // Editors on Windows start files with a byte order mark; kubectl reads past it.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let origin = |position| Origin {
+    let origin = |position, line| Origin {
         source: source.to_owned(),
         position,
+        line,
     };
-    let values: Vec<Value> = match format {
+    let values: Vec<(Value, usize)> = match format {
         Format::Json => {
             let value = serde_json::from_str(text).map_err(|e| ManifestError::Syntax {
-                origin: origin(1),
+                origin: origin(1, e.line()),
                 format: "JSON",
                 message: e.to_string(),
             })?;
-            vec![value]
+            // The line of the value's first character.
+            let blank = text.len() - text.trim_start().len();
+            vec![(value, 1 + text[..blank].matches('\n').count())]
         }
         // As kubectl reads it: YAML 1.1 scalars (`0644` is octal, `yes` is true), merge keys.
-        Format::Yaml => crate::yaml::load_all(text).map_err(|e| ManifestError::Syntax {
-            origin: origin(e.document),
+        Format::Yaml => crate::yaml::load_documents(text).map_err(|e| ManifestError::Syntax {
+            origin: origin(e.document, 1),
             format: "YAML",
             message: e.message,
         })?,
     };
     let mut documents = Vec::new();
-    for (index, value) in values.into_iter().enumerate() {
-        let origin = origin(index + 1);
+    for (index, (value, line)) in values.into_iter().enumerate() {
+        let origin = origin(index + 1, line);
         match &value {
             Value::Null => continue,
             Value::Object(map) => {

@@ -13,6 +13,7 @@ use crate::engine::kinds::split_api_version;
 use crate::engine::{self, Context, ServiceEvidence};
 use crate::engine::{DecodeError, Kind, Object};
 use crate::manifest::{Document, ManifestError, Origin};
+use crate::sarif::{self, Check, Finding};
 use crate::scope;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -24,6 +25,8 @@ pub enum OutputFormat {
     Json,
     /// One JSON Patch per mutated object, one per line.
     Patch,
+    /// The findings as SARIF 2.1.0, for code scanning; exit codes as with `--check`.
+    Sarif,
 }
 
 #[derive(Debug, Default)]
@@ -89,6 +92,7 @@ pub fn parse_annotation(text: &str) -> Result<(String, String), String> {
 /// One object of the input: a document, or an item of a `List` document.
 struct Item<'a> {
     at: String,
+    origin: Origin,
     value: &'a mut Value,
 }
 
@@ -101,17 +105,20 @@ pub fn run(mut documents: Vec<Document>, options: &Options) -> Result<Report, Of
 
     let mut report = Report::default();
     let mut patches = Vec::new();
-    let mut findings = false;
+    let mut findings: Vec<Finding> = Vec::new();
     let mut excluded: BTreeMap<String, usize> = BTreeMap::new();
     let mut explained: Vec<String> = Vec::new();
     for item in &mut items {
         let object = Subject::of(item);
         // Never mutated: the API server refuses it before any webhook sees it.
         if let Some(why) = Kind::unserved(&object.api_version, &object.kind) {
-            report
-                .stderr
-                .push(format!("Warning: {}: {why}", object.text));
-            findings = true;
+            let message = format!("{}: {why}", object.text);
+            report.stderr.push(format!("Warning: {message}"));
+            findings.push(Finding {
+                origin: item.origin.clone(),
+                check: Check::RemovedApiVersion,
+                message,
+            });
             continue;
         }
         let (group, version) = split_api_version(&object.api_version);
@@ -141,7 +148,7 @@ pub fn run(mut documents: Vec<Document>, options: &Options) -> Result<Report, Of
             );
         }
         report.say(&object.text, &mutation);
-        findings |= mutation.is_finding();
+        findings.extend(found(&item.origin, &object.text, &mutation));
         if !mutation.patch.is_empty() {
             let at = || item.at.clone();
             let operations = mutation
@@ -162,13 +169,55 @@ pub fn run(mut documents: Vec<Document>, options: &Options) -> Result<Report, Of
     let values: Vec<&Value> = documents.iter().map(|d| &d.value).collect();
     report.stdout = if options.explain {
         explained.iter().map(|line| format!("{line}\n")).collect()
+    } else if options.format == OutputFormat::Sarif {
+        sarif::render(&findings, env!("CARGO_PKG_VERSION"))
+            .map_err(|e| OfflineError::Output(e.to_string()))?
     } else {
         render(&values, &patches, options.format)?
     };
-    if options.check && findings {
+    let check = options.check || options.format == OutputFormat::Sarif;
+    if check && !findings.is_empty() {
         report.exit_code = 1;
     }
     Ok(report)
+}
+
+/// The engine's answer for one object as findings: what it would add, warn and refuse.
+fn found(origin: &Origin, subject: &str, mutation: &engine::Mutation) -> Vec<Finding> {
+    let finding = |check, message: String| Finding {
+        origin: origin.clone(),
+        check,
+        message: format!("{subject}: {message}"),
+    };
+    let plan = &mutation.plan;
+    let mut findings = Vec::new();
+    for container in &plan.probes {
+        let kinds: Vec<&str> = container.added.iter().map(|(k, _)| k.field()).collect();
+        findings.push(finding(
+            Check::ProbesWouldBeAdded,
+            format!(
+                "would add {} to container {:?}",
+                kinds.join(", "),
+                container.container
+            ),
+        ));
+    }
+    if !plan.gates.is_empty() {
+        findings.push(finding(
+            Check::ReadinessGatesWouldBeAdded,
+            format!("would add readiness gates {}", plan.gates.join(", ")),
+        ));
+    }
+    for warning in &mutation.warnings {
+        findings.push(finding(
+            Check::Warning(warning.rule),
+            warning.message.clone(),
+        ));
+    }
+    if let Some(reason) = &mutation.denial {
+        findings.push(finding(Check::WouldBeDenied, reason.clone()));
+    }
+    findings
 }
 
 impl Report {
@@ -287,6 +336,8 @@ fn render(
             out.push('\n');
             out
         }
+        // Rendered from the findings, not the objects.
+        OutputFormat::Sarif => String::new(),
         OutputFormat::Patch => {
             let mut out = String::new();
             for patch in patches {
@@ -304,6 +355,7 @@ fn expand<'a>(origin: &Origin, value: &'a mut Value) -> Result<Vec<Item<'a>>, Of
     if !is_list {
         return Ok(vec![Item {
             at: origin.to_string(),
+            origin: origin.clone(),
             value,
         }]);
     }
@@ -318,7 +370,11 @@ fn expand<'a>(origin: &Origin, value: &'a mut Value) -> Result<Vec<Item<'a>>, Of
         if !(item["apiVersion"].is_string() && item["kind"].is_string()) {
             return Err(OfflineError::NotAnObject { at });
         }
-        items.push(Item { at, value: item });
+        items.push(Item {
+            at,
+            origin: origin.clone(),
+            value: item,
+        });
     }
     Ok(items)
 }

@@ -81,6 +81,15 @@ pub struct YamlError {
 /// Loads every document of a YAML stream as kubectl would (YAML 1.1 resolution of plain
 /// scalars, merge keys, anchors/aliases), into JSON values. Empty documents become Value::Null.
 pub fn load_all(text: &str) -> Result<Vec<Value>, YamlError> {
+    Ok(load_documents(text)?
+        .into_iter()
+        .map(|(value, _)| value)
+        .collect())
+}
+
+/// As `load_all`, each document with the 1-based line its content starts on (its first
+/// node; for an empty document, where it ended): where a finding about it points.
+pub fn load_documents(text: &str) -> Result<Vec<(Value, usize)>, YamlError> {
     match load(text, &[]) {
         Err(Failure {
             error,
@@ -105,9 +114,11 @@ struct Failure {
 
 /// Loads `text`; each of `flow_lines` (char indices of line starts) must lie inside a flow
 /// collection, as the parser's events show.
-fn load(text: &str, flow_lines: &[usize]) -> Result<Vec<Value>, Failure> {
+fn load(text: &str, flow_lines: &[usize]) -> Result<Vec<(Value, usize)>, Failure> {
     let mut docs = Vec::new();
     let mut loader = Loader::default();
+    // Where the current document's first node starts; reindented lines keep their lines.
+    let mut first_line: Option<usize> = None;
     let unprintable = first_unprintable(text);
     // Of the open collections, whether each is a flow: saphyr-parser gives a flow's start
     // event the span of its bracket (and anchor, tag), a block's an empty one.
@@ -141,6 +152,15 @@ fn load(text: &str, flow_lines: &[usize]) -> Result<Vec<Value>, Failure> {
                 ));
             }
         }
+        if matches!(
+            event,
+            Event::Scalar(..)
+                | Event::SequenceStart(..)
+                | Event::MappingStart(..)
+                | Event::Alias(..)
+        ) {
+            first_line.get_or_insert(span.start.line());
+        }
         match &event {
             Event::SequenceStart(..) | Event::MappingStart(..) => {
                 flows.push(span.end.index() > at);
@@ -149,8 +169,14 @@ fn load(text: &str, flow_lines: &[usize]) -> Result<Vec<Value>, Failure> {
             _ => {}
         }
         match event {
-            Event::DocumentStart(_) => loader = Loader::default(),
-            Event::DocumentEnd => docs.push(loader.root.take().unwrap_or(Value::Null)),
+            Event::DocumentStart(_) => {
+                loader = Loader::default();
+                first_line = None;
+            }
+            Event::DocumentEnd => docs.push((
+                loader.root.take().unwrap_or(Value::Null),
+                first_line.take().unwrap_or(span.start.line()),
+            )),
             event => loader.event(event).map_err(|message| {
                 let message = format!(
                     "{message} at line {} column {}",

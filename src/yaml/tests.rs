@@ -345,3 +345,47 @@ fn round_trips() {
         assert_eq!(back, [v], "{text}");
     }
 }
+
+#[test]
+fn each_document_knows_the_line_its_content_starts_on() {
+    struct Case {
+        name: &'static str,
+        text: &'static str,
+        lines: &'static [usize],
+    }
+    let cases = [
+        Case {
+            name: "one document",
+            text: "kind: Pod\n",
+            lines: &[1],
+        },
+        Case {
+            name: "comments and a marker before the content",
+            text: "# a comment\n---\n\nkind: Pod\nmetadata: {}\n---\nkind: Service\n",
+            lines: &[4, 7],
+        },
+        Case {
+            name: "content on the marker's line",
+            text: "--- {kind: Pod}\n--- {kind: Service}\n",
+            lines: &[1, 2],
+        },
+        Case {
+            name: "an empty document between two",
+            text: "kind: A\n---\n---\nkind: B\n",
+            lines: &[1, 3, 4],
+        },
+        Case {
+            name: "a flow collection read again with its lines moved right keeps its lines",
+            text: "a: 1\n---\nkind: Pod\nspec: {containers: [\n{name: x}]}\n",
+            lines: &[1, 3],
+        },
+    ];
+    for case in cases {
+        let lines: Vec<usize> = load_documents(case.text)
+            .unwrap_or_else(|e| panic!("{}: {e}", case.name))
+            .into_iter()
+            .map(|(_, line)| line)
+            .collect();
+        assert_eq!(lines, case.lines, "{}", case.name);
+    }
+}
