@@ -4,27 +4,17 @@
 //! `--check`'s.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
+
+mod common;
 
 use serde_json::Value;
 
 fn mutate(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_probegate"))
-        .arg("mutate")
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write;
-        let mut pipe = child.stdin.take().unwrap();
-        pipe.write_all(stdin.unwrap_or_default().as_bytes())
-            .unwrap();
-    }
-    child.wait_with_output().unwrap()
+    let args: Vec<&str> = std::iter::once("mutate")
+        .chain(args.iter().copied())
+        .collect();
+    common::probegate(dir, &args, stdin.map(str::as_bytes))
 }
 
 /// A validator of `schema`. The published schema's pattern for `language` (of a run and of

@@ -496,3 +496,22 @@ pub fn golden_cases() -> Vec<PathBuf> {
     assert!(cases.len() >= 9, "golden cases missing: {cases:?}");
     cases
 }
+
+/// The probegate binary run in `dir` with `args`, `stdin` written to it, to its end.
+pub fn probegate(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> std::process::Output {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_probegate"))
+        .current_dir(dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        let mut pipe = child.stdin.take().unwrap();
+        pipe.write_all(stdin.unwrap_or_default()).unwrap();
+    }
+    child.wait_with_output().unwrap()
+}

@@ -118,13 +118,14 @@ fn event(name: &str, reason: &str, message: &str, count: i32) -> Value {
     })
 }
 
-fn set_status(kubectl: &Kubectl, pod: &str, status: Value) {
+/// Writes a pod's status through the status subresource, as the kubelet would.
+pub(super) fn set_status(kubectl: &Kubectl, namespace: &str, pod: &str, status: Value) {
     kubectl.ok(
         &[
             "patch",
             "pod",
             "-n",
-            NS,
+            namespace,
             pod,
             "--subresource=status",
             "--type=merge",
@@ -157,6 +158,7 @@ pub fn step_audit_finds_hazards_then_passes_once_fixed(kubectl: &Kubectl, workdi
     };
     set_status(
         kubectl,
+        NS,
         OVN_POD,
         json!({"phase": "Running",
         "conditions": [{"type": "ContainersReady", "status": "False", "lastTransitionTime": ago(3600)}],
@@ -165,6 +167,7 @@ pub fn step_audit_finds_hazards_then_passes_once_fixed(kubectl: &Kubectl, workdi
     // Ready containers for an hour, and the load balancer's gate never set.
     set_status(
         kubectl,
+        NS,
         "web-7d9f5-gated",
         json!({"phase": "Running",
         "conditions": [{"type": "ContainersReady", "status": "True", "lastTransitionTime": ago(3600)}],
@@ -379,6 +382,7 @@ pub fn step_audit_finds_hazards_then_passes_once_fixed(kubectl: &Kubectl, workdi
     kubectl.ok(&["create", "-f", "-"], Some(&fixed.to_string()));
     set_status(
         kubectl,
+        NS,
         "web-7d9f5-gated",
         json!({"conditions": [
         {"type": "ContainersReady", "status": "True", "lastTransitionTime": ago(3600)},

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::audit::{audit, before, code, now, report, text};
+use super::audit::{audit, before, code, now, report, set_status, text};
 use super::{Kubectl, deployment, eventually, namespace, web};
 
 const NS: &str = "startup";
@@ -81,24 +81,6 @@ fn kill_event(
         "message": format!("Container {container} failed {probe} probe, will be restarted"),
         "firstTimestamp": ago(seconds_ago + 600), "lastTimestamp": ago(seconds_ago),
         "source": {"component": "kubelet", "host": "node-1"}})
-}
-
-fn set_status(kubectl: &Kubectl, pod: &str, status: Value) {
-    let patch = json!({"status": status}).to_string();
-    kubectl.ok(
-        &[
-            "patch",
-            "pod",
-            "-n",
-            NS,
-            pod,
-            "--subresource=status",
-            "--type=merge",
-            "-p",
-            &patch,
-        ],
-        None,
-    );
 }
 
 fn finding<'a>(report: &'a Value, name: &str, finding_type: &str) -> Option<&'a Value> {
@@ -201,28 +183,37 @@ pub fn step_audit_measures_startups_and_suggests_budgets(kubectl: &Kubectl) {
         Some(&json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string()),
     );
     for (pod, started, took) in [("storefront-6b7c-0", 900, 2), ("storefront-6b7c-1", 800, 3)] {
-        set_status(kubectl, pod, status(now, "app", started, Some(took), None));
+        set_status(
+            kubectl,
+            NS,
+            pod,
+            status(now, "app", started, Some(took), None),
+        );
     }
     // Two of the orders' pods started in time on a quiet node; the third is still trying.
     for (i, took) in [40, 44].into_iter().enumerate() {
         set_status(
             kubectl,
+            NS,
             &format!("orders-6b7c-{i}"),
             status(now, "app", 1200, Some(took), None),
         );
     }
     set_status(
         kubectl,
+        NS,
         "orders-6b7c-2",
         status(now, "app", 350, None, Some((400, 362))),
     );
     set_status(
         kubectl,
+        NS,
         "ledger-6b7c-0",
         status(now, "app", 239, Some(55), Some((301, 238))),
     );
     set_status(
         kubectl,
+        NS,
         "ledger-6b7c-1",
         status(now, "app", 500, Some(52), None),
     );
