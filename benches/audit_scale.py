@@ -24,7 +24,6 @@ what it did and how long it took on stderr.
 import concurrent.futures
 import datetime
 import hashlib
-import http.client
 import json
 import re
 import sys
@@ -32,6 +31,7 @@ import threading
 import time
 import urllib.parse
 
+import e2e_bench
 from e2e_bench import api_tls, read_kubeconfig
 
 KUBECONFIG = sys.argv[1]
@@ -45,22 +45,9 @@ API_TLS = api_tls(CA_PEM)
 NAME = re.compile(r"scale-(\d+)/app-(\d+)-5d8f-x")
 
 
-class Api:
-    """One kept-alive connection to the API server."""
-
-    def __init__(self):
-        self.conn = http.client.HTTPSConnection(HOST, PORT, context=API_TLS, timeout=60)
-
-    def call(self, method, path, body=None, content_type="application/json"):
-        headers = {"Authorization": f"Bearer {TOKEN}", "Accept": "application/json"}
-        if body is not None:
-            headers["Content-Type"] = content_type
-        self.conn.request(method, path, body=body, headers=headers)
-        response = self.conn.getresponse()
-        data = response.read()
-        if response.status >= 300:
-            raise RuntimeError(f"{method} {path}: {response.status} {data[:300]!r}")
-        return data
+def Api():
+    """A connection to the e2e API server; a minute's timeout, so a stuck request fails."""
+    return e2e_bench.Api(HOST, PORT, API_TLS, TOKEN, timeout=60)
 
 
 def pods():

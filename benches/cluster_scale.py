@@ -21,6 +21,7 @@ import threading
 import time
 import urllib.parse
 
+import e2e_bench
 from e2e_bench import api_tls, free_port, percentile, read_kubeconfig, status_kib
 
 KUBECONFIG, PROBEGATE, WORKDIR = sys.argv[1:4]
@@ -38,22 +39,11 @@ HOST, PORT = _URL.hostname, _URL.port
 API_TLS = api_tls(CA_PEM)
 
 
-class Api:
-    """One kept-alive connection to the API server."""
+class Api(e2e_bench.Api):
+    """A connection to the e2e API server, which also sets namespace annotations."""
 
     def __init__(self):
-        self.conn = http.client.HTTPSConnection(HOST, PORT, context=API_TLS)
-
-    def call(self, method, path, body=None, accept="application/json", content_type=None):
-        headers = {"Authorization": f"Bearer {TOKEN}", "Accept": accept}
-        if content_type:
-            headers["Content-Type"] = content_type
-        self.conn.request(method, path, body=body, headers=headers)
-        response = self.conn.getresponse()
-        data = response.read()
-        if response.status >= 300:
-            raise RuntimeError(f"{method} {path}: {response.status} {data[:300]!r}")
-        return data
+        super().__init__(HOST, PORT, API_TLS, TOKEN)
 
     def annotate(self, namespace, key, value):
         patch = json.dumps({"metadata": {"annotations": {key: value}}})

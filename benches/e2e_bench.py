@@ -1,7 +1,9 @@
 """What the measuring scripts beside the end-to-end API server share (cluster_scale.py,
-admission_latency.py): its kubeconfig, free ports, and a process's figures."""
+admission_latency.py, audit_scale.py): its kubeconfig, a connection to it, free ports, and a
+process's figures."""
 
 import base64
+import http.client
 import socket
 import ssl
 
@@ -22,6 +24,26 @@ def api_tls(ca_pem):
     context = ssl.create_default_context(cadata=ca_pem)
     context.check_hostname = False
     return context
+
+
+class Api:
+    """One kept-alive connection to the API server, with the kubeconfig's bearer token."""
+
+    def __init__(self, host, port, tls, token, timeout=None):
+        self.token = token
+        self.conn = http.client.HTTPSConnection(host, port, context=tls, timeout=timeout)
+
+    def call(self, method, path, body=None, content_type="application/json",
+             accept="application/json"):
+        headers = {"Authorization": f"Bearer {self.token}", "Accept": accept}
+        if body is not None:
+            headers["Content-Type"] = content_type
+        self.conn.request(method, path, body=body, headers=headers)
+        response = self.conn.getresponse()
+        data = response.read()
+        if response.status >= 300:
+            raise RuntimeError(f"{method} {path}: {response.status} {data[:300]!r}")
+        return data
 
 
 def free_port():
