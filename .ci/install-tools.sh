@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Install the pinned helm, kube-score and kube-linter binaries used to check
-# manifests/, charts/probegate/ and probegate's own output.
+# Install the pinned helm, kube-score, kustomize and kube-linter binaries used to
+# check manifests/, charts/probegate/ and probegate's own output.
 #
-# Usage: .ci/install-tools.sh [helm] [kube-score] [kube-linter]
+# Usage: .ci/install-tools.sh [helm] [kube-score] [kustomize] [kube-linter]
 #   With no arguments every tool is installed. The binaries go to
 #   ${PROBEGATE_CACHE:-$HOME/.cache/probegate}/bin (outside the repo); that
 #   directory is printed on the last line of stdout, so callers can do
@@ -27,6 +27,11 @@ HELM_VERSION="v3.22.0"
 KUBE_SCORE_MODULE="github.com/zegl/kube-score"
 KUBE_SCORE_PKG="github.com/zegl/kube-score/cmd/kube-score"
 KUBE_SCORE_VERSION="v1.20.0"
+
+# kustomize runs `probegate fn` as an exec KRM function in tests/krm_function.rs.
+KUSTOMIZE_MODULE="sigs.k8s.io/kustomize/kustomize/v5"
+KUSTOMIZE_PKG="sigs.k8s.io/kustomize/kustomize/v5"
+KUSTOMIZE_VERSION="v5.8.1"
 
 KUBE_LINTER_MODULE="golang.stackrox.io/kube-linter"
 KUBE_LINTER_PKG="golang.stackrox.io/kube-linter/cmd/kube-linter"
@@ -127,6 +132,14 @@ install_kube_score() {
   install_tool kube-score "$KUBE_SCORE_MODULE" "$KUBE_SCORE_PKG" "$KUBE_SCORE_VERSION" "$ldflags"
 }
 
+install_kustomize() {
+  local ldflags="-s -w"
+  if [[ "$(build_info "${BIN_DIR}/kustomize" "$KUSTOMIZE_MODULE")" != "${KUSTOMIZE_VERSION} ${ldflags}" ]]; then
+    check_proxy "$KUSTOMIZE_MODULE" "$KUSTOMIZE_VERSION" || return 1
+  fi
+  install_tool kustomize "$KUSTOMIZE_MODULE" "$KUSTOMIZE_PKG" "$KUSTOMIZE_VERSION" "$ldflags"
+}
+
 install_kube_linter() {
   local ldflags="-s -w -X golang.stackrox.io/kube-linter/internal/version.version=${KUBE_LINTER_VERSION#v}"
   local have
@@ -145,8 +158,9 @@ for t in "${tools[@]}"; do
   case "$t" in
     helm)        install_helm || failed+=("$t") ;;
     kube-score)  install_kube_score || failed+=("$t") ;;
+    kustomize)   install_kustomize || failed+=("$t") ;;
     kube-linter) install_kube_linter || failed+=("$t") ;;
-    *)           die "unknown tool '$t' (known: helm kube-score kube-linter)" ;;
+    *)           die "unknown tool '$t' (known: helm kube-score kustomize kube-linter)" ;;
   esac
 done
 
