@@ -160,6 +160,7 @@ impl Admission {
                 engine::Warning {
                     rule: Rule::Policy,
                     message,
+                    at: None,
                 },
             );
         }

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod catalogue_file;
 pub mod certs;
 pub mod engine;
+pub mod findings;
 pub mod health;
 pub mod manifest;
 pub mod metrics;

@@ -10,10 +10,11 @@ use serde_json::{Value, json};
 
 use crate::engine::catalogue::Catalogue;
 use crate::engine::kinds::split_api_version;
-use crate::engine::{self, Context, ServiceEvidence};
+use crate::engine::{self, At, Context, ServiceEvidence};
 use crate::engine::{DecodeError, Kind, Object};
+use crate::findings::{Check, Finding, ObjectRef};
 use crate::manifest::{Document, ManifestError, Origin};
-use crate::sarif::{self, Check, Finding};
+use crate::sarif;
 use crate::scope;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -90,10 +91,27 @@ pub fn parse_annotation(text: &str) -> Result<(String, String), String> {
 }
 
 /// One object of the input: a document, or an item of a `List` document.
-struct Item<'a> {
-    at: String,
-    origin: Origin,
-    value: &'a mut Value,
+pub struct Item<'a> {
+    /// Where it is, as messages name it: `file: document 2`.
+    pub at: String,
+    pub origin: Origin,
+    pub value: &'a mut Value,
+}
+
+/// What the engine did with a set of objects; the objects are mutated in place.
+#[derive(Debug, Default)]
+pub struct Evaluation {
+    /// What would be added, warned and refused, in input order.
+    pub findings: Vec<Finding>,
+    /// `Warning: ...` and `Denied: ...` lines, in input order, then a `Note:` on what was
+    /// left alone.
+    pub stderr: Vec<String>,
+    /// An object was refused (`metrics-coupling: deny`).
+    pub denied: bool,
+    /// The excluded namespaces' note, also the last line of `stderr`.
+    pub note: Option<String>,
+    patches: Vec<engine::Patch>,
+    explained: Vec<String>,
 }
 
 pub fn run(mut documents: Vec<Document>, options: &Options) -> Result<Report, OfflineError> {
@@ -101,54 +119,79 @@ pub fn run(mut documents: Vec<Document>, options: &Options) -> Result<Report, Of
     for document in &mut documents {
         items.extend(expand(&document.origin, &mut document.value)?);
     }
-    let cluster = Cluster::from_items(&items)?;
+    let evaluation = evaluate(&mut items, options)?;
+    drop(items);
+    let values: Vec<&Value> = documents.iter().map(|d| &d.value).collect();
+    let stdout = if options.explain {
+        evaluation
+            .explained
+            .iter()
+            .map(|line| format!("{line}\n"))
+            .collect()
+    } else if options.format == OutputFormat::Sarif {
+        sarif::render(&evaluation.findings, env!("CARGO_PKG_VERSION"))
+            .map_err(|e| OfflineError::Output(e.to_string()))?
+    } else {
+        render(&values, &evaluation.patches, options.format)?
+    };
+    let check = options.check || options.format == OutputFormat::Sarif;
+    let failed = evaluation.denied || (check && !evaluation.findings.is_empty());
+    Ok(Report {
+        stdout,
+        stderr: evaluation.stderr,
+        exit_code: u8::from(failed),
+    })
+}
 
-    let mut report = Report::default();
-    let mut patches = Vec::new();
-    let mut findings: Vec<Finding> = Vec::new();
+/// The webhook's answer for every item, with the input's Namespaces and Services as the
+/// cluster's: each item is patched in place as the webhook would patch it.
+pub fn evaluate(items: &mut [Item<'_>], options: &Options) -> Result<Evaluation, OfflineError> {
+    let cluster = Cluster::from_items(items)?;
+    let mut evaluation = Evaluation::default();
     let mut excluded: BTreeMap<String, usize> = BTreeMap::new();
-    let mut explained: Vec<String> = Vec::new();
-    for item in &mut items {
+    for item in items.iter_mut() {
         let object = Subject::of(item);
         // Never mutated: the API server refuses it before any webhook sees it.
-        if let Some(why) = Kind::unserved(&object.api_version, &object.kind) {
-            let message = format!("{}: {why}", object.text);
-            report.stderr.push(format!("Warning: {message}"));
-            findings.push(Finding {
-                origin: item.origin.clone(),
-                check: Check::RemovedApiVersion,
-                message,
-            });
+        if let Some(why) = Kind::unserved(object.api_version(), object.kind()) {
+            let finding = object.finding(item, Check::RemovedApiVersion, None, why);
+            evaluation
+                .stderr
+                .push(format!("Warning: {}", finding.text()));
+            evaluation.findings.push(finding);
             continue;
         }
-        let (group, version) = split_api_version(&object.api_version);
+        let (group, version) = split_api_version(object.api_version());
         let workload =
-            Object::decode(group, version, &object.kind, item.value).map_err(|source| {
+            Object::decode(group, version, object.kind(), item.value).map_err(|source| {
                 OfflineError::Decode {
                     at: item.at.clone(),
                     source,
                 }
             })?;
         let Some(workload) = workload else { continue };
-        if !options.include_excluded_namespaces && scope::is_excluded(&object.namespace) {
-            *excluded.entry(object.namespace).or_default() += 1;
+        let namespace = object.namespace();
+        if !options.include_excluded_namespaces && scope::is_excluded(namespace) {
+            *excluded.entry(namespace.to_owned()).or_default() += 1;
             continue;
         }
-        let mutation = judge(&workload, &object.namespace, &cluster, options);
+        let mutation = judge(&workload, namespace, &cluster, options);
         if options.explain {
-            explained.push(object.text.clone());
+            evaluation.explained.push(object.text.clone());
             let context = Context {
                 catalogue: options.catalogue(),
                 ..Context::default()
             };
-            explained.extend(
+            evaluation.explained.extend(
                 engine::explain(&workload, &context, &mutation)
                     .into_iter()
                     .map(|line| format!("  {line}")),
             );
         }
-        report.say(&object.text, &mutation);
-        findings.extend(found(&item.origin, &object.text, &mutation));
+        evaluation.say(&object.text, &mutation);
+        evaluation
+            .findings
+            .extend(found(&object, item, workload.kind(), &mutation));
+        drop(workload);
         if !mutation.patch.is_empty() {
             let at = || item.at.clone();
             let operations = mutation
@@ -162,39 +205,29 @@ pub fn run(mut documents: Vec<Document>, options: &Options) -> Result<Report, Of
                 at: at(),
                 why: source.to_string(),
             })?;
-            patches.push(mutation.patch);
+            evaluation.patches.push(mutation.patch);
         }
     }
-    report.stderr.extend(excluded_note(&excluded));
-    let values: Vec<&Value> = documents.iter().map(|d| &d.value).collect();
-    report.stdout = if options.explain {
-        explained.iter().map(|line| format!("{line}\n")).collect()
-    } else if options.format == OutputFormat::Sarif {
-        sarif::render(&findings, env!("CARGO_PKG_VERSION"))
-            .map_err(|e| OfflineError::Output(e.to_string()))?
-    } else {
-        render(&values, &patches, options.format)?
-    };
-    let check = options.check || options.format == OutputFormat::Sarif;
-    if check && !findings.is_empty() {
-        report.exit_code = 1;
-    }
-    Ok(report)
+    evaluation.note = excluded_note(&excluded);
+    evaluation.stderr.extend(evaluation.note.clone());
+    Ok(evaluation)
 }
 
 /// The engine's answer for one object as findings: what it would add, warn and refuse.
-fn found(origin: &Origin, subject: &str, mutation: &engine::Mutation) -> Vec<Finding> {
-    let finding = |check, message: String| Finding {
-        origin: origin.clone(),
-        check,
-        message: format!("{subject}: {message}"),
-    };
+fn found(
+    object: &Subject,
+    item: &Item<'_>,
+    kind: Kind,
+    mutation: &engine::Mutation,
+) -> Vec<Finding> {
     let plan = &mutation.plan;
     let mut findings = Vec::new();
     for container in &plan.probes {
         let kinds: Vec<&str> = container.added.iter().map(|(k, _)| k.field()).collect();
-        findings.push(finding(
+        findings.push(object.finding(
+            item,
             Check::ProbesWouldBeAdded,
+            Some(At::Container(container.index).path(kind)),
             format!(
                 "would add {} to container {:?}",
                 kinds.join(", "),
@@ -203,25 +236,29 @@ fn found(origin: &Origin, subject: &str, mutation: &engine::Mutation) -> Vec<Fin
         ));
     }
     if !plan.gates.is_empty() {
-        findings.push(finding(
+        findings.push(object.finding(
+            item,
             Check::ReadinessGatesWouldBeAdded,
+            Some(At::ReadinessGates.path(kind)),
             format!("would add readiness gates {}", plan.gates.join(", ")),
         ));
     }
     for warning in &mutation.warnings {
-        findings.push(finding(
+        findings.push(object.finding(
+            item,
             Check::Warning(warning.rule),
+            warning.at.map(|at| at.path(kind)),
             warning.message.clone(),
         ));
     }
     if let Some(reason) = &mutation.denial {
-        findings.push(finding(Check::WouldBeDenied, reason.clone()));
+        findings.push(object.finding(item, Check::WouldBeDenied, None, reason.clone()));
     }
     findings
 }
 
-impl Report {
-    /// The engine's warnings and denial for one object, on stderr; a denial fails the run.
+impl Evaluation {
+    /// The engine's warnings and denial for one object, on stderr.
     fn say(&mut self, subject: &str, mutation: &engine::Mutation) {
         for warning in &mutation.warnings {
             self.stderr
@@ -229,46 +266,73 @@ impl Report {
         }
         if let Some(reason) = &mutation.denial {
             self.stderr.push(format!("Denied: {subject}: {reason}"));
-            self.exit_code = 1;
+            self.denied = true;
         }
     }
 }
 
 /// An object as messages name it: `file:doc: Kind namespace/name`.
 struct Subject {
-    api_version: String,
-    kind: String,
-    namespace: String,
+    object: ObjectRef,
     text: String,
 }
 
 impl Subject {
     fn of(item: &Item<'_>) -> Subject {
-        let api_version = item.value["apiVersion"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        let kind = item.value["kind"].as_str().unwrap_or_default().to_owned();
+        let text = |value: &Value| value.as_str().map(str::to_owned);
         let metadata = &item.value["metadata"];
-        let namespace = metadata["namespace"]
-            .as_str()
-            .unwrap_or("default")
-            .to_owned();
-        let name = metadata["name"]
-            .as_str()
-            .map(str::to_owned)
-            .or_else(|| metadata["generateName"].as_str().map(|g| format!("{g}*")))
-            .unwrap_or_else(|| "<unnamed>".into());
-        let text = format!("{}: {kind} {namespace}/{name}", item.at);
-        Subject {
-            api_version,
-            kind,
-            namespace,
-            text,
+        let object = ObjectRef {
+            api_version: text(&item.value["apiVersion"]).unwrap_or_default(),
+            kind: text(&item.value["kind"]).unwrap_or_default(),
+            namespace: text(&metadata["namespace"]),
+            name: text(&metadata["name"])
+                .or_else(|| metadata["generateName"].as_str().map(|g| format!("{g}*")))
+                .unwrap_or_else(|| "<unnamed>".into()),
+        };
+        let subject = Subject {
+            text: String::new(),
+            object,
+        };
+        let text = format!(
+            "{}: {} {}/{}",
+            item.at,
+            subject.kind(),
+            subject.namespace(),
+            subject.object.name
+        );
+        Subject { text, ..subject }
+    }
+
+    fn api_version(&self) -> &str {
+        &self.object.api_version
+    }
+
+    fn kind(&self) -> &str {
+        &self.object.kind
+    }
+
+    /// The namespace the API server would put the object in.
+    fn namespace(&self) -> &str {
+        self.object.namespace.as_deref().unwrap_or("default")
+    }
+
+    fn finding(
+        &self,
+        item: &Item<'_>,
+        check: Check,
+        field: Option<String>,
+        message: String,
+    ) -> Finding {
+        Finding {
+            origin: item.origin.clone(),
+            check,
+            object: self.object.clone(),
+            at: item.at.clone(),
+            field,
+            message,
         }
     }
 }
-
 /// The engine's answer with the namespace's settings and Services from the manifests.
 fn judge(
     workload: &Object<'_>,

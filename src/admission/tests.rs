@@ -156,6 +156,7 @@ fn every_decision_maps_to_one_answer() {
         vec![Warning {
             rule: Rule::Probes,
             message: "careful".into(),
+            at: None,
         }]
     };
     let patch = || {

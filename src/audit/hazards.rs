@@ -201,7 +201,7 @@ pub fn metrics_coupled_probes(
             .into_iter()
             .filter_map(|kind| probes::existing(container, kind).map(|p| (kind, p)));
         for (kind, probe) in existing {
-            let Some(message) = metrics_coupling::check(container, &facts, [(kind, probe)])
+            let Some((_, message)) = metrics_coupling::check(container, &facts, [(kind, probe)])
                 .into_iter()
                 .next()
             else {

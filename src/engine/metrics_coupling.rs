@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::Probe;
 use super::object::{Container, Meta, PodParts, PodSpec};
 
 use super::command_line::{self, Flag, parse_bool};
-use super::plan::Plan;
+use super::plan::{At, Plan};
 use super::{ports, probes, services};
 use crate::policy::{ProbeKind, Settings};
 
@@ -215,7 +215,7 @@ fn probe_port(container: &Container<'_>, probe: &Probe) -> Option<i32> {
 
 /// The warnings for every container of `spec`: its own probes and those `plan` adds.
 /// `facts` are each container's, in pod spec order.
-pub fn check_pod(spec: &PodSpec<'_>, facts: &[MetricsFacts], plan: &Plan) -> Vec<String> {
+pub fn check_pod(spec: &PodSpec<'_>, facts: &[MetricsFacts], plan: &Plan) -> Vec<(At, String)> {
     let mut warnings = Vec::new();
     for ((index, container), facts) in spec.containers.iter().enumerate().zip(facts) {
         let existing = ProbeKind::ALL
@@ -227,7 +227,11 @@ pub fn check_pod(spec: &PodSpec<'_>, facts: &[MetricsFacts], plan: &Plan) -> Vec
             .filter(|c| c.index == index)
             .flat_map(|c| &c.added)
             .map(|(kind, probe)| (*kind, probe));
-        warnings.extend(check(container, facts, existing.chain(added)));
+        warnings.extend(
+            check(container, facts, existing.chain(added))
+                .into_iter()
+                .map(|(kind, message)| (At::Probe(index, kind), message)),
+        );
     }
     warnings
 }
@@ -237,7 +241,7 @@ pub fn check<'a>(
     container: &Container<'_>,
     facts: &MetricsFacts,
     probes: impl IntoIterator<Item = (ProbeKind, &'a Probe)>,
-) -> Vec<String> {
+) -> Vec<(ProbeKind, String)> {
     let Some(off) = &facts.switched_off else {
         return Vec::new();
     };
@@ -246,7 +250,7 @@ pub fn check<'a>(
         .filter_map(|(kind, probe)| {
             let port = probe_port(container, probe)?;
             let evidence = facts.ports.get(&port)?;
-            Some(format!(
+            let message = format!(
                 "container {:?}: {} targets port {port}, which serves metrics ({evidence}), \
                  but metrics are off ({off}), so the probe will fail. Serve health on a port \
                  of its own or enable metrics; if the port listens anyway, set {}: off on the \
@@ -254,7 +258,8 @@ pub fn check<'a>(
                 container.name,
                 kind.field(),
                 crate::policy::METRICS_COUPLING,
-            ))
+            );
+            Some((kind, message))
         })
         .collect()
 }

@@ -31,6 +31,7 @@ pub use kinds::{DecodeError, Kind};
 use metrics_coupling::MetricsFacts;
 pub use object::{Object, PodParts};
 pub use patch::Patch;
+pub use plan::At;
 use plan::Plan;
 pub use services::ServiceEvidence;
 
@@ -97,6 +98,8 @@ impl Rule {
 pub struct Warning {
     pub rule: Rule,
     pub message: String,
+    /// The field of the pod spec the warning is about, where there is one.
+    pub at: Option<At>,
 }
 
 /// The engine's answer for one object.
@@ -156,12 +159,20 @@ pub fn mutate(workload: &Object<'_>, context: &Context<'_>) -> Mutation {
     };
     if settings.metrics_coupling == CouplingMode::Deny && !coupling.is_empty() {
         return Mutation {
-            denial: Some(coupling.join(" ")),
+            denial: Some(
+                coupling
+                    .iter()
+                    .map(|(_, message)| message.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
             warnings: plan.warnings,
             ..Mutation::default()
         };
     }
-    plan.warn(Rule::MetricsCoupling, coupling);
+    for (at, message) in coupling {
+        plan.warn_at(Rule::MetricsCoupling, Some(at), [message]);
+    }
     if let Some(record) = record::value(&plan, parts.pod_meta) {
         plan.annotations
             .push((INJECTED_ANNOTATION.to_owned(), record));
@@ -262,7 +273,7 @@ fn inject(
     context: &Context<'_>,
     settings: &Settings,
     plan: &mut Plan,
-) -> Vec<String> {
+) -> Vec<(At, String)> {
     // Layers above the context's are the object's own: what the user asked of this object.
     let own_layers = context.layers.len();
     let batch = workload.is_batch();
@@ -304,7 +315,11 @@ fn inject(
             batch,
         },
     );
-    plan.warn(Rule::ReadinessGates, gates.warnings);
+    plan.warn_at(
+        Rule::ReadinessGates,
+        Some(At::ReadinessGates),
+        gates.warnings,
+    );
     plan.gates = gates.added;
     plan.gates_held = gates.held;
     if settings.metrics_coupling == CouplingMode::Off {
@@ -332,6 +347,7 @@ fn write(parts: &PodParts<'_, '_>, mut plan: Plan) -> Mutation {
             warnings.push(Warning {
                 rule: Rule::Probes,
                 message: format!("internal error, object left unchanged: {error}"),
+                at: None,
             });
             Mutation {
                 warnings,

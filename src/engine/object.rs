@@ -490,6 +490,10 @@ impl<'a> Object<'a> {
         self.kind.name()
     }
 
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
     /// The pod spec and its metadata; `None` when the object has no pod spec yet.
     pub fn pod_parts(&self) -> Option<PodParts<'_, 'a>> {
         let base = self.kind.base();

@@ -6,7 +6,7 @@ use std::fmt;
 use k8s_openapi::api::core::v1::Probe;
 
 use super::protocols::{Protocol, Source};
-use super::{Rule, Warning};
+use super::{Kind, Rule, Warning};
 use crate::policy::ProbeKind;
 
 /// What decided a container's probes; the record names it for each container.
@@ -93,12 +93,49 @@ pub struct Plan {
     pub warnings: Vec<Warning>,
 }
 
+/// The field of a pod spec a warning is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum At {
+    /// A container, by its index in `containers`.
+    Container(usize),
+    /// One probe of a container.
+    Probe(usize, ProbeKind),
+    ReadinessGates,
+}
+
+impl At {
+    /// The field's path in `kind`'s objects, written as the API server writes field paths
+    /// in its errors (`spec.template.spec.containers[0].readinessProbe`).
+    pub fn path(self, kind: Kind) -> String {
+        let mut path: Vec<&str> = kind.base().to_vec();
+        path.push("spec");
+        let mut text = path.join(".");
+        match self {
+            At::Container(index) => text.push_str(&format!(".containers[{index}]")),
+            At::Probe(index, probe) => {
+                text.push_str(&format!(".containers[{index}].{}", probe.field()));
+            }
+            At::ReadinessGates => text.push_str(".readinessGates"),
+        }
+        text
+    }
+}
+
 impl Plan {
     pub fn warn(&mut self, rule: Rule, messages: impl IntoIterator<Item = String>) {
+        self.warn_at(rule, None, messages);
+    }
+
+    pub fn warn_at(
+        &mut self,
+        rule: Rule,
+        at: Option<At>,
+        messages: impl IntoIterator<Item = String>,
+    ) {
         self.warnings.extend(
             messages
                 .into_iter()
-                .map(|message| Warning { rule, message }),
+                .map(|message| Warning { rule, message, at }),
         );
     }
 
@@ -114,5 +151,37 @@ impl Plan {
     /// Whether anything is injected (bookkeeping annotations aside).
     pub fn injects(&self) -> bool {
         !self.probes.is_empty() || !self.gates.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod at_tests {
+    use super::*;
+
+    #[test]
+    fn paths_read_as_the_api_server_writes_them() {
+        let cases = [
+            (
+                "deployment probe",
+                Kind::Deployment,
+                At::Probe(1, ProbeKind::Readiness),
+                "spec.template.spec.containers[1].readinessProbe",
+            ),
+            (
+                "pod container",
+                Kind::Pod,
+                At::Container(0),
+                "spec.containers[0]",
+            ),
+            (
+                "cronjob gates",
+                Kind::CronJob,
+                At::ReadinessGates,
+                "spec.jobTemplate.spec.template.spec.readinessGates",
+            ),
+        ];
+        for (name, kind, at, want) in cases {
+            assert_eq!(at.path(kind), want, "{name}");
+        }
     }
 }

@@ -509,12 +509,14 @@ fn warning_names_container_probe_port_switch_and_remedy() {
     let warnings = check(&c, &facts, [(ProbeKind::Liveness, &probe)]);
     assert_eq!(
         warnings,
-        [
+        [(
+            ProbeKind::Liveness,
             "container \"ctl\": livenessProbe targets port 10660, which serves metrics \
           (container port \"metrics\"), but metrics are off (--enable-metrics=false), so the \
           probe will fail. Serve health on a port of its own or enable metrics; if the port listens \
          anyway, set probegate.io/metrics-coupling: off on the workload."
-        ]
+                .to_owned()
+        )]
     );
 }
 

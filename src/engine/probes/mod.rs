@@ -18,7 +18,7 @@ use super::catalogue::{Catalogue, Check};
 use super::command_line::Flag;
 use super::metrics_coupling::MetricsFacts;
 use super::object::{Container, PodSpec};
-use super::plan::{ContainerProbes, Evidence as Decided, Plan};
+use super::plan::{At, ContainerProbes, Evidence as Decided, Plan};
 use super::protocols::{self, Protocol};
 use super::serves::{self, Known};
 use super::{Rule, ports, services};
@@ -95,7 +95,7 @@ pub fn plan_pod(
             own_layers: evidence.own_layers,
         };
         let decided = plan(container, flags, settings, requested, container_evidence);
-        out.warn(Rule::Probes, decided.warnings);
+        out.warn_at(Rule::Probes, Some(At::Container(index)), decided.warnings);
         match decided.held {
             Some(ProbeKind::Liveness) => out.liveness_held.push(container.name.to_string()),
             Some(ProbeKind::Readiness) => out.readiness_held.push(container.name.to_string()),
