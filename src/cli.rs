@@ -33,6 +33,18 @@ pub(crate) enum Command {
     /// List what probegate knows of well-known software: each catalogue entry, its images,
     /// its probes and its source (with --catalogue, a catalogue of your own over them).
     Catalogue(CatalogueArgs),
+    /// Run as a KRM function (kustomize, kpt): a ResourceList on stdin, the same mutated
+    /// on stdout, findings in its results; configured by its functionConfig.
+    #[command(name = "fn")]
+    Function(FunctionArgs),
+}
+
+#[derive(clap::Args)]
+pub(crate) struct FunctionArgs {
+    /// Validate: pass the items on unchanged, report every finding as an error and exit 1
+    /// on any (as the functionConfig's `check`).
+    #[arg(long)]
+    pub(crate) check: bool,
 }
 
 #[derive(clap::Args)]

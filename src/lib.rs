@@ -8,6 +8,7 @@ pub mod certs;
 pub mod engine;
 pub mod findings;
 pub mod health;
+pub mod krm;
 pub mod manifest;
 pub mod metrics;
 pub mod namespace_cache;

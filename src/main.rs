@@ -1,7 +1,7 @@
 //! The `probegate` command line: parses arguments and starts the part asked for.
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -23,8 +23,8 @@ use probegate::tls::{CertStore, ClientCaStore};
 
 mod cli;
 use cli::{
-    AuditArgs, AuditFormat, CatalogueArgs, CertsArgs, Cli, Command, LogFormat, MutateArgs,
-    ServeArgs,
+    AuditArgs, AuditFormat, CatalogueArgs, CertsArgs, Cli, Command, FunctionArgs, LogFormat,
+    MutateArgs, ServeArgs,
 };
 
 /// Exit code for bad input, distinct from `--check`'s 1.
@@ -38,6 +38,7 @@ fn main() -> ExitCode {
         Command::Certs(args) => report(make_certs(args)),
         Command::Audit(args) => audit(args),
         Command::Catalogue(args) => catalogue(args),
+        Command::Function(args) => function(args),
     }
 }
 
@@ -253,6 +254,39 @@ async fn terminated() {
     }
 }
 
+/// `stderr`'s lines, then `stdout`; exits `exit_code` unless stdout cannot be written.
+fn print(stdout: &str, stderr: &[String], exit_code: u8) -> ExitCode {
+    let mut err = std::io::stderr().lock();
+    for line in stderr {
+        let _ = writeln!(err, "{line}");
+    }
+    let mut out = std::io::stdout().lock();
+    match out.write_all(stdout.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::from(exit_code),
+        // A reader that stopped early (`| head`) wanted no more.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::from(exit_code),
+        Err(e) => {
+            eprintln!("error: cannot write the output: {e}");
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
+    }
+}
+
+fn function(args: FunctionArgs) -> ExitCode {
+    let mut input = String::new();
+    if let Err(error) = std::io::stdin().lock().read_to_string(&mut input) {
+        eprintln!("error: cannot read standard input: {error}");
+        return ExitCode::from(EXIT_BAD_INPUT);
+    }
+    match probegate::krm::run(&input, args.check) {
+        Ok(answer) => print(&answer.stdout, &answer.stderr, answer.exit_code),
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
+    }
+}
+
 fn mutate(args: MutateArgs) -> ExitCode {
     let catalogue = match args
         .catalogue
@@ -283,27 +317,7 @@ fn mutate(args: MutateArgs) -> ExitCode {
             offline::run(documents, &options)
         });
     match result {
-        Ok(report) => {
-            let mut stderr = std::io::stderr().lock();
-            for line in &report.stderr {
-                let _ = writeln!(stderr, "{line}");
-            }
-            let mut stdout = std::io::stdout().lock();
-            match stdout
-                .write_all(report.stdout.as_bytes())
-                .and_then(|()| stdout.flush())
-            {
-                Ok(()) => ExitCode::from(report.exit_code),
-                // A reader that stopped early (`| head`) wanted no more.
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-                    ExitCode::from(report.exit_code)
-                }
-                Err(e) => {
-                    eprintln!("error: cannot write the output: {e}");
-                    ExitCode::from(EXIT_BAD_INPUT)
-                }
-            }
-        }
+        Ok(report) => print(&report.stdout, &report.stderr, report.exit_code),
         Err(error) => {
             eprintln!("error: {error}");
             ExitCode::from(EXIT_BAD_INPUT)

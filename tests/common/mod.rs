@@ -375,6 +375,11 @@ pub fn kube_score() -> PathBuf {
     tool("kube-score")
 }
 
+/// kustomize, from `.ci/install-tools.sh kustomize`.
+pub fn kustomize() -> PathBuf {
+    tool("kustomize")
+}
+
 /// A tool from `.ci/install-tools.sh` (pinned, built once from its Go module and cached
 /// outside the repository). Installed here when missing, so `cargo test` works on a fresh
 /// machine, as the end-to-end suite builds its kube-apiserver.
