@@ -6,7 +6,10 @@
 #   65532:65532 with the OCI labels; the one layer must hold exactly /probegate,
 #   /etc/passwd and /etc/group (so no shell, nothing else); the binary taken out
 #   of the layer must answer `--version` and `mutate` on every golden fixture
-#   (stdout, stderr and exit code) exactly as the cargo-built binary does.
+#   (stdout, stderr and exit code) exactly as the cargo-built binary does; the SBOM
+#   beside the layout (LAYOUT.cdx.json) must be valid CycloneDX 1.5 and list every
+#   crate compiled into the binary, and nothing else, with its version and licence
+#   (.ci/check-sbom.py, run with its self-test: spoilt copies must fail).
 #   Prints the image's sizes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,6 +43,12 @@ expect version-label '.config.Labels["org.opencontainers.image.version"]' "\"$ve
 for label in source licenses revision; do
     expect "$label-label" ".config.Labels[\"org.opencontainers.image.$label\"] | type" '"string"'
 done
+
+sbom=$layout.cdx.json
+[[ -f $sbom ]] || die "no SBOM $sbom beside the layout"
+# The CycloneDX schema validator, from the tool cache (.ci/install-tools.sh).
+python="$(.ci/install-tools.sh cyclonedx-validator | tail -n1)/cyclonedx-python"
+"$python" .ci/check-sbom.py --self-test "$sbom" || die "the SBOM $sbom does not describe the binary (above)"
 
 layers=$(jq -r '.layers[].digest' "$(blob "$manifest")")
 [[ $(wc -l <<<"$layers") -eq 1 ]] || die "expected one layer, got: $layers"

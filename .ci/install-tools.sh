@@ -1,23 +1,27 @@
 #!/usr/bin/env bash
 # Install the pinned helm, kube-score, kustomize and kube-linter binaries used to
-# check manifests/, charts/probegate/ and probegate's own output.
+# check manifests/, charts/probegate/ and probegate's own output, and the pinned
+# cargo-cyclonedx and CycloneDX validator the image's SBOM is made and checked with.
 #
 # Usage: .ci/install-tools.sh [helm] [kube-score] [kustomize] [kube-linter]
-#   With no arguments every tool is installed. The binaries go to
+#                             [cargo-cyclonedx] [cyclonedx-validator]
+#   With no arguments helm and kube-linter are installed. The binaries go to
 #   ${PROBEGATE_CACHE:-$HOME/.cache/probegate}/bin (outside the repo); that
 #   directory is printed on the last line of stdout, so callers can do
 #     PATH="$(.ci/install-tools.sh | tail -n1):$PATH"
 #
 # A tool whose installed binary was built from the pinned module version with
-# the same -ldflags is skipped, so the script is cheap to re-run. Builds run
-# under `nice -n 19`.
+# the same -ldflags (or, for the two SBOM tools, whose stamp names the pinned
+# version) is skipped, so the script is cheap to re-run. Builds run under
+# `nice -n 19`.
 #
 # `go install` alone would leave helm's default Kubernetes version at v1.20
 # (its release Makefile sets it through -ldflags), which makes `helm template`
 # reject charts with a newer kubeVersion; the -ldflags below set it the same
 # way the release build does, from the client-go version in helm's go.mod.
-# Exit status is non-zero if go is missing or any requested tool could not be
-# installed (e.g. the Go module proxy is unreachable or refuses the module).
+# Exit status is non-zero if go (for a Go tool), cargo or python3 is missing or
+# any requested tool could not be installed (e.g. the Go module proxy or the
+# registry is unreachable or refuses the module).
 set -euo pipefail
 
 HELM_MODULE="helm.sh/helm/v3"
@@ -37,6 +41,15 @@ KUBE_LINTER_MODULE="golang.stackrox.io/kube-linter"
 KUBE_LINTER_PKG="golang.stackrox.io/kube-linter/cmd/kube-linter"
 KUBE_LINTER_VERSION="v0.8.3"
 
+# cargo-cyclonedx writes the image's SBOM (CycloneDX JSON) from cargo metadata and
+# Cargo.lock, without a network (.ci/build-image.sh). `cargo install --locked` builds it
+# with the Cargo.lock it is published with; about 3.5 minutes on a cold cache here.
+CARGO_CYCLONEDX_VERSION="0.5.9"
+# CycloneDX's own Python library validates the SBOM against the CycloneDX JSON schema it
+# ships (its `json-validation` extra; docs/install.rst, examples/complex_validation.py),
+# so .ci/check-image.sh needs no network for the schema.
+CYCLONEDX_PYTHON_LIB_VERSION="11.12.0"
+
 CACHE_DIR="${PROBEGATE_CACHE:-${HOME:-/tmp}/.cache/probegate}"
 BIN_DIR="${CACHE_DIR}/bin"
 PROXY_TIMEOUT="${PROBEGATE_PROXY_TIMEOUT:-60}"
@@ -48,7 +61,6 @@ GO="$(command -v go || true)"
 if [[ -z "$GO" && -x /usr/local/go/bin/go ]]; then
   GO=/usr/local/go/bin/go
 fi
-[[ -n "$GO" ]] || die "go not found on PATH (nor /usr/local/go/bin/go); install Go >= 1.26 first"
 
 mkdir -p "$BIN_DIR"
 # Keep go's build cache and module cache under the tool cache too, so the
@@ -150,17 +162,71 @@ install_kube_linter() {
   install_tool kube-linter "$KUBE_LINTER_MODULE" "$KUBE_LINTER_PKG" "$KUBE_LINTER_VERSION" "$ldflags"
 }
 
+# stamped NAME VERSION: NAME's stamp says VERSION was installed (and NAME is there).
+stamped() {
+  [[ -x "${BIN_DIR}/$1" && -f "${BIN_DIR}/$1.stamp" && "$(cat "${BIN_DIR}/$1.stamp")" == "$2" ]]
+}
+
+install_cargo_cyclonedx() {
+  local bin="${BIN_DIR}/cargo-cyclonedx" version="$CARGO_CYCLONEDX_VERSION"
+  if stamped cargo-cyclonedx "$version"; then
+    log "cargo-cyclonedx ${version} already installed at ${bin}"
+    return 0
+  fi
+  command -v cargo >/dev/null || { log "cargo not found"; return 1; }
+  log "installing cargo-cyclonedx ${version} (cargo install; about 3.5 minutes)"
+  rm -f "${bin}.stamp"
+  # --root CACHE_DIR puts the binary in BIN_DIR (CACHE_DIR/bin), beside the Go tools.
+  nice -n 19 cargo install --locked --force --version "$version" --root "$CACHE_DIR" cargo-cyclonedx >&2 ||
+    { log "cargo install cargo-cyclonedx@${version} failed"; return 1; }
+  # It runs as a cargo subcommand: the first argument is the subcommand's name.
+  [[ "$("$bin" cyclonedx --version)" == *" ${version}" ]] ||
+    { log "${bin} reports $("$bin" cyclonedx --version), expected ${version}"; return 1; }
+  printf '%s\n' "$version" > "${bin}.stamp"
+  log "installed cargo-cyclonedx ${version} at ${bin}"
+}
+
+# The validator is a virtual environment with cyclonedx-python-lib in it; BIN_DIR gets
+# cyclonedx-python, that environment's python3.
+install_cyclonedx_validator() {
+  local version="$CYCLONEDX_PYTHON_LIB_VERSION" venv="${CACHE_DIR}/cyclonedx-python-lib"
+  local bin="${BIN_DIR}/cyclonedx-python"
+  if stamped cyclonedx-python "$version"; then
+    log "cyclonedx-python-lib ${version} already installed at ${venv}"
+    return 0
+  fi
+  command -v python3 >/dev/null || { log "python3 not found"; return 1; }
+  log "installing cyclonedx-python-lib ${version} into ${venv}"
+  rm -rf "$venv" "$bin" "${bin}.stamp"
+  python3 -m venv "$venv" >&2 &&
+    "${venv}/bin/python3" -m pip install --quiet --disable-pip-version-check \
+      "cyclonedx-python-lib[json-validation]==${version}" >&2 ||
+    { log "pip install cyclonedx-python-lib==${version} failed"; return 1; }
+  printf '#!/bin/sh\nexec "%s" "$@"\n' "${venv}/bin/python3" > "$bin"
+  chmod +x "$bin"
+  "$bin" -c 'import cyclonedx.validation.json' ||
+    { log "cyclonedx-python-lib ${version} does not import"; return 1; }
+  printf '%s\n' "$version" > "${bin}.stamp"
+  log "installed cyclonedx-python-lib ${version} (${bin})"
+}
+
 tools=("$@")
 [[ ${#tools[@]} -gt 0 ]] || tools=(helm kube-linter)
 
 failed=()
 for t in "${tools[@]}"; do
   case "$t" in
+    helm | kube-score | kustomize | kube-linter)
+      [[ -n "$GO" ]] || die "go not found on PATH (nor /usr/local/go/bin/go); install Go >= 1.26 first" ;;
+  esac
+  case "$t" in
     helm)        install_helm || failed+=("$t") ;;
     kube-score)  install_kube_score || failed+=("$t") ;;
     kustomize)   install_kustomize || failed+=("$t") ;;
     kube-linter) install_kube_linter || failed+=("$t") ;;
-    *)           die "unknown tool '$t' (known: helm kube-score kustomize kube-linter)" ;;
+    cargo-cyclonedx) install_cargo_cyclonedx || failed+=("$t") ;;
+    cyclonedx-validator) install_cyclonedx_validator || failed+=("$t") ;;
+    *)           die "unknown tool '$t' (known: helm kube-score kustomize kube-linter cargo-cyclonedx cyclonedx-validator)" ;;
   esac
 done
 
