@@ -5,7 +5,9 @@
 #   Builds a static binary (x86_64-unknown-linux-musl, release) and assembles a
 #   single-layer image from scratch in OUT (an OCI image layout, tag = the crate
 #   version): /probegate, image/rootfs/ (an /etc/passwd and /etc/group naming the
-#   nonroot user), user 65532:65532, entrypoint /probegate, command serve, OCI labels.
+#   nonroot user), user 65532:65532, entrypoint /probegate, command serve, OCI labels;
+#   and TAG-fn, the same layer with the command fn: `probegate fn` as a container KRM
+#   function (kustomize's and kpt's `container: image:`).
 #   Beside it, OUT.cdx.json: the image's software bill of materials (CycloneDX 1.5
 #   JSON), every crate compiled into the binary with its version, licence and hash.
 #   Prints OUT:TAG on its last line. Copy it to a registry with e.g.
@@ -71,6 +73,7 @@ revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 
 work=$(mktemp -d)
 trap 'rm -rf -- "$work"' EXIT
+mkdir -p -- "$(dirname -- "$out")"
 sbom=$out.cdx.json
 rm -f -- "$sbom"
 cyclonedx="$(.ci/install-tools.sh cargo-cyclonedx | tail -n1)/cargo-cyclonedx"
@@ -136,6 +139,14 @@ umoci config --image "$out:$version" \
     --config.label "org.opencontainers.image.licenses=$licence" \
     --history.created_by ".ci/build-image.sh" \
     --history.comment "probegate $version, static, from scratch" >&2
+# The KRM function's image: the same layer with `fn` as its command, since orchestrators run
+# a container function with the image's own command and pass it no arguments (kpt's exec
+# runtime guide: an exec function becomes a container one as the image's CMD or ENTRYPOINT).
+umoci config --image "$out:$version" --tag "$version-fn" \
+    --config.cmd fn \
+    --config.label "org.opencontainers.image.description=probegate fn, a KRM function" \
+    --history.created_by ".ci/build-image.sh" \
+    --history.comment "probegate fn: a ResourceList on stdin, the same on stdout" >&2
 umoci gc --layout "$out"
-log "built $out:$version"
+log "built $out:$version and $out:$version-fn (the KRM function)"
 echo "$out:$version"

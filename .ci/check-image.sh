@@ -10,6 +10,9 @@
 #   beside the layout (LAYOUT.cdx.json) must be valid CycloneDX 1.5 and list every
 #   crate compiled into the binary, and nothing else, with its version and licence
 #   (.ci/check-sbom.py, run with its self-test: spoilt copies must fail).
+#   The TAG-fn image (the KRM function) must be the same layer with the command fn,
+#   and answer a ResourceList, run as its config says with no network, as the
+#   cargo-built `probegate fn` does.
 #   Prints the image's sizes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -87,6 +90,48 @@ for dir in tests/golden/*/; do
     cases=$((cases + 1))
 done
 log "ok: --version and mutate on $cases golden fixtures answer as the cargo-built binary"
+
+# The KRM function's image: the same layer, user and entrypoint, `fn` as its command.
+fn_manifest=$(jq -r --arg tag "$tag-fn" \
+    '.manifests[] | select(.annotations["org.opencontainers.image.ref.name"] == $tag) | .digest' \
+    "$layout/index.json")
+[[ -n $fn_manifest ]] || die "no tag $tag-fn (the KRM function) in $layout"
+[[ $(jq -r '.layers[].digest' "$(blob "$fn_manifest")") == "$layers" ]] || die "$tag-fn has other layers than $tag"
+config=$(jq -r '.config.digest' "$(blob "$fn_manifest")")
+expect fn-user '.config.User' '"65532:65532"'
+expect fn-entrypoint '.config.Entrypoint' '["/probegate"]'
+expect fn-command '.config.Cmd' '["fn"]'
+# Run as an orchestrator runs a container function: the image's own command, its user, no
+# network (a namespace with loopback only; as non-root, a user namespace makes one).
+mapfile -t command < <(jq -r '.config.Entrypoint + .config.Cmd | .[]' "$(blob "$config")")
+command[0]=$from_image
+if [[ $(id -u) -eq 0 ]]; then
+    isolated=(unshare --net setpriv --reuid=65532 --regid=65532 --clear-groups)
+else
+    isolated=(unshare --user --map-root-user --net)
+fi
+list=$work/resource-list.yaml
+cat >"$list" <<'YAML'
+apiVersion: config.kubernetes.io/v1
+kind: ResourceList
+items:
+- apiVersion: apps/v1
+  kind: Deployment
+  metadata: {name: web, namespace: apps}
+  spec:
+    selector: {matchLabels: {app: web}}
+    template:
+      metadata: {labels: {app: web}}
+      spec:
+        containers:
+        - {name: web, image: example.com/web:1.0, ports: [{name: http, containerPort: 8080}]}
+YAML
+a=$("${isolated[@]}" "${command[@]}" <"$list" 2>"$work/a.err"; echo "exit $?") ||
+    die "could not run the function image's command isolated: ${isolated[*]}"
+b=$("$cargo_built" fn <"$list" 2>"$work/b.err"; echo "exit $?")
+[[ $a == "$b" ]] || die "fn: the image's answer differs: image: $a / cargo: $b; stderr: $(cat "$work/a.err")"
+grep -q 'readinessProbe' <<<"$a" || die "fn answered without the readiness probe it adds: $a"
+log "ok: $tag-fn runs ${command[*]#"$work"/} as 65532 without network and answers as the cargo-built fn"
 
 layer_bytes=$(jq -r '.layers[0].size' "$(blob "$manifest")")
 binary_bytes=$(stat -c %s "$from_image")
