@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Install the pinned helm, kube-score, kustomize and kube-linter binaries used to
-# check manifests/, charts/probegate/ and probegate's own output.
+# Install the pinned helm, kube-score, kustomize, kube-linter and promtool binaries used
+# to check manifests/, charts/probegate/ and probegate's own output.
 #
-# Usage: .ci/install-tools.sh [helm] [kube-score] [kustomize] [kube-linter]
+# Usage: .ci/install-tools.sh [helm] [kube-score] [kustomize] [kube-linter] [promtool]
 #   With no arguments every tool is installed. The binaries go to
 #   ${PROBEGATE_CACHE:-$HOME/.cache/probegate}/bin (outside the repo); that
 #   directory is printed on the last line of stdout, so callers can do
@@ -150,6 +150,19 @@ install_kube_linter() {
   install_tool kube-linter "$KUBE_LINTER_MODULE" "$KUBE_LINTER_PKG" "$KUBE_LINTER_VERSION" "$ldflags"
 }
 
+# promtool checks the chart's alert rules (check rules, test rules) in tests/monitoring.rs.
+PROMTOOL_MODULE="github.com/prometheus/prometheus"
+PROMTOOL_PKG="github.com/prometheus/prometheus/cmd/promtool"
+PROMTOOL_VERSION="v0.316.0"
+
+install_promtool() {
+  local ldflags="-s -w"
+  if [[ "$(build_info "${BIN_DIR}/promtool" "$PROMTOOL_MODULE")" != "${PROMTOOL_VERSION} ${ldflags}" ]]; then
+    check_proxy "$PROMTOOL_MODULE" "$PROMTOOL_VERSION" || return 1
+  fi
+  install_tool promtool "$PROMTOOL_MODULE" "$PROMTOOL_PKG" "$PROMTOOL_VERSION" "$ldflags"
+}
+
 tools=("$@")
 [[ ${#tools[@]} -gt 0 ]] || tools=(helm kube-linter)
 
@@ -160,7 +173,8 @@ for t in "${tools[@]}"; do
     kube-score)  install_kube_score || failed+=("$t") ;;
     kustomize)   install_kustomize || failed+=("$t") ;;
     kube-linter) install_kube_linter || failed+=("$t") ;;
-    *)           die "unknown tool '$t' (known: helm kube-score kustomize kube-linter)" ;;
+    promtool)    install_promtool || failed+=("$t") ;;
+    *)           die "unknown tool '$t' (known: helm kube-score kustomize kube-linter promtool)" ;;
   esac
 done
 

@@ -1079,24 +1079,9 @@ impl Serve {
         let dir = tempfile::tempdir().unwrap();
         let bundle = common::bundle();
         bundle.write(dir.path()).unwrap();
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_probegate"))
-            .args([
-                "serve",
-                "--addr",
-                "127.0.0.1:0",
-                "--health-addr",
-                "127.0.0.1:0",
-            ])
-            .arg("--tls-cert-file")
-            .arg(dir.path().join("tls.crt"))
-            .arg("--tls-key-file")
-            .arg(dir.path().join("tls.key"))
-            .args(["--log-format", "json"])
+        let mut child = common::serve_command(dir.path())
             .args(args)
-            .env_remove("KUBECONFIG")
-            .env_remove("RUST_LOG")
             .env("HOME", dir.path())
-            .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
         let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
