@@ -616,8 +616,12 @@ const CERT_SOURCES: [&[&str]; 3] = [
 ];
 
 #[test]
-fn helm_lint_passes_for_every_certificate_source() {
-    for args in CERT_SOURCES {
+fn helm_lint_passes_for_every_certificate_source_and_with_monitoring_on() {
+    for args in CERT_SOURCES
+        .iter()
+        .copied()
+        .chain([&common::MONITORING_ON[..]])
+    {
         let out = Command::new(helm())
             .current_dir(root())
             .args(["lint", "--strict", "charts/probegate"])
