@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Install the pinned helm, kube-score, kustomize and kube-linter binaries used to
-# check manifests/, charts/probegate/ and probegate's own output, and the pinned
+# Install the pinned helm, kube-score, kustomize, kube-linter and promtool binaries
+# used to check manifests/, charts/probegate/ and probegate's own output, and the pinned
 # cargo-cyclonedx and CycloneDX validator the image's SBOM is made and checked with.
 #
-# Usage: .ci/install-tools.sh [helm] [kube-score] [kustomize] [kube-linter]
+# Usage: .ci/install-tools.sh [helm] [kube-score] [kustomize] [kube-linter] [promtool]
 #                             [cargo-cyclonedx] [cyclonedx-validator]
 #   With no arguments helm and kube-linter are installed. The binaries go to
 #   ${PROBEGATE_CACHE:-$HOME/.cache/probegate}/bin (outside the repo); that
@@ -210,13 +210,26 @@ install_cyclonedx_validator() {
   log "installed cyclonedx-python-lib ${version} (${bin})"
 }
 
+# promtool checks the chart's alert rules (check rules, test rules) in tests/monitoring.rs.
+PROMTOOL_MODULE="github.com/prometheus/prometheus"
+PROMTOOL_PKG="github.com/prometheus/prometheus/cmd/promtool"
+PROMTOOL_VERSION="v0.316.0"
+
+install_promtool() {
+  local ldflags="-s -w"
+  if [[ "$(build_info "${BIN_DIR}/promtool" "$PROMTOOL_MODULE")" != "${PROMTOOL_VERSION} ${ldflags}" ]]; then
+    check_proxy "$PROMTOOL_MODULE" "$PROMTOOL_VERSION" || return 1
+  fi
+  install_tool promtool "$PROMTOOL_MODULE" "$PROMTOOL_PKG" "$PROMTOOL_VERSION" "$ldflags"
+}
+
 tools=("$@")
 [[ ${#tools[@]} -gt 0 ]] || tools=(helm kube-linter)
 
 failed=()
 for t in "${tools[@]}"; do
   case "$t" in
-    helm | kube-score | kustomize | kube-linter)
+    helm | kube-score | kustomize | kube-linter | promtool)
       [[ -n "$GO" ]] || die "go not found on PATH (nor /usr/local/go/bin/go); install Go >= 1.26 first" ;;
   esac
   case "$t" in
@@ -226,7 +239,8 @@ for t in "${tools[@]}"; do
     kube-linter) install_kube_linter || failed+=("$t") ;;
     cargo-cyclonedx) install_cargo_cyclonedx || failed+=("$t") ;;
     cyclonedx-validator) install_cyclonedx_validator || failed+=("$t") ;;
-    *)           die "unknown tool '$t' (known: helm kube-score kustomize kube-linter cargo-cyclonedx cyclonedx-validator)" ;;
+    promtool)    install_promtool || failed+=("$t") ;;
+    *)           die "unknown tool '$t' (known: helm kube-score kustomize kube-linter promtool cargo-cyclonedx cyclonedx-validator)" ;;
   esac
 done
 

@@ -68,6 +68,9 @@ mod tests {
         admission.injected([1, 2, 0], 1);
         admission.warning(crate::engine::Rule::MetricsCoupling);
         metrics.tls.certificate_reload("client_ca", false);
+        metrics
+            .tls
+            .certificate_expiry("serving", Some(1_800_000_000));
         metrics.catalogue.reload(false);
         metrics
             .tls
@@ -82,6 +85,7 @@ mod tests {
             "probegate_readiness_gates_injected_total 1",
             r#"probegate_warnings_total{rule="metrics_coupling"} 1"#,
             r#"probegate_certificate_reloads_total{certificate="client_ca",result="failure"} 1"#,
+            r#"probegate_certificate_expiry_timestamp_seconds{certificate="serving"} 1800000000"#,
             r#"probegate_catalogue_reloads_total{result="failure"} 1"#,
             r#"probegate_tls_handshake_failures_total{reason="no_client_certificate"} 1"#,
         ] {

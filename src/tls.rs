@@ -117,6 +117,24 @@ pub trait Reloadable: Send + Sync + 'static {
     const KIND: &'static str;
     fn files(&self) -> Vec<&Path>;
     fn reload(&self) -> Reload;
+    /// When what is in service stops being valid (its notAfter, in Unix seconds), for
+    /// the expiry metric: None for files that hold no certificate, an error for a
+    /// certificate whose validity cannot be read.
+    fn not_after(&self) -> Option<Result<i64, String>> {
+        None
+    }
+    /// Publishes [`Reloadable::not_after`]: a validity that cannot be read removes the
+    /// series, so no stale date stays on show.
+    fn publish_expiry(&self, metrics: &Metrics) {
+        match self.not_after() {
+            None => {}
+            Some(Ok(not_after)) => metrics.tls.certificate_expiry(Self::KIND, Some(not_after)),
+            Some(Err(reason)) => {
+                tracing::warn!(%reason, certificate = Self::KIND, "cannot read the certificate's expiry");
+                metrics.tls.certificate_expiry(Self::KIND, None);
+            }
+        }
+    }
     /// Counts one reload attempt.
     fn count(metrics: &Metrics, success: bool) {
         metrics.tls.certificate_reload(Self::KIND, success);
@@ -231,11 +249,33 @@ impl Reloadable for CertStore {
             Err(e) => Reload::Refused(e.to_string()),
         }
     }
+
+    /// The leaf's: the API server checks the leaf, whatever the chain behind it.
+    fn not_after(&self) -> Option<Result<i64, String>> {
+        Some(not_after(&self.leaf()))
+    }
+}
+
+/// A certificate's notAfter, in Unix seconds.
+pub fn not_after(der: &CertificateDer<'_>) -> Result<i64, String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| e.to_string())?;
+    Ok(cert.validity().not_after.timestamp())
 }
 
 /// Reloads `store` on file events in its files' folders, and polls as a backstop for
-/// filesystems that send no events. Runs until the task is dropped.
-pub async fn watch<R: Reloadable>(store: Arc<R>, metrics: Arc<Metrics>, poll: Duration) {
+/// filesystems that send no events. Runs until the task is dropped. The expiry of what is
+/// in service is published at once, before the task first runs (so the first scrape
+/// sees it), and again on every reload.
+pub fn watch<R: Reloadable>(
+    store: Arc<R>,
+    metrics: Arc<Metrics>,
+    poll: Duration,
+) -> impl Future<Output = ()> + Send + 'static {
+    store.publish_expiry(&metrics);
+    reload_on_change(store, metrics, poll)
+}
+
+async fn reload_on_change<R: Reloadable>(store: Arc<R>, metrics: Arc<Metrics>, poll: Duration) {
     let (events, mut changed) = mpsc::channel::<()>(1);
     // Without file events (inotify limits, odd filesystems) the poll still runs.
     let _watcher = match watch_folders(&store.files(), events) {
@@ -265,6 +305,7 @@ pub async fn watch<R: Reloadable>(store: Arc<R>, metrics: Arc<Metrics>, poll: Du
             Reload::Unchanged => {}
             Reload::Reloaded => {
                 R::count(&metrics, true);
+                store.publish_expiry(&metrics);
                 store.log_reloaded();
             }
             Reload::Refused(reason) => {

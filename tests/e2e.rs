@@ -373,6 +373,7 @@ fn end_to_end_against_a_real_kube_apiserver() {
     step_namespace_changes_reach_the_next_review(&kubectl);
     step_rotation_under_load_loses_no_request(&kubectl, &certs_dir, &probegate.webhook);
     step_install_manifests_and_chart_are_accepted(&kubectl);
+    step_monitoring_objects_are_accepted(&kubectl);
     step_service_accounts_may_only_read_namespaces_and_services(&kubectl);
     step_offline_output_reads_the_same_in_kubectl(&kubectl);
     audit::step_audit_finds_hazards_then_passes_once_fixed(&kubectl, api.workdir.path());
@@ -1123,6 +1124,80 @@ fn step_install_manifests_and_chart_are_accepted(kubectl: &Kubectl) {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+/// Step 8b: with the Prometheus Operator's CRDs installed (from its pinned Go module), the
+/// chart's ServiceMonitor, PodMonitor, PrometheusRule and dashboard ConfigMap and
+/// manifests/monitoring's are accepted by the API server, unknown fields refused
+/// (`--validate=strict`, kubectl apply --help). Runs after step 8, which made the namespace.
+fn step_monitoring_objects_are_accepted(kubectl: &Kubectl) {
+    let crds = common::prometheus_operator_crds();
+    let mut names = Vec::new();
+    for plural in ["servicemonitors", "podmonitors", "prometheusrules"] {
+        let file = crds.join(format!("monitoring.coreos.com_{plural}.yaml"));
+        // create, not apply: the last-applied annotation of a CRD this size can overflow.
+        kubectl.ok(&["create", "-f", file.to_str().unwrap()], None);
+        names.push(format!("crd/{plural}.monitoring.coreos.com"));
+    }
+    let mut wait = vec!["wait", "--for=condition=Established", "--timeout=60s"];
+    wait.extend(names.iter().map(String::as_str));
+    kubectl.ok(&wait, None);
+
+    for (origin, text) in [
+        (
+            "helm template monitoring",
+            common::helm_template(&common::MONITORING_ON),
+        ),
+        ("kustomize monitoring", common::kustomize_with("monitoring")),
+    ] {
+        let kinds: Vec<String> = common::documents(origin, &text)
+            .iter()
+            .map(|o| o["kind"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        for kind in ["ServiceMonitor", "PrometheusRule", "ConfigMap"] {
+            assert!(
+                kinds.iter().any(|k| k == kind),
+                "step 8b: {origin}: no {kind}"
+            );
+        }
+        let out = kubectl.run(
+            &["apply", "--dry-run=server", "--validate=strict", "-f", "-"],
+            Some(&text),
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "step 8b: {origin}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut accepted = vec![
+            "servicemonitor.monitoring.coreos.com/probegate",
+            "prometheusrule.monitoring.coreos.com/probegate",
+            "configmap/probegate-dashboard",
+        ];
+        if kinds.iter().any(|k| k == "PodMonitor") {
+            accepted.push("podmonitor.monitoring.coreos.com/probegate");
+        }
+        for accepted in accepted {
+            assert!(
+                stdout.contains(accepted),
+                "step 8b: {origin}: {accepted} not in\n{stdout}"
+            );
+        }
+    }
+    // The check can fail: a misspelt field in a ServiceMonitor is refused.
+    let misspelt = json!({"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor",
+        "metadata": {"name": "misspelt", "namespace": "probegate"},
+        "spec": {"selector": {}, "endpoints": [{"prot": "metrics"}]}});
+    let out = kubectl.run(
+        &["apply", "--dry-run=server", "--validate=strict", "-f", "-"],
+        Some(&misspelt.to_string()),
+    );
+    assert!(
+        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("prot"),
+        "step 8b: a misspelt field was accepted: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// How the suite runs each replica: with a shutdown delay, as the manifests do (5 s there).

@@ -8,7 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{helm, helm_template};
+use common::{documents, helm, helm_template};
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use serde_json::Value;
 
@@ -51,9 +51,75 @@ fn check_typed(origin: &str, object: &Value) {
         }
         // cert-manager's own types are not Kubernetes API types.
         ("cert-manager.io/v1", _) => return,
+        // No Rust types: the Prometheus Operator's CRDs say what these may hold.
+        ("monitoring.coreos.com/v1", _) => return check_against_crd(origin, object),
         other => panic!("{origin}: no type known for {other:?}"),
     };
     assert_no_unknown_fields(origin, object, &back, kind);
+}
+
+/// Checks a custom object against its CRD's openAPIV3Schema, from the Prometheus Operator's
+/// pinned module: the schema's types, patterns and required fields, and no field the schema
+/// does not name (the API server would prune it silently).
+fn check_against_crd(origin: &str, object: &Value) {
+    let kind = object["kind"].as_str().unwrap_or_default();
+    let api_version = object["apiVersion"].as_str().unwrap_or_default();
+    let (group, version) = api_version.split_once('/').unwrap_or_default();
+    // The CRD files are named GROUP_PLURAL.yaml; these kinds' plurals add an s.
+    let file =
+        common::prometheus_operator_crds().join(format!("{group}_{}s.yaml", kind.to_lowercase()));
+    let crd_text = std::fs::read_to_string(&file)
+        .unwrap_or_else(|e| panic!("{origin}: no CRD for {kind} at {}: {e}", file.display()));
+    let crd = documents(&file.display().to_string(), &crd_text).remove(0);
+    let schema = crd["spec"]["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == version)
+        .unwrap_or_else(|| panic!("{origin}: the CRD has no version {version}"))["schema"]
+        ["openAPIV3Schema"]
+        .clone();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(object)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{origin}: {kind}: {errors:#?}");
+    assert_fields_in_schema(origin, object, &schema, kind);
+}
+
+fn assert_fields_in_schema(origin: &str, value: &Value, schema: &Value, path: &str) {
+    match value {
+        Value::Object(fields) => {
+            if schema["x-kubernetes-preserve-unknown-fields"] == true {
+                return;
+            }
+            let Some(known) = schema["properties"].as_object() else {
+                // A map (additionalProperties) or the metadata the API server checks.
+                if let Some(values) = schema.get("additionalProperties") {
+                    for (key, child) in fields {
+                        assert_fields_in_schema(origin, child, values, &format!("{path}.{key}"));
+                    }
+                }
+                return;
+            };
+            for (key, child) in fields {
+                let child_path = format!("{path}.{key}");
+                match known.get(key) {
+                    Some(child_schema) => {
+                        assert_fields_in_schema(origin, child, child_schema, &child_path)
+                    }
+                    None => panic!("{origin}: unknown field {child_path}"),
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                assert_fields_in_schema(origin, item, &schema["items"], &format!("{path}[{i}]"));
+            }
+        }
+        _ => {}
+    }
 }
 
 fn assert_no_unknown_fields(origin: &str, original: &Value, back: &Value, path: &str) {
@@ -78,15 +144,6 @@ fn assert_no_unknown_fields(origin: &str, original: &Value, back: &Value, path: 
         }
         _ => {}
     }
-}
-
-fn documents(origin: &str, text: &str) -> Vec<Value> {
-    let mut stdin = text.as_bytes();
-    probegate::manifest::read_paths(&[PathBuf::from("-")], &mut stdin)
-        .unwrap_or_else(|e| panic!("{origin}: {e}"))
-        .into_iter()
-        .map(|d| d.value)
-        .collect()
 }
 
 fn manifests() -> Vec<(String, Value)> {
@@ -142,6 +199,234 @@ fn the_unknown_field_check_catches_a_misspelt_field() {
     let object = serde_json::json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {"prots": []}});
     let caught = std::panic::catch_unwind(|| check_typed("test", &object));
     assert!(caught.is_err());
+}
+
+#[test]
+fn the_crd_check_catches_a_misspelt_field_and_a_bad_duration() {
+    let monitor = |endpoint: Value| {
+        serde_json::json!({"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor",
+            "metadata": {"name": "m"},
+            "spec": {"selector": {}, "endpoints": [endpoint]}})
+    };
+    check_against_crd(
+        "test",
+        &monitor(serde_json::json!({"port": "metrics", "interval": "30s"})),
+    );
+    for bad in [
+        serde_json::json!({"prot": "metrics"}),
+        serde_json::json!({"port": "metrics", "interval": "30 seconds"}),
+    ] {
+        let object = monitor(bad.clone());
+        let caught = std::panic::catch_unwind(|| check_typed("test", &object));
+        assert!(caught.is_err(), "{bad} passed");
+    }
+}
+
+/// The kinds the monitoring options render, each one's option, and what else it needs.
+const MONITORING: [(&str, &str); 4] = [
+    ("serviceMonitor.enabled", "ServiceMonitor"),
+    ("podMonitor.enabled", "PodMonitor"),
+    ("prometheusRule.enabled", "PrometheusRule"),
+    ("grafana.dashboard.enabled", "ConfigMap"),
+];
+
+fn kinds_of(origin: &str, rendered: &str) -> Vec<String> {
+    documents(origin, rendered)
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn monitoring_is_off_by_default_and_each_option_renders_its_object() {
+    let default = helm_template(&[]);
+    let default_kinds = kinds_of("default", &default);
+    assert!(
+        !default.contains("monitoring.coreos.com") && !default.contains("grafana_dashboard"),
+        "nothing for monitoring by default"
+    );
+    for (option, kind) in MONITORING {
+        let rendered = helm_template(&["--set", &format!("{option}=true")]);
+        let mut added = kinds_of(option, &rendered);
+        for kind in &default_kinds {
+            let at = added.iter().position(|k| k == kind).unwrap();
+            added.remove(at);
+        }
+        assert_eq!(added, [kind], "{option}");
+    }
+    // Without metrics there is nothing to scrape: the chart says so rather than render a
+    // monitor that finds no port.
+    for monitor in ["serviceMonitor", "podMonitor"] {
+        let out = Command::new(helm())
+            .current_dir(root())
+            .args(["template", "probegate", "charts/probegate"])
+            .args(["--set", &format!("{monitor}.enabled=true")])
+            .args(["--set", "metrics.enabled=false"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains("needs metrics.enabled"),
+            "{monitor}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn monitoring_renderings_decode_against_the_operators_crds() {
+    for (origin, rendered) in [
+        (
+            "helm template monitoring",
+            helm_template(&common::MONITORING_ON),
+        ),
+        ("kustomize monitoring", common::kustomize_with("monitoring")),
+    ] {
+        let objects = documents(origin, &rendered);
+        let kinds: Vec<&str> = objects
+            .iter()
+            .map(|o| o["kind"].as_str().unwrap())
+            .collect();
+        for kind in ["ServiceMonitor", "PrometheusRule", "ConfigMap"] {
+            assert!(kinds.contains(&kind), "{origin}: no {kind} in {kinds:?}");
+        }
+        for object in &objects {
+            check_typed(origin, object);
+        }
+        // What a user checks first: the monitor finds the Service's (or pods') metrics port.
+        let service = objects.iter().find(|o| o["kind"] == "Service").unwrap();
+        let service_labels = service["metadata"]["labels"].as_object().unwrap();
+        for monitor in objects.iter().filter(|o| o["kind"] == "ServiceMonitor") {
+            for (key, value) in monitor["spec"]["selector"]["matchLabels"]
+                .as_object()
+                .unwrap()
+            {
+                assert_eq!(
+                    service_labels.get(key),
+                    Some(value),
+                    "{origin}: selector {key}"
+                );
+            }
+            assert_eq!(
+                monitor["spec"]["endpoints"][0]["port"], "metrics",
+                "{origin}"
+            );
+            assert!(
+                service["spec"]["ports"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|p| p["name"] == "metrics"),
+                "{origin}: the Service has a port named metrics"
+            );
+        }
+        let dashboard = objects
+            .iter()
+            .find(|o| {
+                o["kind"] == "ConfigMap" && o["metadata"]["labels"]["grafana_dashboard"] == "1"
+            })
+            .unwrap_or_else(|| panic!("{origin}: no ConfigMap labelled grafana_dashboard: \"1\""));
+        let json: Value =
+            serde_json::from_str(dashboard["data"]["probegate.json"].as_str().unwrap()).unwrap();
+        assert!(
+            json["panels"].as_array().is_some_and(|p| p.len() >= 6),
+            "{origin}"
+        );
+    }
+}
+
+#[test]
+fn monitoring_values_reach_the_output() {
+    let set = [
+        "serviceMonitor.enabled=true",
+        "serviceMonitor.namespace=monitoring",
+        "serviceMonitor.interval=15s",
+        "serviceMonitor.scrapeTimeout=5s",
+        "serviceMonitor.labels.release=prom",
+        "podMonitor.enabled=true",
+        "podMonitor.namespace=monitoring",
+        "podMonitor.interval=20s",
+        "podMonitor.scrapeTimeout=7s",
+        "podMonitor.labels.release=prom",
+        "prometheusRule.enabled=true",
+        "prometheusRule.namespace=monitoring",
+        "prometheusRule.labels.release=prom",
+        "prometheusRule.additionalAlertLabels.team=platform",
+        "prometheusRule.latency.for=3m",
+        "prometheusRule.certificateExpiry.days=30",
+        "prometheusRule.failOpen.severity=page",
+        "grafana.dashboard.enabled=true",
+        "grafana.dashboard.namespace=grafana",
+        "grafana.dashboard.label=my_dashboards",
+        "grafana.dashboard.labelValue=yes",
+        "grafana.dashboard.annotations.grafana_folder=Admission",
+    ];
+    let args: Vec<String> = set
+        .iter()
+        .flat_map(|s| ["--set".to_owned(), s.to_string()])
+        .collect();
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    // --set reads 0.8 as a string; the schema wants a number.
+    args.extend(["--set-json", "prometheusRule.latency.p99Seconds=0.8"]);
+    let objects = documents("monitoring values", &helm_template(&args));
+    let find = |kind: &str| -> &Value {
+        objects
+            .iter()
+            .find(|o| o["kind"] == kind && o["metadata"]["namespace"] != "probegate")
+            .unwrap_or_else(|| panic!("no {kind} outside the release namespace"))
+    };
+    for (kind, endpoints, interval, timeout) in [
+        ("ServiceMonitor", "endpoints", "15s", "5s"),
+        ("PodMonitor", "podMetricsEndpoints", "20s", "7s"),
+    ] {
+        let monitor = find(kind);
+        assert_eq!(monitor["metadata"]["namespace"], "monitoring", "{kind}");
+        assert_eq!(monitor["metadata"]["labels"]["release"], "prom", "{kind}");
+        assert_eq!(
+            monitor["spec"]["namespaceSelector"]["matchNames"],
+            serde_json::json!(["probegate"]),
+            "{kind}"
+        );
+        let endpoint = &monitor["spec"][endpoints][0];
+        assert_eq!(endpoint["interval"], interval, "{kind}");
+        assert_eq!(endpoint["scrapeTimeout"], timeout, "{kind}");
+        check_typed(kind, monitor);
+    }
+    let rule = find("PrometheusRule");
+    assert_eq!(rule["metadata"]["labels"]["release"], "prom");
+    let alerts = rule["spec"]["groups"][0]["rules"].as_array().unwrap();
+    let alert = |name: &str| alerts.iter().find(|a| a["alert"] == name).unwrap();
+    for alert in alerts {
+        assert_eq!(alert["labels"]["team"], "platform", "{}", alert["alert"]);
+    }
+    let slow = alert("ProbegateSlowReviews");
+    assert!(
+        slow["expr"].as_str().unwrap().ends_with("> 0.8"),
+        "{}",
+        slow["expr"]
+    );
+    assert_eq!(slow["for"], "3m");
+    let expiry = alert("ProbegateCertificateExpiresSoon");
+    assert!(
+        expiry["expr"].as_str().unwrap().contains("< 30 * 86400"),
+        "{}",
+        expiry["expr"]
+    );
+    assert_eq!(
+        alert("ProbegateWebhookFailingOpen")["labels"]["severity"],
+        "page"
+    );
+    let dashboard = find("ConfigMap");
+    assert_eq!(dashboard["metadata"]["namespace"], "grafana");
+    assert_eq!(dashboard["metadata"]["labels"]["my_dashboards"], "yes");
+    assert_eq!(
+        dashboard["metadata"]["annotations"]["grafana_folder"],
+        "Admission"
+    );
+    assert!(
+        dashboard["metadata"]["labels"]
+            .get("grafana_dashboard")
+            .is_none()
+    );
 }
 
 /// The properties a webhook configuration must have so probegate never blocks a pod.
@@ -331,8 +616,12 @@ const CERT_SOURCES: [&[&str]; 3] = [
 ];
 
 #[test]
-fn helm_lint_passes_for_every_certificate_source() {
-    for args in CERT_SOURCES {
+fn helm_lint_passes_for_every_certificate_source_and_with_monitoring_on() {
+    for args in CERT_SOURCES
+        .iter()
+        .copied()
+        .chain([&common::MONITORING_ON[..]])
+    {
         let out = Command::new(helm())
             .current_dir(root())
             .args(["lint", "--strict", "charts/probegate"])
@@ -803,6 +1092,14 @@ fn kube_score_finds_nothing_in_what_users_install() {
         (
             "helm template metrics off".to_owned(),
             helm_template(&["--set", "metrics.enabled=false"]),
+        ),
+        (
+            "helm template monitoring".to_owned(),
+            helm_template(&common::MONITORING_ON),
+        ),
+        (
+            "kustomize monitoring".to_owned(),
+            common::kustomize_with("monitoring"),
         ),
     ];
     for args in CERT_SOURCES {

@@ -1079,24 +1079,9 @@ impl Serve {
         let dir = tempfile::tempdir().unwrap();
         let bundle = common::bundle();
         bundle.write(dir.path()).unwrap();
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_probegate"))
-            .args([
-                "serve",
-                "--addr",
-                "127.0.0.1:0",
-                "--health-addr",
-                "127.0.0.1:0",
-            ])
-            .arg("--tls-cert-file")
-            .arg(dir.path().join("tls.crt"))
-            .arg("--tls-key-file")
-            .arg(dir.path().join("tls.key"))
-            .args(["--log-format", "json"])
+        let mut child = common::serve_command(dir.path())
             .args(args)
-            .env_remove("KUBECONFIG")
-            .env_remove("RUST_LOG")
             .env("HOME", dir.path())
-            .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
         let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -1347,14 +1332,33 @@ async fn metrics_text(serve: &Serve) -> String {
 
 /// Waits until the metrics show `line`.
 async fn wait_for_metric(serve: &Serve, line: &str) {
+    wait_for_metrics(serve, line, |text| text.lines().any(|l| l == line)).await;
+}
+
+/// Waits until the metrics page passes `seen`; `what` names it in the failure.
+async fn wait_for_metrics(serve: &Serve, what: &str, seen: impl Fn(&str) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let text = metrics_text(serve).await;
-        if text.lines().any(|l| l == line) {
+        if seen(&text) {
             return;
         }
-        assert!(Instant::now() < deadline, "never saw {line} in\n{text}");
+        assert!(Instant::now() < deadline, "never saw {what} in\n{text}");
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+impl Serve {
+    /// Standalone with metrics on, taking only clients of the CAs in `ca_file`.
+    async fn with_client_ca(ca_file: &std::path::Path) -> Serve {
+        Serve::start(&[
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--standalone",
+            "--client-ca-file",
+            ca_file.to_str().unwrap(),
+        ])
+        .await
     }
 }
 
@@ -1366,14 +1370,7 @@ async fn with_a_client_ca_the_binary_serves_only_clients_with_its_certificates()
     let other = client_certs(&dir.path().join("other"), None);
     let ca_file = dir.path().join("client-ca.crt");
     std::fs::write(&ca_file, &first.ca_pem).unwrap();
-    let serve = Serve::start(&[
-        "--metrics-addr",
-        "127.0.0.1:0",
-        "--standalone",
-        "--client-ca-file",
-        ca_file.to_str().unwrap(),
-    ])
-    .await;
+    let serve = Serve::with_client_ca(&ca_file).await;
     let with = |bundle: &probegate::certs::Bundle| {
         common::TlsClient::with_client_cert(
             &serve.ca_pem,
@@ -1451,6 +1448,63 @@ async fn with_a_client_ca_the_binary_serves_only_clients_with_its_certificates()
         with(&other).try_review(&review).await,
         "after a refused reload",
     );
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// The value of `probegate_certificate_expiry_timestamp_seconds` for `certificate`.
+fn shown_expiry(text: &str, certificate: &str) -> Option<i64> {
+    let prefix =
+        format!("probegate_certificate_expiry_timestamp_seconds{{certificate=\"{certificate}\"}} ");
+    let line = text.lines().find(|l| l.starts_with(&prefix))?;
+    Some(line[prefix.len()..].parse().unwrap())
+}
+
+/// Whether `value` is `days` days after a moment within `made` (Unix seconds).
+fn days_after(value: Option<i64>, days: i64, made: (i64, i64)) -> bool {
+    value.is_some_and(|value| (made.0 + days * 86_400..=made.1 + days * 86_400).contains(&value))
+}
+
+/// `probegate certs` makes a CA that outlives its leaf by the leaf's days: a client CA made
+/// with `days` expires 2 x `days` after `made`.
+fn client_ca(days: u32) -> (probegate::certs::Bundle, (i64, i64)) {
+    let before = unix_now();
+    let bundle = probegate::certs::generate_client(days).unwrap();
+    (bundle, (before, unix_now()))
+}
+
+#[tokio::test]
+async fn the_binary_shows_when_its_certificates_expire_from_the_start_and_after_a_new_client_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sooner, sooner_made) = client_ca(2);
+    let (later, _) = client_ca(20);
+    let ca_file = dir.path().join("client-ca.crt");
+    std::fs::write(&ca_file, format!("{}{}", later.ca_pem, sooner.ca_pem)).unwrap();
+    let before = unix_now();
+    // Its serving pair is common::bundle()'s, valid for a day from its start.
+    let serve = Serve::with_client_ca(&ca_file).await;
+    let started = (before, unix_now());
+    let text = metrics_text(&serve).await;
+    assert!(
+        days_after(shown_expiry(&text, "serving"), 1, started),
+        "the serving certificate's notAfter at start:\n{text}"
+    );
+    assert!(
+        days_after(shown_expiry(&text, "client_ca"), 4, sooner_made),
+        "the client CA bundle's earliest notAfter at start:\n{text}"
+    );
+
+    let (renewed, renewed_made) = client_ca(50);
+    replace_file(&ca_file, &renewed.ca_pem);
+    wait_for_metrics(&serve, "the new CA's notAfter", |text| {
+        days_after(shown_expiry(text, "client_ca"), 100, renewed_made)
+    })
+    .await;
 }
 
 /// `serve` with the serving pair in `dir` and `flag` naming `file` there exits non-zero,

@@ -22,9 +22,13 @@ pub struct ClientCaStore {
     last_seen: LastSeen,
 }
 
-/// `ArcSwap` holds sized values: the verifier in a box of its own.
+/// `ArcSwap` holds sized values: the verifier in a box of its own, with the bundle's
+/// earliest notAfter (from then on, some clients it let in are refused).
 #[derive(Debug)]
-struct Verifier(Arc<dyn ClientCertVerifier>);
+struct Verifier {
+    verifier: Arc<dyn ClientCertVerifier>,
+    not_after: Result<i64, String>,
+}
 
 impl std::fmt::Debug for ClientCaStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -41,17 +45,17 @@ impl ClientCaStore {
         let verifier = parse_client_ca(path, &pem)?;
         Ok(Arc::new(ClientCaStore {
             path: path.to_owned(),
-            current: ArcSwap::from_pointee(Verifier(verifier)),
+            current: ArcSwap::from_pointee(verifier),
             last_seen: LastSeen::new(&[&pem]),
         }))
     }
 
     fn verifier(&self) -> Arc<dyn ClientCertVerifier> {
-        self.current.load().0.clone()
+        self.current.load().verifier.clone()
     }
 }
 
-fn parse_client_ca(path: &Path, pem: &[u8]) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
+fn parse_client_ca(path: &Path, pem: &[u8]) -> Result<Verifier, TlsError> {
     let bad = |reason: String| TlsError::BadClientCa {
         path: path.display().to_string(),
         reason,
@@ -64,14 +68,22 @@ fn parse_client_ca(path: &Path, pem: &[u8]) -> Result<Arc<dyn ClientCertVerifier
             path: path.display().to_string(),
         });
     }
+    let not_after = cas
+        .iter()
+        .map(super::not_after)
+        .try_fold(i64::MAX, |earliest, not_after| Ok(earliest.min(not_after?)));
     let mut roots = rustls::RootCertStore::empty();
     for ca in cas {
         roots.add(ca).map_err(|e| bad(e.to_string()))?;
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
         .build()
-        .map_err(|e| bad(e.to_string()))
+        .map_err(|e| bad(e.to_string()))?;
+    Ok(Verifier {
+        verifier,
+        not_after,
+    })
 }
 
 impl Reloadable for ClientCaStore {
@@ -91,11 +103,16 @@ impl Reloadable for ClientCaStore {
         }
         match parse_client_ca(&self.path, &pem) {
             Ok(verifier) => {
-                self.current.store(Arc::new(Verifier(verifier)));
+                self.current.store(Arc::new(verifier));
                 Reload::Reloaded
             }
             Err(e) => Reload::Refused(e.to_string()),
         }
+    }
+
+    /// The bundle's earliest.
+    fn not_after(&self) -> Option<Result<i64, String>> {
+        Some(self.current.load().not_after.clone())
     }
 }
 

@@ -1,14 +1,20 @@
-//! TLS metrics: certificate reloads and failed webhook handshakes.
+//! TLS metrics: certificate reloads and expiry, and failed webhook handshakes.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReloadLabels {
     certificate: &'static str,
     result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CertificateLabels {
+    certificate: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -56,6 +62,7 @@ impl HandshakeFailure {
 #[derive(Debug)]
 pub struct TlsMetrics {
     reloads: Family<ReloadLabels, Counter>,
+    expiry: Family<CertificateLabels, Gauge>,
     handshake_failures: Family<ReasonLabels, Counter>,
 }
 
@@ -64,12 +71,20 @@ impl TlsMetrics {
     pub fn register(registry: &mut Registry) -> TlsMetrics {
         let metrics = TlsMetrics {
             reloads: Family::default(),
+            expiry: Family::default(),
             handshake_failures: Family::default(),
         };
         registry.register(
             "certificate_reloads",
             "Certificate reload attempts, by certificate (serving, client_ca) and result",
             metrics.reloads.clone(),
+        );
+        // An expired serving certificate fails every review, which failurePolicy: Ignore
+        // turns into pods admitted unmutated: this is what an alert can see coming.
+        registry.register(
+            "certificate_expiry_timestamp_seconds",
+            "When the certificate in service expires (notAfter, Unix seconds), by certificate (serving, client_ca: the bundle's earliest)",
+            metrics.expiry.clone(),
         );
         registry.sub_registry_with_prefix("tls").register(
             "handshake_failures",
@@ -87,6 +102,19 @@ impl TlsMetrics {
                 result,
             })
             .inc();
+    }
+
+    /// Sets the expiry of `certificate`; None removes it (its validity cannot be read).
+    pub fn certificate_expiry(&self, certificate: &'static str, not_after: Option<i64>) {
+        let labels = CertificateLabels { certificate };
+        match not_after {
+            Some(not_after) => {
+                self.expiry.get_or_create(&labels).set(not_after);
+            }
+            None => {
+                self.expiry.remove(&labels);
+            }
+        }
     }
 
     pub fn handshake_failure(&self, reason: HandshakeFailure) {

@@ -161,3 +161,86 @@ fn client_ca_files_that_cannot_verify_are_refused() {
         }
     }
 }
+
+fn unix_now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// The expiry gauge's value for `certificate`, if it is shown.
+fn shown_expiry(metrics: &Metrics, certificate: &str) -> Option<i64> {
+    let prefix =
+        format!("probegate_certificate_expiry_timestamp_seconds{{certificate=\"{certificate}\"}} ");
+    let text = metrics.encode().unwrap();
+    let line = text.lines().find(|l| l.starts_with(&prefix))?;
+    Some(line[prefix.len()..].parse().unwrap())
+}
+
+/// Asserts `value` is `days` after a moment between `before` and `after` (Unix seconds).
+fn assert_days_after(value: Option<i64>, days: i64, (before, after): (i64, i64), what: &str) {
+    let value = value.unwrap_or_else(|| panic!("{what}: no expiry shown"));
+    let day = 86_400;
+    assert!(
+        (before + days * day..=after + days * day).contains(&value),
+        "{what}: {value} is not {days} days after {before}..{after}"
+    );
+}
+
+#[test]
+fn expiry_shows_the_leaf_and_the_client_bundles_earliest_from_the_start_and_after_a_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let names = Names {
+        dns: vec!["localhost".into()],
+        ips: Vec::new(),
+    };
+    let metrics = Arc::new(Metrics::default());
+    let cert_path = dir.path().join("tls.crt");
+    let key_path = dir.path().join("tls.key");
+    let write_pair = |days: u32| {
+        let before = unix_now();
+        let pair = certs::generate(&names, days).unwrap();
+        let made = (before, unix_now());
+        std::fs::write(&cert_path, format!("{}{}", pair.cert_pem, pair.ca_pem)).unwrap();
+        std::fs::write(&key_path, &pair.key_pem).unwrap();
+        made
+    };
+    let made = write_pair(3);
+    let serving = CertStore::open(&cert_path, &key_path).unwrap();
+    // The CA that follows the leaf outlives it (twice the days): the leaf's date is shown.
+    drop(watch(
+        serving.clone(),
+        metrics.clone(),
+        Duration::from_secs(60),
+    ));
+    assert_days_after(shown_expiry(&metrics, "serving"), 3, made, "at start");
+    assert_eq!(shown_expiry(&metrics, "client_ca"), None);
+
+    let made = write_pair(30);
+    assert_eq!(serving.reload(), Reload::Reloaded);
+    serving.publish_expiry(&metrics);
+    assert_days_after(
+        shown_expiry(&metrics, "serving"),
+        30,
+        made,
+        "after a reload",
+    );
+
+    // A CA outlives its leaves by as many days again: 20 and 10 days, the earlier shown.
+    let ca_path = dir.path().join("client-ca.crt");
+    let later = certs::generate_client(10).unwrap();
+    let before = unix_now();
+    let earlier = certs::generate_client(5).unwrap();
+    let made = (before, unix_now());
+    std::fs::write(&ca_path, format!("{}{}", later.ca_pem, earlier.ca_pem)).unwrap();
+    let client_ca = ClientCaStore::open(&ca_path).unwrap();
+    drop(watch(client_ca, metrics.clone(), Duration::from_secs(60)));
+    assert_days_after(
+        shown_expiry(&metrics, "client_ca"),
+        10,
+        made,
+        "client CA bundle",
+    );
+
+    // A validity that cannot be read shows no date rather than the old one.
+    metrics.tls.certificate_expiry("serving", None);
+    assert_eq!(shown_expiry(&metrics, "serving"), None);
+}

@@ -370,6 +370,71 @@ pub fn helm() -> PathBuf {
     tool("helm")
 }
 
+/// `probegate serve` on loopback ports with the serving pair in `dir` (tls.crt, tls.key),
+/// JSON logs on a piped stderr and no cluster from the environment; callers add the rest.
+pub fn serve_command(dir: &Path) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_probegate"));
+    command
+        .args([
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--health-addr",
+            "127.0.0.1:0",
+        ])
+        .arg("--tls-cert-file")
+        .arg(dir.join("tls.crt"))
+        .arg("--tls-key-file")
+        .arg(dir.join("tls.key"))
+        .args(["--log-format", "json"])
+        .env_remove("KUBECONFIG")
+        .env_remove("RUST_LOG")
+        .stderr(std::process::Stdio::piped());
+    command
+}
+
+/// promtool, from `.ci/install-tools.sh promtool`.
+pub fn promtool() -> PathBuf {
+    tool("promtool")
+}
+
+/// The Prometheus Operator's CRDs (ServiceMonitor, PodMonitor, PrometheusRule, ...), from its
+/// pinned Go module: the folder .ci/prometheus-operator-crds.sh prints.
+pub fn prometheus_operator_crds() -> PathBuf {
+    static PATH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        PathBuf::from(last_line_of(
+            ".ci/prometheus-operator-crds.sh",
+            &[],
+            "fetching the Prometheus Operator's CRDs",
+        ))
+    })
+    .clone()
+}
+
+/// The chart with every monitoring option on: ServiceMonitor, PodMonitor, PrometheusRule
+/// and the Grafana dashboard.
+pub const MONITORING_ON: [&str; 8] = [
+    "--set",
+    "serviceMonitor.enabled=true",
+    "--set",
+    "podMonitor.enabled=true",
+    "--set",
+    "prometheusRule.enabled=true",
+    "--set",
+    "grafana.dashboard.enabled=true",
+];
+
+/// The objects of a multi-document YAML text, as probegate reads them.
+pub fn documents(origin: &str, text: &str) -> Vec<serde_json::Value> {
+    let mut stdin = text.as_bytes();
+    probegate::manifest::read_paths(&[PathBuf::from("-")], &mut stdin)
+        .unwrap_or_else(|e| panic!("{origin}: {e}"))
+        .into_iter()
+        .map(|d| d.value)
+        .collect()
+}
+
 /// kube-score, from `.ci/install-tools.sh kube-score`.
 pub fn kube_score() -> PathBuf {
     tool("kube-score")
@@ -456,13 +521,18 @@ pub fn helm_template(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// `kubectl kustomize` of manifests/ with the client-auth component, from a copy (kustomize
-/// takes no absolute paths to bases).
+/// `kubectl kustomize` of manifests/ with the client-auth component.
 pub fn kustomize_with_client_auth() -> String {
+    kustomize_with("client-auth")
+}
+
+/// `kubectl kustomize` of manifests/ with `component` (a folder of it), from a copy
+/// (kustomize takes no absolute paths to bases).
+pub fn kustomize_with(component: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let base = dir.path().join("base");
     let manifests = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests");
-    for sub in ["", "client-auth"] {
+    for sub in ["", component] {
         std::fs::create_dir_all(base.join(sub)).unwrap();
         for entry in std::fs::read_dir(manifests.join(sub)).unwrap() {
             let path = entry.unwrap().path();
@@ -473,7 +543,7 @@ pub fn kustomize_with_client_auth() -> String {
     }
     std::fs::write(
         dir.path().join("kustomization.yaml"),
-        "resources:\n  - base\ncomponents:\n  - base/client-auth\n",
+        format!("resources:\n  - base\ncomponents:\n  - base/{component}\n"),
     )
     .unwrap();
     let out = std::process::Command::new("kubectl")

@@ -33,6 +33,15 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 
+{{/*
+The webhook's name in the MutatingWebhookConfiguration: the API server's
+apiserver_admission_webhook_fail_open_count labels its count with it, so the alert
+rules select by it too.
+*/}}
+{{- define "probegate.webhookName" -}}
+mutate.probegate.io
+{{- end -}}
+
 {{- define "probegate.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create -}}
 {{- default (include "probegate.fullname" .) .Values.serviceAccount.name -}}
@@ -146,4 +155,14 @@ given; empty when there is none.
 {{- else if .Values.catalogue.entries -}}
 {{- printf "%s-catalogue" (include "probegate.fullname" .) -}}
 {{- end -}}
+{{- end }}
+
+{{/* A ServiceMonitor's or PodMonitor's interval and scrapeTimeout, those that are set. */}}
+{{- define "probegate.scrapeTiming" -}}
+{{- with .interval }}
+interval: {{ . | quote }}
+{{- end }}
+{{- with .scrapeTimeout }}
+scrapeTimeout: {{ . | quote }}
+{{- end }}
 {{- end }}
