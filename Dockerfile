@@ -41,7 +41,7 @@ LABEL org.opencontainers.image.title="probegate" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.source="https://github.com/probegate/probegate" \
       org.opencontainers.image.revision="${REVISION}" \
-      org.opencontainers.image.licenses="NOASSERTION"
+      org.opencontainers.image.licenses="Apache-2.0"
 
 # One COPY, one layer, as .ci/build-image.sh makes it.
 COPY --from=build /rootfs/ /

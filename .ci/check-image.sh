@@ -43,7 +43,8 @@ expect command '.config.Cmd' '["serve"]'
 expect platform '[.os, .architecture]' '["linux","amd64"]'
 version=$(cargo metadata --no-deps --format-version 1 --locked | jq -r '.packages[] | select(.name == "probegate") | .version')
 expect version-label '.config.Labels["org.opencontainers.image.version"]' "\"$version\""
-for label in source licenses revision; do
+expect licenses-label '.config.Labels["org.opencontainers.image.licenses"]' '"Apache-2.0"'
+for label in source revision; do
     expect "$label-label" ".config.Labels[\"org.opencontainers.image.$label\"] | type" '"string"'
 done
 

@@ -16,9 +16,7 @@ name probegate as its component at the crate's version, list exactly those crate
 missing, no extra) at their exact versions, and give each the licence its Cargo.toml
 declares. A crate with no licence expression fails.
 
-probegate itself declares no licence yet: issue #27 adds Apache-2.0. Until then its
-SBOM entry carries none (CycloneDX's way of making no assertion) and the check says so;
-once Cargo.toml declares one the SBOM must carry it like any crate's.
+probegate's own entry must carry the licence its Cargo.toml declares, like any crate's.
 
 --self-test also spoils copies of the SBOM (a crate dropped, one added, a version
 changed, a licence removed, another spec version) and fails unless each is caught.
@@ -104,7 +102,7 @@ def check(bom, crates, root, schema=True):
     if want != got:
         errors.append(f"{ROOT}'s licence is {got or 'none'} in the SBOM, {want or 'none'} in Cargo.toml")
     elif not want:
-        notes.append(f"note: {ROOT} declares no licence: NOASSERTION until #27 adds Apache-2.0")
+        errors.append(f"{ROOT} declares no licence in Cargo.toml")
     triples = [p.get("value") for p in metadata.get("properties", [])
                if p.get("name") == "cdx:rustc:sbom:target:triple"]
     if triples != [TARGET]:

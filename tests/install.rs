@@ -1263,3 +1263,33 @@ fn chart_catalogue_entries_reach_serve_as_a_file_it_loads() {
         assert!(String::from_utf8_lossy(&out.stdout).contains("name:       payments\n"));
     }
 }
+
+/// One licence, said the same way everywhere a legal review looks: the LICENSE file,
+/// Cargo.toml (which the SBOM and the image's label are made from), the Dockerfile's label
+/// and the chart's metadata as Helm reports it.
+#[test]
+fn the_licence_is_apache_2_0_everywhere_it_is_declared() {
+    let spdx = env!("CARGO_PKG_LICENSE");
+    assert_eq!(spdx, "Apache-2.0");
+    let licence = std::fs::read_to_string(root().join("LICENSE")).unwrap();
+    let head: Vec<&str> = licence.lines().take(2).map(str::trim).collect();
+    assert_eq!(head, ["Apache License", "Version 2.0, January 2004"]);
+    let dockerfile = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
+    assert!(
+        dockerfile.contains(&format!("org.opencontainers.image.licenses=\"{spdx}\"")),
+        "the Dockerfile's label"
+    );
+    let out = Command::new(helm())
+        .current_dir(root())
+        .args(["show", "chart", "charts/probegate"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let chart: Vec<Value> =
+        probegate::yaml::load_all(&String::from_utf8(out.stdout).unwrap()).unwrap();
+    assert_eq!(chart[0]["annotations"]["artifacthub.io/license"], spdx);
+}
