@@ -619,7 +619,7 @@ fn review(object: Value) -> Vec<u8> {
 
 fn pod_review() -> Vec<u8> {
     let review_json: Value =
-        serde_json::from_str(include_str!("../examples/admission-review-pod.json")).unwrap();
+        serde_json::from_str(include_str!("../examples/reviews/pod.json")).unwrap();
     review(review_json["request"]["object"].clone())
 }
 

@@ -1102,7 +1102,7 @@ impl Bodies {
         use Expect::*;
         let real =
             |name| into_namespace(fixture(&format!("benches/fixtures/{name}.json")), NAMESPACE);
-        let example = into_namespace(fixture("examples/admission-review-pod.json"), NAMESPACE);
+        let example = into_namespace(fixture("examples/reviews/pod.json"), NAMESPACE);
         let deployment = review_of(fixture("benches/fixtures/deployment.json"), NAMESPACE);
         let service = review_of(
             json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": NAMESPACE},

@@ -263,17 +263,31 @@ pub fn run(input: &str, check: bool) -> Result<Answer, InputError> {
     };
     let mut results: Vec<KrmResult> = Vec::new();
     let mut answer = Answer::default();
-    let mut items = list.items;
+    // Reviews are not resources: left out with a note, as `mutate` leaves them out.
+    let mut items = Vec::with_capacity(list.items.len());
+    let mut places = Vec::with_capacity(list.items.len());
+    let mut notes = Vec::new();
+    for (position, item) in list.items.into_iter().enumerate() {
+        let place = locate(position, &item);
+        if offline::is_review(&item) {
+            notes.push(offline::review_note(&place.0));
+        } else {
+            items.push(item);
+            places.push(place);
+        }
+    }
+    answer.stderr.clone_from(&notes);
+    results.extend(notes.iter().map(|note| info(note)));
     match configure(list.function_config.as_ref()) {
         Err(why) => fail(&mut answer, &mut results, why),
         Ok((options, configured_check)) => {
             let check = check || configured_check;
             // A check passes the items on as they came: it validates, it does not mutate.
             let mut evaluated = items.clone();
-            match evaluate(&mut evaluated, &options) {
+            match evaluate(&mut evaluated, &places, &options) {
                 Err(why) => fail(&mut answer, &mut results, why),
                 Ok(evaluation) => {
-                    answer.stderr = evaluation.stderr;
+                    answer.stderr.extend(evaluation.stderr);
                     let level = |finding: &Finding| {
                         if check {
                             Severity::Error
@@ -287,14 +301,7 @@ pub fn run(input: &str, check: bool) -> Result<Answer, InputError> {
                             .iter()
                             .map(|finding| result(finding, level(finding))),
                     );
-                    results.extend(evaluation.note.map(|message| KrmResult {
-                        message: message.trim_start_matches("Note: ").to_owned(),
-                        severity: Severity::Info,
-                        resource_ref: None,
-                        field: None,
-                        file: None,
-                        tags: BTreeMap::new(),
-                    }));
+                    results.extend(evaluation.note.as_deref().map(info));
                     if evaluation.denied || (check && !evaluation.findings.is_empty()) {
                         answer.exit_code = 1;
                     }
@@ -357,31 +364,56 @@ fn fail(answer: &mut Answer, results: &mut Vec<KrmResult>, why: String) {
     });
 }
 
-/// The engine on the items, in place, each named by the file its orchestrator says it came
-/// from.
-fn evaluate(items: &mut [Value], options: &Options) -> Result<offline::Evaluation, String> {
-    let mut evaluated: Vec<Item<'_>> = Vec::with_capacity(items.len());
-    for (position, value) in items.iter_mut().enumerate() {
-        let (at, origin) = match source(value) {
-            Some((path, index)) => {
-                let origin = Origin {
-                    source: path,
-                    position: index + 1,
-                    line: 0,
-                };
-                (origin.to_string(), origin)
-            }
-            None => (
-                format!("items[{position}]"),
-                Origin {
-                    source: "-".into(),
-                    position: position + 1,
-                    line: 0,
-                },
-            ),
-        };
-        evaluated.push(Item { at, origin, value });
+/// An info result for a `Note:` line.
+fn info(note: &str) -> KrmResult {
+    KrmResult {
+        message: note.trim_start_matches("Note: ").to_owned(),
+        severity: Severity::Info,
+        resource_ref: None,
+        field: None,
+        file: None,
+        tags: BTreeMap::new(),
     }
+}
+
+/// Where the item at `position` is, as messages name it: the file its orchestrator says it
+/// came from, else its place in the list.
+fn locate(position: usize, item: &Value) -> (String, Origin) {
+    match source(item) {
+        Some((path, index)) => {
+            let origin = Origin {
+                source: path,
+                position: index + 1,
+                line: 0,
+            };
+            (origin.to_string(), origin)
+        }
+        None => (
+            format!("items[{position}]"),
+            Origin {
+                source: "-".into(),
+                position: position + 1,
+                line: 0,
+            },
+        ),
+    }
+}
+
+/// The engine on the items, in place, each at its place.
+fn evaluate(
+    items: &mut [Value],
+    places: &[(String, Origin)],
+    options: &Options,
+) -> Result<offline::Evaluation, String> {
+    let mut evaluated: Vec<Item<'_>> = items
+        .iter_mut()
+        .zip(places)
+        .map(|(value, (at, origin))| Item {
+            at: at.clone(),
+            origin: origin.clone(),
+            value,
+        })
+        .collect();
     offline::evaluate(&mut evaluated, options).map_err(|e| e.to_string())
 }
 

@@ -114,7 +114,25 @@ pub struct Evaluation {
     explained: Vec<String>,
 }
 
-pub fn run(mut documents: Vec<Document>, options: &Options) -> Result<Report, OfflineError> {
+/// Whether `value` is an AdmissionReview: what the API server sends the webhook, not a
+/// manifest (the README's own example of one sits beside the example manifests).
+pub fn is_review(value: &Value) -> bool {
+    value["kind"] == "AdmissionReview"
+        && value["apiVersion"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("admission.k8s.io/"))
+}
+
+/// The note for a review left out of the output.
+pub fn review_note(at: &str) -> String {
+    format!(
+        "Note: left out {at}: an AdmissionReview is what the API server sends `probegate serve`, not a manifest; to replay it, POST it to serve's /mutate (examples/reviews/README.md)"
+    )
+}
+
+pub fn run(documents: Vec<Document>, options: &Options) -> Result<Report, OfflineError> {
+    let (reviews, mut documents): (Vec<Document>, Vec<Document>) =
+        documents.into_iter().partition(|d| is_review(&d.value));
     let mut items = Vec::new();
     for document in &mut documents {
         items.extend(expand(&document.origin, &mut document.value)?);
@@ -136,9 +154,14 @@ pub fn run(mut documents: Vec<Document>, options: &Options) -> Result<Report, Of
     };
     let check = options.check || options.format == OutputFormat::Sarif;
     let failed = evaluation.denied || (check && !evaluation.findings.is_empty());
+    let mut stderr: Vec<String> = reviews
+        .iter()
+        .map(|review| review_note(&review.origin.to_string()))
+        .collect();
+    stderr.extend(evaluation.stderr);
     Ok(Report {
         stdout,
-        stderr: evaluation.stderr,
+        stderr,
         exit_code: u8::from(failed),
     })
 }

@@ -82,7 +82,13 @@ fn mutate_is_idempotent_and_check_passes_clean_output() {
             "{name}: second run changed the output"
         );
         let warnings = read(&case.join("warnings.txt"));
-        // The same warnings, now about stdin: the output changed nothing they are about.
+        // The same warnings, now about stdin: the output changed nothing they are about. An
+        // AdmissionReview in the input is left out of the output, and so is its note.
+        let warnings: String = warnings
+            .lines()
+            .filter(|l| !l.starts_with("Note: left out "))
+            .map(|l| format!("{l}\n"))
+            .collect();
         assert_eq!(
             String::from_utf8(again.stderr).unwrap(),
             warnings.replace("input.yaml: ", "-: "),
@@ -175,8 +181,13 @@ fn patch_output_applies_to_the_input() {
             .lines()
             .map(|line| serde_json::from_str(line).unwrap())
             .collect();
-        let inputs =
-            manifest::read_paths(&[case.join("input.yaml")], &mut std::io::empty()).unwrap();
+        // An AdmissionReview in the input is no manifest: mutate leaves it out.
+        let inputs: Vec<_> =
+            manifest::read_paths(&[case.join("input.yaml")], &mut std::io::empty())
+                .unwrap()
+                .into_iter()
+                .filter(|d| !probegate::offline::is_review(&d.value))
+                .collect();
         let expected =
             manifest::read_paths(&[case.join("expected.yaml")], &mut std::io::empty()).unwrap();
         let mut patches = patches.into_iter();
@@ -362,4 +373,80 @@ fn namespace_annotation_flag_applies_under_namespace_documents() {
         })
         .collect();
     assert_eq!(records, ["c=readiness", "c=startup"]);
+}
+
+/// The README's first command: `mutate -f examples/` shows what probegate is for. Each
+/// example's point is on stderr (a gate held back, the metrics coupling), the PostgreSQL
+/// example gets PostgreSQL's own check and no HTTP path, the AdmissionReview beside them
+/// is no manifest, and the README's second command turns the coupling into a refusal.
+#[test]
+fn the_first_run_shows_what_probegate_does() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = probegate(root, &["mutate", "-f", "examples/"], None);
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    for says in [
+        "Deployment shop/order-worker: readiness gate \"target-health.elbv2.k8s.aws/k8s-shop-checkout-0a1b2c3d4e\" from the namespace's probegate.io/readiness-gates not added: no Service selects these pods",
+        "Deployment kube-ovn/kube-ovn-controller: container \"kube-ovn-controller\": readinessProbe targets port 10660, which serves metrics",
+        "Note: left out examples/reviews/pod.json: document 1: an AdmissionReview",
+    ] {
+        assert!(stderr.contains(says), "{says}\nnot in:\n{stderr}");
+    }
+    assert!(
+        !stderr.contains("namespaces the webhook configuration never sends"),
+        "every example is in a namespace the webhook sees: {stderr}"
+    );
+    assert!(
+        !stdout.contains("AdmissionReview"),
+        "the review is not printed as a manifest"
+    );
+    let objects = manifest::read_paths(&[root.join("examples")], &mut std::io::empty()).unwrap();
+    let printed: Vec<serde_json::Value> = probegate::yaml::load_all(&stdout).unwrap();
+    let db = printed
+        .iter()
+        .find(|o| o["kind"] == "StatefulSet" && o["metadata"]["name"] == "orders-db")
+        .expect("the PostgreSQL example is printed");
+    let postgres = &db["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(
+        postgres["readinessProbe"]["exec"]["command"][0], "pg_isready",
+        "{postgres}"
+    );
+    assert!(
+        !postgres.to_string().contains("httpGet"),
+        "no HTTP check on PostgreSQL's port: {postgres}"
+    );
+    let gated = printed
+        .iter()
+        .find(|o| o["kind"] == "Deployment" && o["metadata"]["name"] == "checkout")
+        .unwrap();
+    assert_eq!(
+        gated["spec"]["template"]["spec"]["readinessGates"][0]["conditionType"],
+        "target-health.elbv2.k8s.aws/k8s-shop-checkout-0a1b2c3d4e"
+    );
+    let reviews = objects
+        .iter()
+        .filter(|d| probegate::offline::is_review(&d.value))
+        .count();
+    assert_eq!(reviews, 2, "examples/reviews/ holds two reviews");
+    assert_eq!(
+        printed.len() + reviews,
+        objects.len(),
+        "every document but the reviews is printed"
+    );
+
+    let out = probegate(
+        root,
+        &[
+            "mutate",
+            "-f",
+            "examples/",
+            "--namespace-annotation",
+            "probegate.io/metrics-coupling=deny",
+        ],
+        None,
+    );
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("Denied: examples/06-kube-ovn-controller.yaml: document 2: Deployment kube-ovn/kube-ovn-controller: "), "{stderr}");
 }

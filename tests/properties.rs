@@ -179,7 +179,7 @@ fn seed_fuzz_corpora() {
             .unwrap()
         })
         .collect();
-    reviews.push(std::fs::read(root.join("examples/admission-review-pod.json")).unwrap());
+    reviews.push(std::fs::read(root.join("examples/reviews/pod.json")).unwrap());
     for (i, review) in reviews.iter().enumerate() {
         std::fs::write(corpus.join(format!("review/seed-{i:03}")), review).unwrap();
     }
