@@ -18,7 +18,7 @@
 # goes to stderr. Before measuring it checks that a dry-run Pod comes back with the
 # probegate.io/injected annotation, and fails if not. PROBEGATE=path runs another build.
 # Needs what the e2e suite needs (Go, kubectl, openssl) and python3. Results go in
-# BENCHMARKS.md by hand: this is measurement, never a test. It is meant for a shared
+# docs/benchmarks/ by hand: this is measurement, never a test. It is meant for a shared
 # machine: each run waits for other work to quieten, the CPU everything else used during a
 # run is printed, and a run other work disturbed is run again (admission_latency.py says
 # how). On the 2-core build machine one round of the default shapes takes about 2 minutes

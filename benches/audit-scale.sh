@@ -14,7 +14,7 @@
 # long creating and seeding took, then the wall time and peak RSS (GNU time's "Maximum
 # resident set size") of three runs of `probegate audit -A -o json` and each run's summary.
 # Needs what the e2e suite needs (Go on a first run, kubectl), python3 and /usr/bin/time.
-# Results go in BENCHMARKS.md by hand: this is measurement, never a test.
+# Results go in docs/benchmarks/ by hand: this is measurement, never a test.
 set -euo pipefail
 deployments=${1:-2000}
 namespaces=${2:-50}

@@ -7,7 +7,7 @@
 # peak and after churn, reviews p50/p99, and how soon a changed namespace annotation is seen
 # by the next review while other namespaces change. PROBEGATE=path runs another build (to
 # measure a base commit the same way). Needs what the e2e suite needs (Go on a first run,
-# kubectl) and python3. Results go in BENCHMARKS.md by hand: this is measurement, never a
+# kubectl) and python3. Results go in docs/benchmarks/ by hand: this is measurement, never a
 # test. The full size takes a few minutes, most of it filling the API server.
 set -euo pipefail
 namespaces=${1:-10000}

@@ -105,7 +105,7 @@ pub(crate) struct AuditArgs {
 pub(crate) enum AuditFormat {
     /// One row per finding, grouped by namespace, and a summary line.
     Table,
-    /// The AuditReport schema (README.md), as JSON.
+    /// The AuditReport schema (docs/audit.md), as JSON.
     Json,
     /// The same, as YAML.
     Yaml,

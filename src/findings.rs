@@ -1,5 +1,5 @@
 //! What the offline engine found in a set of manifests, one kind of finding per thing a
-//! user settles differently, with the help the README's "settle it with" table gives.
+//! user settles differently, with the help docs/ci.md's "settle it with" table gives.
 //! `mutate -o sarif` and `probegate fn` render the same findings.
 
 use crate::engine::Rule;

@@ -2,7 +2,7 @@
 //! kubert does: a component takes a `&mut Registry`, often a prefixed sub-registry, and
 //! keeps the handles it updates), and the text exposition. Every label value is a
 //! `&'static str` from a fixed set: no object names, namespaces or free text ever become a
-//! label. The names are the ones the README documents.
+//! label. The names are the ones docs/operations.md documents.
 
 use prometheus_client::registry::Registry;
 

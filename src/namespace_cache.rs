@@ -13,7 +13,7 @@
 //! each first list has ended (and the Service index is built), because `/readyz` asks
 //! synchronously and the store's `wait_until_ready` is async only.
 //!
-//! Why the library's store, measured at 10,000 namespaces and 50,000 Services (BENCHMARKS.md,
+//! Why the library's store, measured at 10,000 namespaces and 50,000 Services (docs/benchmarks/scale.md,
 //! "Cluster mode at scale"): with the cached objects compact (`NamespacePolicy`,
 //! `ServiceEvidence`, Services read as `ListedService`), RSS at ready is about 50 MiB where
 //! the hand-built store of full objects took 150 MiB, and ready comes within the time the API
@@ -59,7 +59,7 @@ const MAX_WATCH_RETRY: Duration = Duration::from_secs(5);
 
 /// How the watchers retry. kube-runtime's default (client-go's) grows to 30 s, kind to an
 /// API server with thousands of clients; with it, settings changed during an outage reached
-/// the answers up to 70 s after the API server was back (RELIABILITY.md). A webhook runs a
+/// the answers up to 70 s after the API server was back (docs/reliability.md). A webhook runs a
 /// few replicas, and a retry every few seconds costs the API server little. Any event starts
 /// the delays over: kube-runtime resets the backoff on each, the marker before a list
 /// included, so a list that keeps failing (RBAC, throttling) is retried every 0.5-1 s

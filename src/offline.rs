@@ -115,7 +115,7 @@ pub struct Evaluation {
 }
 
 /// Whether `value` is an AdmissionReview: what the API server sends the webhook, not a
-/// manifest (the README's own example of one sits beside the example manifests).
+/// manifest (examples/reviews/ holds two, to replay against `serve`).
 pub fn is_review(value: &Value) -> bool {
     value["kind"] == "AdmissionReview"
         && value["apiVersion"]

@@ -114,7 +114,7 @@ pub const KEYS: &[&dyn AnyKey] = &[
     &key::SKIP_CONTAINERS,
 ];
 
-/// Built-in timing defaults, documented in the README.
+/// Built-in timing defaults, documented in docs/configuration.md.
 pub const DEFAULT_INITIAL_DELAY_SECONDS: i32 = 5;
 pub const DEFAULT_PERIOD_SECONDS: i32 = 10;
 pub const DEFAULT_TIMEOUT_SECONDS: i32 = 3;

@@ -1,6 +1,6 @@
 //! `probegate mutate -o sarif`: its findings as SARIF 2.1.0, for code scanning (GitHub,
 //! GitLab) to show on the lines of a pull request. One rule per kind of finding, with the
-//! help the README's "settle it with" table gives; each result at the file and line where
+//! help docs/ci.md's "settle it with" table gives; each result at the file and line where
 //! its object's document starts.
 
 use serde_sarif::sarif::{

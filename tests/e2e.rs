@@ -57,7 +57,7 @@ impl ApiServer {
     }
 }
 
-/// The API server's side of client certificates, as the README shows it: a client
+/// The API server's side of client certificates, as docs/operations.md shows it: a client
 /// certificate from `probegate certs --client` (in WORKDIR/client-certs), named in a
 /// kubeconfig that a WebhookAdmissionConfiguration points at. The user is `*`: the webhook
 /// is registered by URL, on a port not known yet.

@@ -375,10 +375,10 @@ fn namespace_annotation_flag_applies_under_namespace_documents() {
     assert_eq!(records, ["c=readiness", "c=startup"]);
 }
 
-/// The README's first command: `mutate -f examples/` shows what probegate is for. Each
-/// example's point is on stderr (a gate held back, the metrics coupling), the PostgreSQL
-/// example gets PostgreSQL's own check and no HTTP path, the AdmissionReview beside them
-/// is no manifest, and the README's second command turns the coupling into a refusal.
+/// The README's first command prints what the webhook would admit (its stderr and exit
+/// codes are tests/docs.rs's, read from the README): the checkout app with its gate, the
+/// PostgreSQL example with PostgreSQL's own check and no HTTP path, and every document but
+/// the AdmissionReviews beside them.
 #[test]
 fn the_first_run_shows_what_probegate_does() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -386,17 +386,6 @@ fn the_first_run_shows_what_probegate_does() {
     let stderr = String::from_utf8(out.stderr).unwrap();
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    for says in [
-        "Deployment shop/order-worker: readiness gate \"target-health.elbv2.k8s.aws/k8s-shop-checkout-0a1b2c3d4e\" from the namespace's probegate.io/readiness-gates not added: no Service selects these pods",
-        "Deployment kube-ovn/kube-ovn-controller: container \"kube-ovn-controller\": readinessProbe targets port 10660, which serves metrics",
-        "Note: left out examples/reviews/pod.json: document 1: an AdmissionReview",
-    ] {
-        assert!(stderr.contains(says), "{says}\nnot in:\n{stderr}");
-    }
-    assert!(
-        !stderr.contains("namespaces the webhook configuration never sends"),
-        "every example is in a namespace the webhook sees: {stderr}"
-    );
     assert!(
         !stdout.contains("AdmissionReview"),
         "the review is not printed as a manifest"
@@ -424,6 +413,24 @@ fn the_first_run_shows_what_probegate_does() {
         gated["spec"]["template"]["spec"]["readinessGates"][0]["conditionType"],
         "target-health.elbv2.k8s.aws/k8s-shop-checkout-0a1b2c3d4e"
     );
+    let worker = printed
+        .iter()
+        .find(|o| o["metadata"]["name"] == "order-worker")
+        .unwrap();
+    let spec = &worker["spec"]["template"]["spec"];
+    assert!(
+        spec["readinessGates"].is_null() && spec["containers"][0]["readinessProbe"].is_object(),
+        "the worker gets probes and no gate: {spec}"
+    );
+    let operator = printed
+        .iter()
+        .find(|o| o["metadata"]["name"] == "widget-operator")
+        .expect("the operator example is printed");
+    assert_eq!(
+        operator["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"]["path"],
+        "/readyz",
+        "the operator is probed on the health server its flags declare"
+    );
     let reviews = objects
         .iter()
         .filter(|d| probegate::offline::is_review(&d.value))
@@ -434,19 +441,4 @@ fn the_first_run_shows_what_probegate_does() {
         objects.len(),
         "every document but the reviews is printed"
     );
-
-    let out = probegate(
-        root,
-        &[
-            "mutate",
-            "-f",
-            "examples/",
-            "--namespace-annotation",
-            "probegate.io/metrics-coupling=deny",
-        ],
-        None,
-    );
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("Denied: examples/06-kube-ovn-controller.yaml: document 2: Deployment kube-ovn/kube-ovn-controller: "), "{stderr}");
 }

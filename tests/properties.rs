@@ -134,7 +134,7 @@ fn inputs_the_fuzzers_found_stay_fixed() {
 
 /// Writes the fuzz targets' seed corpora from the golden fixtures, the examples, the
 /// manifests and the benchmark fixture: `cargo test --test properties -- --ignored
-/// seed_fuzz_corpora` (see RELIABILITY.md). Ignored: it writes files, and checks nothing.
+/// seed_fuzz_corpora` (see docs/fuzzing.md). Ignored: it writes files, and checks nothing.
 #[test]
 #[ignore = "a tool: writes fuzz/corpus/"]
 fn seed_fuzz_corpora() {

@@ -74,7 +74,7 @@ pub struct AdmissionMetrics {
 }
 
 impl AdmissionMetrics {
-    /// Registers the admission metrics in `registry`, under the names the README lists.
+    /// Registers the admission metrics in `registry`, under the names docs/operations.md lists.
     pub fn register(registry: &mut Registry) -> AdmissionMetrics {
         let metrics = AdmissionMetrics {
             reviews: Family::default(),

@@ -47,7 +47,7 @@ struct WireResponse<'a> {
 /// `bytes` in base64, as a JSON string. The base64 alphabet needs no JSON escapes, so the
 /// string is written as it is, not scanned for escapes a byte at a time as serde would a
 /// string (RawValue checks it is JSON, at a fraction of that cost: the scan was 46,000
-/// instructions of the synthetic review, BENCHMARKS.md).
+/// instructions of the synthetic review, docs/benchmarks/review-cost.md).
 fn base64(bytes: &[u8]) -> Result<Box<RawValue>, serde_json::Error> {
     use base64::Engine as _;
     let mut text = String::with_capacity(bytes.len().div_ceil(3) * 4 + 2);

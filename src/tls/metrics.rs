@@ -67,7 +67,7 @@ pub struct TlsMetrics {
 }
 
 impl TlsMetrics {
-    /// Registers the TLS metrics in `registry`, under the names the README lists.
+    /// Registers the TLS metrics in `registry`, under the names docs/operations.md lists.
     pub fn register(registry: &mut Registry) -> TlsMetrics {
         let metrics = TlsMetrics {
             reloads: Family::default(),

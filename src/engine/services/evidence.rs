@@ -1,6 +1,6 @@
 //! `ServiceEvidence`'s storage: every string of the Service in one buffer, the fields spans
 //! of it, so a cached Service costs a few allocations instead of one per string (a cluster
-//! cache holds tens of thousands; see BENCHMARKS.md, "Cluster mode at scale").
+//! cache holds tens of thousands; see docs/benchmarks/scale.md, "Cluster mode at scale").
 
 use std::collections::BTreeMap;
 
