@@ -16,7 +16,7 @@
 //! Probegate reaches the API server through a forwarder in this process, so "out of
 //! reach" can be held while the restarted API server already takes the change.
 
-#[path = "support/mod.rs"]
+#[path = "../support/mod.rs"]
 mod support;
 
 use std::collections::BTreeMap;
