@@ -17,12 +17,14 @@ use probegate::engine::kinds::split_api_version;
 use probegate::namespace_cache::policy_annotations;
 use serde_json::Value;
 
-/// Every object of the input, `List` items included.
+/// Every object of the input, `List` items included, less the AdmissionReviews that
+/// `mutate` leaves out of its output (so an object's index is its place in that output).
 fn objects(case: &Path) -> Vec<Value> {
     let documents =
         probegate::manifest::read_paths(&[case.join("input.yaml")], &mut std::io::empty()).unwrap();
     documents
         .into_iter()
+        .filter(|d| !probegate::offline::is_review(&d.value))
         .flat_map(|d| match d.value["kind"].as_str() {
             Some("List") => d.value["items"].as_array().cloned().unwrap_or_default(),
             _ => vec![d.value],
