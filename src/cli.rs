@@ -103,8 +103,11 @@ pub(crate) struct AuditArgs {
 
 #[derive(Clone, Copy, ValueEnum)]
 pub(crate) enum AuditFormat {
-    /// One row per finding, grouped by namespace, and a summary line.
+    /// One row per finding, grouped by namespace, and a summary line: each finding and
+    /// what to do in a few words.
     Table,
+    /// The table with the full what to do and the full explanation of each finding.
+    Wide,
     /// The AuditReport schema (README.md), as JSON.
     Json,
     /// The same, as YAML.

@@ -371,9 +371,10 @@ async fn audit(args: AuditArgs) -> ExitCode {
     use probegate::audit::suggest;
     let text = match (suggest, output) {
         (false, AuditFormat::Table) => Ok(report.to_table()),
+        (false, AuditFormat::Wide) => Ok(report.to_wide_table()),
         (false, AuditFormat::Json) => report.to_json(),
         (false, AuditFormat::Yaml) => report.to_yaml(),
-        (true, AuditFormat::Table) => suggest::to_text(&report.suggestions),
+        (true, AuditFormat::Table | AuditFormat::Wide) => suggest::to_text(&report.suggestions),
         (true, AuditFormat::Json) => suggest::to_json(&report.suggestions),
         (true, AuditFormat::Yaml) => suggest::to_yaml(&report.suggestions),
     };
