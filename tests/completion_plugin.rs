@@ -134,29 +134,44 @@ fn each_shell_gets_a_script_naming_every_subcommand() {
     }
 }
 
-/// What bash offers for `words` (the last one being typed) with the script sourced, as
-/// bash calls a completion function: the command, the word, the word before it.
-fn bash_completes(script: &str, words: &[&str]) -> Vec<String> {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("completion.bash");
-    std::fs::write(&file, script).unwrap();
+/// What bash offers for `words` (the last one being typed) after running `setup` (which
+/// defines the completion function), calling `function` as bash calls a completion
+/// function: the command, the word, the word before it; with `path` as PATH.
+fn bash_offers(setup: &str, function: &str, words: &[&str], path: &str) -> Vec<String> {
     let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
     let cword = words.len() - 1;
-    let function = format!("_{}", words[0].replace('-', "__"));
     let program = format!(
-        "source '{}'\nCOMP_WORDS=({})\nCOMP_CWORD={cword}\n{function} '{}' '{}' '{}'\nprintf '%s\\n' \"${{COMPREPLY[@]}}\"\n",
-        file.display(),
+        "{setup}\nCOMP_WORDS=({})\nCOMP_CWORD={cword}\nCOMP_LINE='{}'\nCOMP_POINT=${{#COMP_LINE}}\n{function} '{}' '{}' '{}'\nprintf '%s\\n' \"${{COMPREPLY[@]}}\"\n",
         quoted.join(" "),
+        words.join(" "),
         words[0],
         words[cword],
         words[cword - 1],
     );
     let out = Command::new("bash")
         .args(["--norc", "--noprofile", "-c", &program])
+        .env("PATH", path)
+        .env_remove("KUBECONFIG")
         .output()
         .unwrap();
     assert!(out.status.success(), "bash: {}", text(&out.stderr));
     text(&out.stdout).lines().map(str::to_owned).collect()
+}
+
+/// What bash offers for `words` with `script`, a script of `probegate completion bash`,
+/// sourced.
+fn bash_completes(script: &str, words: &[&str]) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("completion.bash");
+    std::fs::write(&file, script).unwrap();
+    let function = format!("_{}", words[0].replace('-', "__"));
+    let path = std::env::var("PATH").unwrap_or_default();
+    bash_offers(
+        &format!("source '{}'", file.display()),
+        &function,
+        words,
+        &path,
+    )
 }
 
 #[test]
@@ -204,6 +219,13 @@ fn bash_completes_subcommands_options_and_values() {
             script: &direct,
             words: &["probegate", "mutate", "--include"],
             offers: &["--include-excluded-namespaces"],
+            lacks: &[],
+        },
+        Case {
+            name: "a path: file names (run from the crate's folder)",
+            script: &direct,
+            words: &["probegate", "mutate", "-f", "exam"],
+            offers: &["examples"],
             lacks: &[],
         },
         Case {
@@ -458,5 +480,33 @@ fn kubectl_completes_the_plugin_through_kubectl_complete_probegate() {
             "{case}: {}",
             text(&out.stderr)
         );
+    }
+}
+
+#[test]
+fn bash_completes_kubectl_probegate_through_kubectls_own_script() {
+    // kubectl's bash completion is built on bash-completion's functions.
+    let bash_completion = Path::new("/usr/share/bash-completion/bash_completion");
+    if !bash_completion.is_file() {
+        eprintln!("bash-completion is not installed: kubectl's bash script cannot run");
+        return;
+    }
+    let installed = Installed::new();
+    // (case, the line typed, what bash must offer)
+    let cases: [(&str, &[&str], &[&str]); 2] = [
+        ("a subcommand", &["kubectl", "probegate", "au"], &["audit"]),
+        (
+            "audit's formats",
+            &["kubectl", "probegate", "audit", "-o", ""],
+            &["table", "wide", "json", "yaml"],
+        ),
+    ];
+    let setup = format!(
+        "source '{}'\nsource <(kubectl completion bash)",
+        bash_completion.display()
+    );
+    for (case, words, offers) in cases {
+        let offered = bash_offers(&setup, "__start_kubectl", words, &installed.path());
+        assert_eq!(offered, offers.to_vec(), "{case}");
     }
 }
