@@ -34,6 +34,8 @@ pub(crate) enum Invoked {
 }
 
 impl Invoked {
+    /// kubectl runs a plugin by the path it found on PATH, as argv[0] too (kubectl's
+    /// pkg/cmd/cmd.go, `DefaultPluginHandler.Execute`), so the file name is what counts.
     pub(crate) fn from_argv0(argv0: Option<&OsStr>) -> Invoked {
         match argv0
             .and_then(|a| Path::new(a).file_name())

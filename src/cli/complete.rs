@@ -11,6 +11,7 @@
 
 use clap::{Arg, Command, ValueHint};
 
+// The directives' values are Cobra's `ShellCompDirective` constants (Cobra's completions.go).
 /// Cobra's `ShellCompDirectiveDefault`: the shell may offer file names too.
 const FILES: u8 = 0;
 /// Cobra's `ShellCompDirectiveNoFileComp`: only the candidates given.
