@@ -10,6 +10,9 @@
 #   beside the layout (LAYOUT.cdx.json) must be valid CycloneDX 1.5 and list every
 #   crate compiled into the binary, and nothing else, with its version and licence
 #   (.ci/check-sbom.py, run with its self-test: spoilt copies must fail).
+#   Taken out of the layer as docs/cli.md says, under the name kubectl-probegate,
+#   the binary must answer as `kubectl probegate`, and kubectl (if installed) must
+#   list it and run it.
 #   The TAG-fn image (the KRM function) must be the same layer with the command fn,
 #   and answer a ResourceList, run as its config says with no network, as the
 #   cargo-built `probegate fn` does.
@@ -91,6 +94,27 @@ for dir in tests/golden/*/; do
     cases=$((cases + 1))
 done
 log "ok: --version and mutate on $cases golden fixtures answer as the cargo-built binary"
+
+# As a kubectl plugin, installed as docs/cli.md says: the layer's /probegate taken out under
+# the name kubectl-probegate answers as `kubectl probegate`, and kubectl, where there is one,
+# lists it and runs it.
+plugins=$work/plugins
+mkdir -p "$plugins"
+tar -xzOf "$(blob "$layers")" --wildcards '*probegate' >"$plugins/kubectl-probegate"
+chmod +x "$plugins/kubectl-probegate"
+cmp -s "$plugins/kubectl-probegate" "$from_image" || die "docs/cli.md's tar line does not take out /probegate"
+usage=$("$plugins/kubectl-probegate" --help | grep '^Usage:')
+[[ $usage == "Usage: kubectl probegate <COMMAND>" ]] || die "named kubectl-probegate, --help says: $usage"
+if command -v kubectl >/dev/null; then
+    listed=$(PATH=$plugins:$PATH kubectl plugin list 2>/dev/null || true)
+    grep -qxF "$plugins/kubectl-probegate" <<<"$listed" ||
+        die "kubectl plugin list does not list $plugins/kubectl-probegate: $listed"
+    usage=$(PATH=$plugins:$PATH kubectl probegate --help | grep '^Usage:')
+    [[ $usage == "Usage: kubectl probegate <COMMAND>" ]] || die "kubectl probegate --help says: $usage"
+    log "ok: named kubectl-probegate, the image's binary is the plugin kubectl probegate"
+else
+    log "ok: named kubectl-probegate, the image's binary answers as kubectl probegate (no kubectl here to run it)"
+fi
 
 # The KRM function's image: the same layer, user and entrypoint, `fn` as its command.
 fn_manifest=$(jq -r --arg tag "$tag-fn" \

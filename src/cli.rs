@@ -1,11 +1,119 @@
 //! The command line's arguments, as clap reads them; `main.rs` runs what they ask for.
+//! Also the names the binary answers to: `probegate`, and `kubectl-probegate` as a kubectl
+//! plugin (`kubectl probegate ...`), with `kubectl_complete-probegate` for kubectl's shell
+//! completion of it (`complete.rs`).
 
-use std::path::PathBuf;
+mod complete;
+
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
 
 use std::net::{IpAddr, SocketAddr};
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use probegate::offline::{self, OutputFormat};
+
+/// The file name kubectl runs for `kubectl probegate`: a plugin is an executable on PATH
+/// named `kubectl-` and the command's name, run with the arguments after it
+/// (https://kubernetes.io/docs/tasks/extend-kubectl/kubectl-plugins/).
+pub(crate) const PLUGIN: &str = "kubectl-probegate";
+/// The file name kubectl runs to complete `kubectl probegate ...` in a shell: the plugin's
+/// name behind `kubectl_complete-` (kubectl 1.26+, KEP-2379 "Shell Completion Support";
+/// kubectl's pkg/cmd/plugin/plugin_completion.go).
+pub(crate) const PLUGIN_COMPLETION: &str = "kubectl_complete-probegate";
+
+/// What the binary was called as: the file name of its argv[0].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Invoked {
+    /// `probegate`, or any name other than the two below.
+    Directly,
+    /// `kubectl-probegate`, which kubectl runs for `kubectl probegate`.
+    Plugin,
+    /// `kubectl_complete-probegate`, which kubectl runs for completions of the plugin.
+    PluginCompletion,
+}
+
+impl Invoked {
+    /// kubectl runs a plugin by the path it found on PATH, as argv[0] too (kubectl's
+    /// pkg/cmd/cmd.go, `DefaultPluginHandler.Execute`), so the file name is what counts.
+    pub(crate) fn from_argv0(argv0: Option<&OsStr>) -> Invoked {
+        match argv0
+            .and_then(|a| Path::new(a).file_name())
+            .and_then(OsStr::to_str)
+        {
+            Some(PLUGIN) => Invoked::Plugin,
+            Some(PLUGIN_COMPLETION) => Invoked::PluginCompletion,
+            _ => Invoked::Directly,
+        }
+    }
+}
+
+/// What to do, from the command line.
+pub(crate) enum Invocation {
+    Run(Box<Cli>, Invoked),
+    /// kubectl asks for the completions of `kubectl probegate WORDS...`; the last word is
+    /// the one being typed (empty for a new one).
+    CompletePlugin(Vec<String>),
+}
+
+/// The command line, parsed as the name the binary was called by asks; a bad one exits 2
+/// with clap's message, a help or version request 0.
+pub(crate) fn parse() -> Invocation {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let invoked = Invoked::from_argv0(args.first().map(OsString::as_os_str));
+    if invoked == Invoked::PluginCompletion {
+        let words = args
+            .iter()
+            .skip(1)
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        return Invocation::CompletePlugin(words);
+    }
+    let matches = command(invoked).get_matches_from(args);
+    match Cli::from_arg_matches(&matches) {
+        Ok(cli) => Invocation::Run(Box::new(cli), invoked),
+        Err(error) => error.exit(),
+    }
+}
+
+/// The command line's definition, named as usage, help and errors should name it: as a
+/// plugin, `kubectl probegate` (otherwise clap takes the name from argv[0]).
+pub(crate) fn command(invoked: Invoked) -> clap::Command {
+    match invoked {
+        Invoked::Directly => Cli::command(),
+        Invoked::Plugin | Invoked::PluginCompletion => Cli::command().bin_name("kubectl probegate"),
+    }
+}
+
+/// The completion script for `shell`, for the command as the shell runs it: `probegate`,
+/// or `kubectl-probegate` when called by that name (`kubectl probegate` itself is
+/// completed through kubectl, by `kubectl_complete-probegate`).
+pub(crate) fn completion_script(shell: CompletionShell, invoked: Invoked) -> String {
+    let name = match invoked {
+        Invoked::Directly => "probegate",
+        Invoked::Plugin | Invoked::PluginCompletion => PLUGIN,
+    };
+    let mut cmd = Cli::command();
+    cmd.set_bin_name(name);
+    cmd.build();
+    let generator = match shell {
+        CompletionShell::Bash => clap_complete::Shell::Bash,
+        CompletionShell::Zsh => clap_complete::Shell::Zsh,
+        CompletionShell::Fish => clap_complete::Shell::Fish,
+    };
+    let mut script = Vec::new();
+    // Writing to memory does not fail; clap_complete's `generate` would panic if it did.
+    let _ = clap_complete::Generator::try_generate(&generator, &cmd, &mut script);
+    String::from_utf8_lossy(&script).into_owned()
+}
+
+/// The candidates for kubectl's completion of `kubectl probegate WORDS...`, in its
+/// protocol.
+pub(crate) fn plugin_completions(words: &[String]) -> String {
+    let mut cmd = Cli::command();
+    cmd.build();
+    complete::answer(&cmd, words)
+}
 
 #[derive(Parser)]
 #[command(
@@ -37,6 +145,23 @@ pub(crate) enum Command {
     /// on stdout, findings in its results; configured by its functionConfig.
     #[command(name = "fn")]
     Function(FunctionArgs),
+    /// Print a shell completion script on stdout: `source <(probegate completion bash)`
+    /// (docs/cli.md: zsh, fish, and `kubectl probegate`).
+    Completion(CompletionArgs),
+}
+
+#[derive(clap::Args)]
+pub(crate) struct CompletionArgs {
+    /// The shell to complete in.
+    #[arg(value_enum)]
+    pub(crate) shell: CompletionShell,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(clap::Args)]
@@ -103,8 +228,11 @@ pub(crate) struct AuditArgs {
 
 #[derive(Clone, Copy, ValueEnum)]
 pub(crate) enum AuditFormat {
-    /// One row per finding, grouped by namespace, and a summary line.
+    /// One row per finding, grouped by namespace, and a summary line: each finding and
+    /// what to do in a few words.
     Table,
+    /// The table with the full what to do and the full explanation of each finding.
+    Wide,
     /// The AuditReport schema (docs/audit.md), as JSON.
     Json,
     /// The same, as YAML.
@@ -235,4 +363,51 @@ pub(crate) struct MutateArgs {
     /// entry or convention that matched, or why none did.
     #[arg(long, conflicts_with = "output")]
     pub(crate) explain: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_name_it_is_called_by_is_argv0s_file_name() {
+        // (case, argv[0], what it is called as)
+        let cases = [
+            ("by its own name", Some("probegate"), Invoked::Directly),
+            (
+                "a path",
+                Some("/usr/local/bin/probegate"),
+                Invoked::Directly,
+            ),
+            ("renamed", Some("./pg"), Invoked::Directly),
+            ("no argv[0]", None, Invoked::Directly),
+            (
+                "kubectl runs the plugin by its path",
+                Some("/home/me/bin/kubectl-probegate"),
+                Invoked::Plugin,
+            ),
+            (
+                "the plugin on PATH",
+                Some("kubectl-probegate"),
+                Invoked::Plugin,
+            ),
+            (
+                "kubectl's completion of it",
+                Some("/home/me/bin/kubectl_complete-probegate"),
+                Invoked::PluginCompletion,
+            ),
+            (
+                "another plugin's name",
+                Some("kubectl-probegate-old"),
+                Invoked::Directly,
+            ),
+        ];
+        for (case, argv0, invoked) in cases {
+            assert_eq!(
+                Invoked::from_argv0(argv0.map(OsStr::new)),
+                invoked,
+                "{case}"
+            );
+        }
+    }
 }

@@ -82,6 +82,22 @@ impl Check {
         }
     }
 
+    /// How to settle it in a few words, where a table has no room for `describe`'s whole
+    /// sentence (audit's ACTION column).
+    pub fn brief(self) -> &'static str {
+        match self {
+            Check::ProbesWouldBeAdded => "review, or set your own",
+            Check::ReadinessGatesWouldBeAdded => "check a controller sets them",
+            Check::Warning(Rule::Probes) => "set probegate.io/port or skip it",
+            Check::Warning(Rule::ReadinessGates) => "add a Service that selects them",
+            Check::Warning(Rule::MetricsCoupling) | Check::WouldBeDenied => {
+                "give health a port of its own"
+            }
+            Check::Warning(Rule::Policy) => "fix or remove the annotation",
+            Check::RemovedApiVersion => "use the apiVersion it names",
+        }
+    }
+
     pub fn index(self) -> usize {
         Check::ALL
             .iter()
@@ -160,6 +176,17 @@ mod tests {
         }
         for (index, check) in Check::ALL.iter().enumerate() {
             assert_eq!(check.index(), index);
+        }
+    }
+
+    #[test]
+    fn every_kind_of_finding_has_a_few_words_for_a_table() {
+        for check in Check::ALL {
+            let brief = check.brief();
+            assert!(
+                !brief.is_empty() && brief.len() <= 32 && !brief.ends_with('.'),
+                "{check:?}: {brief:?}"
+            );
         }
     }
 }

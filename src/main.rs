@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::Parser;
 use probegate::admission::Admission;
 use probegate::catalogue_file::{self, CatalogueStore};
 use probegate::certs::{self, Names};
@@ -23,7 +22,7 @@ use probegate::tls::{CertStore, ClientCaStore};
 
 mod cli;
 use cli::{
-    AuditArgs, AuditFormat, CatalogueArgs, CertsArgs, Cli, Command, FunctionArgs, LogFormat,
+    AuditArgs, AuditFormat, CatalogueArgs, CertsArgs, Command, FunctionArgs, Invocation, LogFormat,
     MutateArgs, ServeArgs,
 };
 
@@ -31,7 +30,12 @@ use cli::{
 const EXIT_BAD_INPUT: u8 = 2;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let (cli, invoked) = match cli::parse() {
+        Invocation::Run(cli, invoked) => (cli, invoked),
+        Invocation::CompletePlugin(words) => {
+            return print(&cli::plugin_completions(&words), &[], 0);
+        }
+    };
     match cli.command {
         Command::Mutate(args) => mutate(args),
         Command::Serve(args) => report(serve(args)),
@@ -39,6 +43,7 @@ fn main() -> ExitCode {
         Command::Audit(args) => audit(args),
         Command::Catalogue(args) => catalogue(args),
         Command::Function(args) => function(args),
+        Command::Completion(args) => print(&cli::completion_script(args.shell, invoked), &[], 0),
     }
 }
 
@@ -371,9 +376,10 @@ async fn audit(args: AuditArgs) -> ExitCode {
     use probegate::audit::suggest;
     let text = match (suggest, output) {
         (false, AuditFormat::Table) => Ok(report.to_table()),
+        (false, AuditFormat::Wide) => Ok(report.to_wide_table()),
         (false, AuditFormat::Json) => report.to_json(),
         (false, AuditFormat::Yaml) => report.to_yaml(),
-        (true, AuditFormat::Table) => suggest::to_text(&report.suggestions),
+        (true, AuditFormat::Table | AuditFormat::Wide) => suggest::to_text(&report.suggestions),
         (true, AuditFormat::Json) => suggest::to_json(&report.suggestions),
         (true, AuditFormat::Yaml) => suggest::to_yaml(&report.suggestions),
     };

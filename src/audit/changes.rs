@@ -12,6 +12,7 @@ use crate::engine::Object;
 use crate::engine::catalogue::Catalogue;
 use crate::engine::plan::{ContainerProbes, Plan};
 use crate::engine::{self, Context, Mutation, Rule, ServiceEvidence};
+use crate::findings::Check;
 use crate::policy::{INJECTED_ANNOTATION, ProbeKind};
 
 /// Whether the audit judges this workload with the engine: not when a controller owns it
@@ -52,6 +53,8 @@ pub fn findings(workload: &Object<'_>, mutation: &Mutation) -> Vec<Finding> {
         message: String::new(),
         action: String::new(),
         evidence: Vec::new(),
+        short_title: String::new(),
+        short_action: String::new(),
     };
     let mut findings = if mutation.is_finding() {
         added_findings(&mutation.plan, &blank)
@@ -59,13 +62,16 @@ pub fn findings(workload: &Object<'_>, mutation: &Mutation) -> Vec<Finding> {
         Vec::new()
     };
     for warning in &mutation.warnings {
+        let (title, short_title) = warning_title(warning.rule, &warning.message);
         findings.push(Finding {
             container: container_named(&warning.message),
             rule: Some(warning.rule.as_str().into()),
-            title: warning_title(warning.rule, &warning.message),
+            title,
             message: warning.message.clone(),
             // The engine's warnings end with how to settle them.
             action: warning.message.clone(),
+            short_title,
+            short_action: Check::Warning(warning.rule).brief().into(),
             ..blank.clone()
         });
     }
@@ -76,6 +82,8 @@ pub fn findings(workload: &Object<'_>, mutation: &Mutation) -> Vec<Finding> {
             title: "would be refused (metrics-coupling: deny)".into(),
             message: reason.clone(),
             action: reason.clone(),
+            short_title: "would be refused".into(),
+            short_action: Check::WouldBeDenied.brief().into(),
             ..blank
         });
     }
@@ -102,6 +110,15 @@ fn added_findings(added: &Plan, blank: &Finding) -> Vec<Finding> {
             container: Some(container.clone()),
             finding_type: FindingType::ProbesWouldBeAdded,
             title: format!("would add {}", fields.join(", ")),
+            short_title: format!(
+                "would add {}",
+                probes
+                    .iter()
+                    .map(|(kind, _)| kind.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            short_action: Check::ProbesWouldBeAdded.brief().into(),
             message: format!(
                 "the webhook adds {} to container {container:?} of every new pod",
                 fields.join(", ")
@@ -119,6 +136,11 @@ fn added_findings(added: &Plan, blank: &Finding) -> Vec<Finding> {
         findings.push(Finding {
             finding_type: FindingType::ReadinessGatesWouldBeAdded,
             title: format!("would add readiness gate(s) {}", added.gates.join(", ")),
+            short_title: match added.gates.len() {
+                1 => "would add a readiness gate".into(),
+                n => format!("would add {n} readiness gates"),
+            },
+            short_action: Check::ReadinessGatesWouldBeAdded.brief().into(),
             message: format!(
                 "the webhook adds readiness gate(s) {} to every new pod: pods become Ready only once these conditions are True",
                 added.gates.join(", ")
@@ -131,20 +153,30 @@ fn added_findings(added: &Plan, blank: &Finding) -> Vec<Finding> {
     findings
 }
 
-fn warning_title(rule: Rule, message: &str) -> String {
-    match rule {
-        Rule::Policy => "probegate.io annotation ignored".into(),
-        Rule::Probes => "probe not added".into(),
-        Rule::ReadinessGates => "readiness gates held back".into(),
+/// A warning's title, and its few words for the table.
+fn warning_title(rule: Rule, message: &str) -> (String, String) {
+    let (title, short) = match rule {
+        Rule::Policy => ("probegate.io annotation ignored", "annotation ignored"),
+        Rule::Probes => ("probe not added", "probe not added as asked"),
+        Rule::ReadinessGates => ("readiness gates held back", "readiness gate not added"),
         // The coupling rule's messages name the probe: "livenessProbe targets port N".
-        Rule::MetricsCoupling => match ProbeKind::ALL
-            .into_iter()
-            .find(|kind| message.contains(&format!("{} targets port", kind.field())))
-        {
-            Some(kind) => format!("{} depends on metrics being on", kind.field()),
-            None => "a probe depends on metrics being on".into(),
-        },
-    }
+        Rule::MetricsCoupling => {
+            return match ProbeKind::ALL
+                .into_iter()
+                .find(|kind| message.contains(&format!("{} targets port", kind.field())))
+            {
+                Some(kind) => (
+                    format!("{} depends on metrics being on", kind.field()),
+                    format!("{} needs metrics on", kind.field()),
+                ),
+                None => (
+                    "a probe depends on metrics being on".into(),
+                    "a probe needs metrics on".into(),
+                ),
+            };
+        }
+    };
+    (title.into(), short.into())
 }
 
 /// Engine messages about one container start `container "NAME":`.
@@ -239,11 +271,17 @@ mod tests {
         let message = "container \"ctl\": livenessProbe targets port 10660, which serves metrics";
         assert_eq!(
             warning_title(Rule::MetricsCoupling, message),
-            "livenessProbe depends on metrics being on"
+            (
+                "livenessProbe depends on metrics being on".into(),
+                "livenessProbe needs metrics on".into()
+            )
         );
         assert_eq!(
             warning_title(Rule::MetricsCoupling, "other"),
-            "a probe depends on metrics being on"
+            (
+                "a probe depends on metrics being on".into(),
+                "a probe needs metrics on".into()
+            )
         );
     }
 

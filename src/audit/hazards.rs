@@ -24,6 +24,8 @@ fn pod_finding(pod: &Pod, container: Option<&str>, finding_type: FindingType) ->
         message: String::new(),
         action: String::new(),
         evidence: Vec::new(),
+        short_title: String::new(),
+        short_action: String::new(),
     }
 }
 
@@ -135,6 +137,9 @@ fn stuck_gate_finding(
     };
     let mut finding = pod_finding(pod, None, FindingType::StuckReadinessGate);
     finding.title = format!("readiness gate {} stuck for {}", gate, human(stuck_for));
+    // The gate's name, often long, is in the title and the message.
+    finding.short_title = format!("readiness gate stuck for {}", human(stuck_for));
+    finding.short_action = "check the gate's controller".into();
     finding.message = format!(
         "readiness gate {:?} {state}, and the containers have been ready for {}: the pod runs but is not Ready, so it gets no traffic and a rollout waiting on it stalls",
         gate,
@@ -223,6 +228,8 @@ fn coupled_probe_finding(
     let status = container_status(pod, &container.name);
     let mut finding = pod_finding(pod, Some(&container.name), FindingType::MetricsCoupledProbe);
     finding.title = format!("running with its {} on a metrics-only port", kind.field());
+    finding.short_title = format!("{} fails: metrics off", kind.field());
+    finding.short_action = "give health a port of its own".into();
     finding.action = "serve health on a port of its own or enable metrics; if the port listens anyway, set probegate.io/metrics-coupling: off on the workload".into();
     finding.evidence = facts.ports.values().cloned().collect();
     finding.evidence.extend(
@@ -367,7 +374,9 @@ pub fn liveness_restarts(pod: &Pod, tallies: &mut Tallies) -> Vec<Finding> {
             "the kubelet killed container {:?} {} time(s) because its liveness probe failed ({} failure(s) recorded); a liveness probe that fails while the process is only slow or its dependencies are down turns a slow start or an outage into restarts",
             container.name, tally.kills, tally.failures
         );
+        finding.short_title = format!("restarted {} time(s) by liveness", tally.kills);
         finding.action = "check the liveness probe: a startup probe for slow starts, a longer timeout or threshold, or a liveness check that tests the process only".into();
+        finding.short_action = "check the liveness probe".into();
         finding.evidence = vec![
             format!("{} Killing event(s) naming the liveness probe", tally.kills),
             format!(

@@ -77,6 +77,37 @@ pub struct Finding {
     pub action: String,
     /// What the finding rests on, one fact per entry.
     pub evidence: Vec<String>,
+    /// A few words of `title` for the table's FINDING column, written by the rule that
+    /// makes the finding; not in the JSON or YAML, which keep `title` whole.
+    #[serde(skip)]
+    pub short_title: String,
+    /// One short sentence of `action` for the table's ACTION column; not in the JSON or
+    /// YAML, which keep `action` whole.
+    #[serde(skip)]
+    pub short_action: String,
+}
+
+impl Finding {
+    /// The finding's row of the table; with `wide`, the full what to do and explanation.
+    fn cells(&self, wide: bool) -> Vec<String> {
+        let mut row = vec![
+            self.namespace.clone(),
+            format!("{}/{}", self.kind, self.name),
+            self.container.clone().unwrap_or_else(|| "-".into()),
+            self.short_title.clone(),
+            self.short_action.clone(),
+        ];
+        if wide {
+            // An engine warning's message ends with how to settle it: said once.
+            row.push(if self.action == self.message {
+                "see the explanation".into()
+            } else {
+                self.action.clone()
+            });
+            row.push(self.message.clone());
+        }
+        row
+    }
 }
 
 /// Counts over the whole run.
@@ -169,36 +200,30 @@ impl Report {
     }
 
     /// One row per finding, grouped by namespace (a blank line between groups), then the
-    /// one-line summary.
+    /// one-line summary: each finding and what to do in a few words, to fit a terminal.
     pub fn to_table(&self) -> String {
-        const HEADERS: [&str; 5] = [
-            "NAMESPACE",
-            "KIND/NAME",
-            "CONTAINER",
-            "FINDING",
-            "WHAT TO DO",
-        ];
-        let rows: Vec<[String; 5]> = self
-            .findings
-            .iter()
-            .map(|f| {
-                [
-                    f.namespace.clone(),
-                    format!("{}/{}", f.kind, f.name),
-                    f.container.clone().unwrap_or_else(|| "-".into()),
-                    f.title.clone(),
-                    f.action.clone(),
-                ]
-            })
-            .collect();
-        let mut widths = HEADERS.map(str::len);
+        self.table(false)
+    }
+
+    /// The table with two more columns: the full what to do and the full explanation
+    /// (`-o wide`).
+    pub fn to_wide_table(&self) -> String {
+        self.table(true)
+    }
+
+    fn table(&self, wide: bool) -> String {
+        let mut headers = vec!["NAMESPACE", "KIND/NAME", "CONTAINER", "FINDING", "ACTION"];
+        if wide {
+            headers.extend(["WHAT TO DO", "EXPLANATION"]);
+        }
+        let rows: Vec<Vec<String>> = self.findings.iter().map(|f| f.cells(wide)).collect();
+        let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
         for row in &rows {
             for (width, cell) in widths.iter_mut().zip(row) {
                 *width = (*width).max(cell.chars().count());
             }
         }
-        let mut out = String::new();
-        let line = |out: &mut String, cells: [&str; 5]| {
+        let line = |out: &mut String, cells: &[&str]| {
             let mut text = String::new();
             for (index, cell) in cells.iter().enumerate() {
                 if index + 1 == cells.len() {
@@ -210,8 +235,9 @@ impl Report {
             out.push_str(text.trim_end());
             out.push('\n');
         };
+        let mut out = String::new();
         if !rows.is_empty() {
-            line(&mut out, HEADERS);
+            line(&mut out, &headers);
         }
         let mut previous: Option<&str> = None;
         for row in &rows {
@@ -219,7 +245,8 @@ impl Report {
                 out.push('\n');
             }
             previous = Some(&row[0]);
-            line(&mut out, [&row[0], &row[1], &row[2], &row[3], &row[4]]);
+            let cells: Vec<&str> = row.iter().map(String::as_str).collect();
+            line(&mut out, &cells);
         }
         if !rows.is_empty() {
             out.push('\n');
@@ -264,6 +291,8 @@ mod tests {
             message: "m".into(),
             action: "do it".into(),
             evidence: vec![],
+            short_title: "short".into(),
+            short_action: "do".into(),
         }
     }
 
@@ -301,6 +330,60 @@ mod tests {
     }
 
     #[test]
+    fn the_default_table_is_short_and_wide_adds_the_whole_text() {
+        let mut warning = finding("a", "x", FindingType::Warning);
+        warning.message = "container \"x\": it went wrong; set this to fix it".into();
+        warning.action = warning.message.clone();
+        let mut live = finding("a", "y", FindingType::LivenessRestarts);
+        live.message = "the kubelet killed it".into();
+        live.action = "check the liveness probe: in full".into();
+        let report = Report::new(vec!["a".into()], Summary::default(), vec![warning, live]);
+        // (case, table, header, a row's cells after the container, text it must lack)
+        let cases = [
+            (
+                "default",
+                report.to_table(),
+                "NAMESPACE   KIND/NAME      CONTAINER   FINDING   ACTION",
+                vec!["short", "do"],
+                vec!["went wrong", "in full", "Warning"],
+            ),
+            (
+                "wide",
+                report.to_wide_table(),
+                "NAMESPACE   KIND/NAME      CONTAINER   FINDING   ACTION   WHAT TO DO                          EXPLANATION",
+                vec![
+                    "short",
+                    "do",
+                    "see the explanation",
+                    "container \"x\": it went wrong; set this to fix it",
+                ],
+                vec![],
+            ),
+        ];
+        for (case, table, header, cells, lacks) in cases {
+            let lines: Vec<&str> = table.lines().collect();
+            assert_eq!(lines[0], header, "{case}: {table}");
+            let row: Vec<&str> = lines[1]
+                .split("   ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .collect();
+            assert_eq!(row[..3], ["a", "Deployment/x", "-"], "{case}: {table}");
+            assert_eq!(row[3..], cells[..], "{case}: {table}");
+            for text in lacks {
+                assert!(!table.contains(text), "{case}: {text} in {table}");
+            }
+        }
+        assert!(
+            report.to_wide_table().lines().nth(2).is_some_and(
+                |l| l.ends_with("check the liveness probe: in full   the kubelet killed it")
+            ),
+            "wide: an action of its own is printed whole: {}",
+            report.to_wide_table()
+        );
+    }
+
+    #[test]
     fn a_clean_report_is_one_line() {
         let report = Report::new(vec!["default".into()], Summary::default(), vec![]);
         assert_eq!(report.to_table().lines().count(), 1);
@@ -318,20 +401,28 @@ mod tests {
         assert_eq!(value["kind"], "AuditReport");
         assert_eq!(value["summary"]["liveFindings"], 1);
         let item = &value["findings"][0];
-        for key in [
-            "namespace",
-            "kind",
-            "name",
-            "container",
-            "type",
-            "rule",
-            "title",
-            "message",
-            "action",
-            "evidence",
-        ] {
-            assert!(item.get(key).is_some(), "{key} missing: {item}");
-        }
+        let keys: Vec<&str> = item
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        // Exactly the schema's fields, in its order: the table's short forms stay out.
+        assert_eq!(
+            keys,
+            [
+                "namespace",
+                "kind",
+                "name",
+                "container",
+                "type",
+                "rule",
+                "title",
+                "message",
+                "action",
+                "evidence"
+            ]
+        );
         assert_eq!(item["type"], "liveness-restarts");
         let yaml = report.to_yaml().unwrap();
         let back = crate::yaml::load_all(&yaml).unwrap();

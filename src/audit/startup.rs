@@ -621,6 +621,8 @@ pub fn assess(workload: &Workload, budget: &Budget, observed: &Observed) -> Asse
         message: String::new(),
         action: String::new(),
         evidence,
+        short_title: String::new(),
+        short_action: String::new(),
     };
     if too_short(&allowed, longest) {
         let seen = if observed.killed.is_empty() {
@@ -643,6 +645,8 @@ pub fn assess(workload: &Workload, budget: &Budget, observed: &Observed) -> Asse
                 allowed.seconds
             ),
             action: "give it a longer start-up budget: `probegate audit --suggest` prints the change".into(),
+            short_title: format!("start-up budget {}s too short", allowed.seconds),
+            short_action: "lengthen it: audit --suggest".into(),
             ..blank.clone()
         });
     }
@@ -672,6 +676,8 @@ pub fn assess(workload: &Workload, budget: &Budget, observed: &Observed) -> Asse
                 allowed.seconds
             ),
             action: describe_change(&change),
+            short_title: format!("suggested start-up budget {seconds}s"),
+            short_action: brief_change(&change),
             ..blank
         });
         assessment.change = Some(ContainerChange {
@@ -772,6 +778,17 @@ fn describe_change(change: &Change) -> String {
             "add a startupProbe with the liveness check, failureThreshold {} (`probegate audit --suggest` prints the patch)",
             probe.failure_threshold.unwrap_or_default()
         ),
+    }
+}
+
+/// The change in a few words, for the table (`describe_change` says where the patch is).
+fn brief_change(change: &Change) -> String {
+    match change {
+        Change::Annotation { seconds } => format!("set startup-seconds: \"{seconds}\""),
+        Change::FailureThreshold {
+            failure_threshold, ..
+        } => format!("set failureThreshold: {failure_threshold}"),
+        Change::StartupProbe(_) => "add a startupProbe".into(),
     }
 }
 

@@ -574,11 +574,16 @@ pub fn golden_cases() -> Vec<PathBuf> {
 
 /// The probegate binary run in `dir` with `args`, `stdin` written to it, to its end.
 pub fn probegate(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> std::process::Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_probegate"));
+    command.current_dir(dir).args(args);
+    output(command, stdin)
+}
+
+/// `command` run with `stdin` written to it, to its end.
+pub fn output(mut command: std::process::Command, stdin: Option<&[u8]>) -> std::process::Output {
     use std::io::Write;
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_probegate"))
-        .current_dir(dir)
-        .args(args)
+    use std::process::Stdio;
+    let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -328,6 +328,33 @@ pub fn step_audit_finds_hazards_then_passes_once_fixed(kubectl: &Kubectl, workdi
             .starts_with(&format!("{} finding(s)", got.len())),
         "{table}"
     );
+    // Each finding and what to do in a few words, to fit a terminal; `-o wide` adds the
+    // whole explanation and what to do, as the JSON has them.
+    for line in table.lines() {
+        assert!(
+            line.chars().count() <= 160,
+            "audit step: a row wider than 160 columns: {line}"
+        );
+    }
+    let out = audit(kubeconfig, &["-n", NS, "-o", "wide"]);
+    assert_eq!(code(&out), Some(0), "-o wide: {}", text(&out.stderr));
+    let wide = text(&out.stdout);
+    eprintln!("audit step: -o wide:\n{wide}");
+    for finding in found["findings"].as_array().unwrap() {
+        let (message, action) = (
+            finding["message"].as_str().unwrap(),
+            finding["action"].as_str().unwrap(),
+        );
+        assert!(
+            table.lines().all(|l| !l.contains(message)),
+            "audit step: the default table leaves {message:?} to -o wide"
+        );
+        assert!(
+            wide.lines()
+                .any(|l| l.ends_with(message) && (action == message || l.contains(action))),
+            "audit step: -o wide carries {message:?} and {action:?}:\n{wide}"
+        );
+    }
     // YAML carries the same report.
     let out = audit(kubeconfig, &["-n", NS, "-o", "yaml"]);
     let yaml = probegate::yaml::load_all(&text(&out.stdout)).unwrap();

@@ -171,6 +171,17 @@ fn a_stuck_gate_says_how_long_and_why() {
         found[0].title,
         format!("readiness gate {GATE} stuck for 30m")
     );
+    // The table's few words leave the gate's name to the title.
+    assert_eq!(
+        (
+            found[0].short_title.as_str(),
+            found[0].short_action.as_str()
+        ),
+        (
+            "readiness gate stuck for 30m",
+            "check the gate's controller"
+        )
+    );
     assert!(
         found[0].message.contains("is False (Failed)"),
         "{}",
@@ -276,6 +287,17 @@ fn metrics_coupled_probe_cases() {
             assert_eq!(found[0].container.as_deref(), Some("controller"), "{name}");
             assert_eq!(
                 found[0].title, "running with its readinessProbe on a metrics-only port",
+                "{name}"
+            );
+            assert_eq!(
+                (
+                    found[0].short_title.as_str(),
+                    found[0].short_action.as_str()
+                ),
+                (
+                    "readinessProbe fails: metrics off",
+                    "give health a port of its own"
+                ),
                 "{name}"
             );
             assert!(
@@ -410,6 +432,17 @@ fn liveness_restart_cases() {
                     .starts_with(&format!("restarted {kills} time(s)")),
                 "{name}: {}",
                 found[0].title
+            );
+            assert_eq!(
+                (
+                    found[0].short_title.as_str(),
+                    found[0].short_action.as_str()
+                ),
+                (
+                    format!("restarted {kills} time(s) by liveness").as_str(),
+                    "check the liveness probe"
+                ),
+                "{name}"
             );
             assert!(
                 found[0].evidence.contains(&"restartCount: 7".to_string()),

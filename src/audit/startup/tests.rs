@@ -751,6 +751,70 @@ fn assess_finds_and_suggests_from_what_was_seen() {
 }
 
 #[test]
+fn the_table_says_each_finding_and_change_in_a_few_words() {
+    struct Case {
+        name: &'static str,
+        budget: Budget,
+        observed: Observed,
+        /// (short title, short action) of each finding.
+        short: Vec<(&'static str, &'static str)>,
+    }
+    let startup_60 = allowed_by(60, ProbeKind::Startup, 0, 10);
+    let cases = [
+        Case {
+            name: "the webhook's probe: the annotation",
+            budget: budget(startup_60, Origin::WouldBeAdded, 60),
+            observed: observed(&[95], &[61]),
+            short: vec![
+                (
+                    "start-up budget 60s too short",
+                    "lengthen it: audit --suggest",
+                ),
+                (
+                    "suggested start-up budget 150s",
+                    "set startup-seconds: \"150\"",
+                ),
+            ],
+        },
+        Case {
+            name: "the workload's startup probe: its failureThreshold",
+            budget: budget(
+                allowed_by(600, ProbeKind::Startup, 0, 10),
+                Origin::Workload,
+                60,
+            ),
+            observed: observed(&[40], &[]),
+            short: vec![("suggested start-up budget 70s", "set failureThreshold: 7")],
+        },
+        Case {
+            name: "liveness alone: a startup probe beside it",
+            budget: budget(
+                allowed_by(35, ProbeKind::Liveness, 5, 10),
+                Origin::Workload,
+                300,
+            ),
+            observed: observed(&[62, 70, 48], &[]),
+            short: vec![
+                (
+                    "start-up budget 35s too short",
+                    "lengthen it: audit --suggest",
+                ),
+                ("suggested start-up budget 300s", "add a startupProbe"),
+            ],
+        },
+    ];
+    for case in cases {
+        let assessment = assess(&workload(), &case.budget, &case.observed);
+        let short: Vec<(&str, &str)> = assessment
+            .findings
+            .iter()
+            .map(|f| (f.short_title.as_str(), f.short_action.as_str()))
+            .collect();
+        assert_eq!(short, case.short, "{}", case.name);
+    }
+}
+
+#[test]
 fn the_measurement_names_its_numbers_and_pods() {
     let mut seen = observed(&[62, 70, 48, 50], &[61]);
     seen.add("api-9", Err(Unmeasured::NotReady));
