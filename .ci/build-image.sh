@@ -52,14 +52,7 @@ command -v umoci >/dev/null || missing+=(umoci)
 command -v musl-gcc >/dev/null || missing+=(musl-tools)
 command -v jq >/dev/null || missing+=(jq)
 if (( ${#missing[@]} )); then
-    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
-        log "installing ${missing[*]}"
-        apt-get install -y --no-install-recommends "${missing[@]}" >&2 ||
-            { apt-get update >&2 && apt-get install -y --no-install-recommends "${missing[@]}" >&2; } ||
-            die "apt-get could not install ${missing[*]}"
-    else
-        die "missing ${missing[*]} (Debian: apt-get install ${missing[*]})"
-    fi
+    .ci/debian-packages.sh "${missing[@]}" || die "missing ${missing[*]}"
 fi
 if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
     log "adding the $target target"

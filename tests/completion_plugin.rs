@@ -487,10 +487,11 @@ fn kubectl_completes_the_plugin_through_kubectl_complete_probegate() {
 fn bash_completes_kubectl_probegate_through_kubectls_own_script() {
     // kubectl's bash completion is built on bash-completion's functions.
     let bash_completion = Path::new("/usr/share/bash-completion/bash_completion");
-    if !bash_completion.is_file() {
-        eprintln!("bash-completion is not installed: kubectl's bash script cannot run");
-        return;
-    }
+    assert!(
+        bash_completion.is_file(),
+        "bash-completion is not installed, and kubectl's bash script needs it \
+         (Debian: apt-get install bash-completion; .ci/run installs it)"
+    );
     let installed = Installed::new();
     // (case, the line typed, what bash must offer)
     let cases: [(&str, &[&str], &[&str]); 2] = [
