@@ -159,6 +159,7 @@ impl Admission {
                 0,
                 engine::Warning {
                     rule: Rule::Policy,
+                    kind: engine::WarningKind::SettingsUnavailable,
                     message,
                     at: None,
                 },

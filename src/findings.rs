@@ -2,7 +2,7 @@
 //! user settles differently, with the help docs/ci.md's "settle it with" table gives.
 //! `mutate -o sarif` and `probegate fn` render the same findings.
 
-use crate::engine::Rule;
+use crate::engine::{Rule, WarningKind};
 use crate::manifest::Origin;
 
 /// What kind of finding: one SARIF rule and one KRM result tag each.
@@ -83,18 +83,15 @@ impl Check {
     }
 
     /// How to settle it in a few words, where a table has no room for `describe`'s whole
-    /// sentence (audit's ACTION column).
+    /// sentence (audit's ACTION column). A rule's warnings differ in how they are settled,
+    /// so each has its own few words by its kind: `warning_brief`.
     pub fn brief(self) -> &'static str {
         match self {
             Check::ProbesWouldBeAdded => "review, or set your own",
             Check::ReadinessGatesWouldBeAdded => "check a controller sets them",
-            Check::Warning(Rule::Probes) => "set probegate.io/port or skip it",
-            Check::Warning(Rule::ReadinessGates) => "add a Service that selects them",
-            Check::Warning(Rule::MetricsCoupling) | Check::WouldBeDenied => {
-                "give health a port of its own"
-            }
-            Check::Warning(Rule::Policy) => "fix or remove the annotation",
+            Check::WouldBeDenied => warning_brief(WarningKind::MetricsCoupled).1,
             Check::RemovedApiVersion => "use the apiVersion it names",
+            Check::Warning(_) => "see the explanation",
         }
     }
 
@@ -103,6 +100,32 @@ impl Check {
             .iter()
             .position(|c| *c == self)
             .unwrap_or_default()
+    }
+}
+
+/// A warning in a few words, and how to settle it in a few: audit's FINDING and ACTION,
+/// where the whole message is `-o wide`'s.
+pub fn warning_brief(kind: WarningKind) -> (&'static str, &'static str) {
+    match kind {
+        WarningKind::AnnotationIgnored => ("annotation ignored", "fix or remove the annotation"),
+        WarningKind::NoProbe => ("no probe added", "set probegate.io/port or skip it"),
+        WarningKind::HandlerWithoutPath => ("tcpSocket, not http: no path", "set the probe's path"),
+        WarningKind::PortNotDeclared => ("port setting names no port", "fix probegate.io/port"),
+        WarningKind::HealthServerUnreachable => {
+            ("health address unreachable", "listen on the pod IP")
+        }
+        WarningKind::GateHeld => (
+            "readiness gate not added",
+            "add a Service that selects them",
+        ),
+        WarningKind::GateInvalid => ("readiness gate skipped: bad name", "fix the condition type"),
+        WarningKind::MetricsCoupled => {
+            ("a probe needs metrics on", "give health a port of its own")
+        }
+        WarningKind::SettingsUnavailable => {
+            ("namespace settings unread", "check probegate can read it")
+        }
+        WarningKind::Internal => ("probegate failed: unchanged", "see the explanation"),
     }
 }
 

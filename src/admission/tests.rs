@@ -155,6 +155,7 @@ fn every_decision_maps_to_one_answer() {
     let warned = || {
         vec![Warning {
             rule: Rule::Probes,
+            kind: engine::WarningKind::NoProbe,
             message: "careful".into(),
             at: None,
         }]

@@ -10,10 +10,10 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use super::report::{Finding, FindingType};
 use crate::engine::Object;
 use crate::engine::catalogue::Catalogue;
-use crate::engine::plan::{ContainerProbes, Plan};
+use crate::engine::plan::{At, ContainerProbes, Plan};
 use crate::engine::{self, Context, Mutation, Rule, ServiceEvidence};
-use crate::findings::Check;
-use crate::policy::{INJECTED_ANNOTATION, ProbeKind};
+use crate::findings::{Check, warning_brief};
+use crate::policy::INJECTED_ANNOTATION;
 
 /// Whether the audit judges this workload with the engine: not when a controller owns it
 /// (its controller's template is judged instead, and the engine leaves it alone too).
@@ -62,7 +62,7 @@ pub fn findings(workload: &Object<'_>, mutation: &Mutation) -> Vec<Finding> {
         Vec::new()
     };
     for warning in &mutation.warnings {
-        let (title, short_title) = warning_title(warning.rule, &warning.message);
+        let (title, short_title) = warning_title(warning);
         findings.push(Finding {
             container: container_named(&warning.message),
             rule: Some(warning.rule.as_str().into()),
@@ -71,7 +71,7 @@ pub fn findings(workload: &Object<'_>, mutation: &Mutation) -> Vec<Finding> {
             // The engine's warnings end with how to settle them.
             action: warning.message.clone(),
             short_title,
-            short_action: Check::Warning(warning.rule).brief().into(),
+            short_action: warning_brief(warning.kind).1.into(),
             ..blank.clone()
         });
     }
@@ -153,30 +153,24 @@ fn added_findings(added: &Plan, blank: &Finding) -> Vec<Finding> {
     findings
 }
 
-/// A warning's title, and its few words for the table.
-fn warning_title(rule: Rule, message: &str) -> (String, String) {
-    let (title, short) = match rule {
-        Rule::Policy => ("probegate.io annotation ignored", "annotation ignored"),
-        Rule::Probes => ("probe not added", "probe not added as asked"),
-        Rule::ReadinessGates => ("readiness gates held back", "readiness gate not added"),
-        // The coupling rule's messages name the probe: "livenessProbe targets port N".
-        Rule::MetricsCoupling => {
-            return match ProbeKind::ALL
-                .into_iter()
-                .find(|kind| message.contains(&format!("{} targets port", kind.field())))
-            {
-                Some(kind) => (
-                    format!("{} depends on metrics being on", kind.field()),
-                    format!("{} needs metrics on", kind.field()),
-                ),
-                None => (
-                    "a probe depends on metrics being on".into(),
-                    "a probe needs metrics on".into(),
-                ),
-            };
-        }
+/// A warning's title (its rule's), and its few words for the table (its kind's; a probe
+/// on a metrics port names the probe).
+fn warning_title(warning: &engine::Warning) -> (String, String) {
+    let title = match warning.rule {
+        Rule::Policy => "probegate.io annotation ignored",
+        Rule::Probes => "probe not added",
+        Rule::ReadinessGates => "readiness gates held back",
+        Rule::MetricsCoupling => match warning.at {
+            Some(At::Probe(_, probe)) => {
+                return (
+                    format!("{} depends on metrics being on", probe.field()),
+                    format!("{} needs metrics on", probe.field()),
+                );
+            }
+            _ => "a probe depends on metrics being on",
+        },
     };
-    (title.into(), short.into())
+    (title.into(), warning_brief(warning.kind).0.into())
 }
 
 /// Engine messages about one container start `container "NAME":`.
@@ -267,22 +261,89 @@ mod tests {
     }
 
     #[test]
-    fn coupling_titles_name_the_probe() {
-        let message = "container \"ctl\": livenessProbe targets port 10660, which serves metrics";
-        assert_eq!(
-            warning_title(Rule::MetricsCoupling, message),
+    fn each_warning_gets_the_few_words_of_its_kind() {
+        use crate::engine::WarningKind::*;
+        use crate::policy::ProbeKind;
+        // (case, rule, kind, field, the title, the table's finding, the table's action)
+        let cases = [
             (
-                "livenessProbe depends on metrics being on".into(),
-                "livenessProbe needs metrics on".into()
-            )
-        );
-        assert_eq!(
-            warning_title(Rule::MetricsCoupling, "other"),
+                "a probe on the metrics port names the probe",
+                Rule::MetricsCoupling,
+                MetricsCoupled,
+                Some(At::Probe(0, ProbeKind::Liveness)),
+                "livenessProbe depends on metrics being on",
+                "livenessProbe needs metrics on",
+                "give health a port of its own",
+            ),
             (
-                "a probe depends on metrics being on".into(),
-                "a probe needs metrics on".into()
-            )
-        );
+                "a coupling about no probe in particular",
+                Rule::MetricsCoupling,
+                MetricsCoupled,
+                None,
+                "a probe depends on metrics being on",
+                "a probe needs metrics on",
+                "give health a port of its own",
+            ),
+            (
+                "no port to probe",
+                Rule::Probes,
+                NoProbe,
+                Some(At::Container(0)),
+                "probe not added",
+                "no probe added",
+                "set probegate.io/port or skip it",
+            ),
+            (
+                "http asked without a path: not the port advice",
+                Rule::Probes,
+                HandlerWithoutPath,
+                Some(At::Container(0)),
+                "probe not added",
+                "tcpSocket, not http: no path",
+                "set the probe's path",
+            ),
+            (
+                "a gate held back",
+                Rule::ReadinessGates,
+                GateHeld,
+                Some(At::ReadinessGates),
+                "readiness gates held back",
+                "readiness gate not added",
+                "add a Service that selects them",
+            ),
+            (
+                "a gate that is no qualified name: not the Service advice",
+                Rule::ReadinessGates,
+                GateInvalid,
+                Some(At::ReadinessGates),
+                "readiness gates held back",
+                "readiness gate skipped: bad name",
+                "fix the condition type",
+            ),
+            (
+                "probegate's own failure: not the port advice",
+                Rule::Probes,
+                Internal,
+                None,
+                "probe not added",
+                "probegate failed: unchanged",
+                "see the explanation",
+            ),
+        ];
+        for (case, rule, kind, at, title, short_title, short_action) in cases {
+            let warning = engine::Warning {
+                rule,
+                kind,
+                message: "m".into(),
+                at,
+            };
+            assert_eq!(
+                warning_title(&warning),
+                (title.into(), short_title.into()),
+                "{case}"
+            );
+            assert_eq!(warning_brief(kind).1, short_action, "{case}");
+        }
     }
 
     #[test]

@@ -9,7 +9,8 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use super::report::{Finding, FindingType};
 use super::startup::Kill;
 use crate::engine::metrics_coupling::{self, MetricsFacts};
-use crate::engine::{Object, ServiceEvidence, command_line, probes, services};
+use crate::engine::{Object, ServiceEvidence, WarningKind, command_line, probes, services};
+use crate::findings::warning_brief;
 use crate::policy::{CouplingMode, Layer, ProbeKind, Settings};
 
 fn pod_finding(pod: &Pod, container: Option<&str>, finding_type: FindingType) -> Finding {
@@ -229,7 +230,7 @@ fn coupled_probe_finding(
     let mut finding = pod_finding(pod, Some(&container.name), FindingType::MetricsCoupledProbe);
     finding.title = format!("running with its {} on a metrics-only port", kind.field());
     finding.short_title = format!("{} fails: metrics off", kind.field());
-    finding.short_action = "give health a port of its own".into();
+    finding.short_action = warning_brief(WarningKind::MetricsCoupled).1.into();
     finding.action = "serve health on a port of its own or enable metrics; if the port listens anyway, set probegate.io/metrics-coupling: off on the workload".into();
     finding.evidence = facts.ports.values().cloned().collect();
     finding.evidence.extend(

@@ -784,10 +784,15 @@ fn describe_change(change: &Change) -> String {
 /// The change in a few words, for the table (`describe_change` says where the patch is).
 fn brief_change(change: &Change) -> String {
     match change {
-        Change::Annotation { seconds } => format!("set startup-seconds: \"{seconds}\""),
+        Change::Annotation { seconds } => format!("set {STARTUP_SECONDS}: \"{seconds}\""),
         Change::FailureThreshold {
-            failure_threshold, ..
+            failure_threshold,
+            annotation: None,
         } => format!("set failureThreshold: {failure_threshold}"),
+        Change::FailureThreshold {
+            failure_threshold,
+            annotation: Some(seconds),
+        } => format!("failureThreshold {failure_threshold}, startup-seconds {seconds}"),
         Change::StartupProbe(_) => "add a startupProbe".into(),
     }
 }

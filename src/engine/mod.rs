@@ -94,9 +94,36 @@ impl Rule {
     }
 }
 
+/// What a warning says, one kind per thing a user settles differently; a rule raises
+/// several (the probes rule: no port to probe, a handler it could not build, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WarningKind {
+    /// An annotation's value, or an unknown key, ignored.
+    AnnotationIgnored,
+    /// No probe added: the container has no port probegate may probe.
+    NoProbe,
+    /// `probe-handler: http` without a path for a probe: a tcpSocket probe instead.
+    HandlerWithoutPath,
+    /// The `port` setting names no port of the container: the port was detected instead.
+    PortNotDeclared,
+    /// A health server the command line declares that the kubelet cannot reach.
+    HealthServerUnreachable,
+    /// Gates held back: no Service selects the pods.
+    GateHeld,
+    /// A gate skipped: its condition type is no qualified name.
+    GateInvalid,
+    /// A probe on a port that serves metrics, with metrics off.
+    MetricsCoupled,
+    /// The namespace's settings could not be read: defaults applied.
+    SettingsUnavailable,
+    /// probegate's own failure: the object is left as it was.
+    Internal,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Warning {
     pub rule: Rule,
+    pub kind: WarningKind,
     pub message: String,
     /// The field of the pod spec the warning is about, where there is one.
     pub at: Option<At>,
@@ -150,7 +177,11 @@ pub fn mutate(workload: &Object<'_>, context: &Context<'_>) -> Mutation {
     layers.extend(own_layers(&parts));
     let (settings, policy_warnings) = Settings::resolve(&layers);
     let mut plan = Plan::default();
-    plan.warn(Rule::Policy, policy_warnings);
+    plan.warn(
+        Rule::Policy,
+        WarningKind::AnnotationIgnored,
+        policy_warnings,
+    );
     plan.annotations = inheritance::for_pods(context, &parts, settings.inject);
     let coupling = if settings.inject {
         inject(workload, &parts, context, &settings, &mut plan)
@@ -171,7 +202,11 @@ pub fn mutate(workload: &Object<'_>, context: &Context<'_>) -> Mutation {
         };
     }
     for (at, message) in coupling {
-        plan.warn_at(Rule::MetricsCoupling, Some(at), [message]);
+        plan.warn_at(
+            Rule::MetricsCoupling,
+            Some(at),
+            [(WarningKind::MetricsCoupled, message)],
+        );
     }
     if let Some(record) = record::value(&plan, parts.pod_meta) {
         plan.annotations
@@ -346,6 +381,7 @@ fn write(parts: &PodParts<'_, '_>, mut plan: Plan) -> Mutation {
             let mut warnings = plan.warnings;
             warnings.push(Warning {
                 rule: Rule::Probes,
+                kind: WarningKind::Internal,
                 message: format!("internal error, object left unchanged: {error}"),
                 at: None,
             });

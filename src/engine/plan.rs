@@ -6,7 +6,7 @@ use std::fmt;
 use k8s_openapi::api::core::v1::Probe;
 
 use super::protocols::{Protocol, Source};
-use super::{Kind, Rule, Warning};
+use super::{Kind, Rule, Warning, WarningKind};
 use crate::policy::ProbeKind;
 
 /// What decided a container's probes; the record names it for each container.
@@ -122,21 +122,29 @@ impl At {
 }
 
 impl Plan {
-    pub fn warn(&mut self, rule: Rule, messages: impl IntoIterator<Item = String>) {
-        self.warn_at(rule, None, messages);
+    /// Warnings of one kind about no field in particular.
+    pub fn warn(
+        &mut self,
+        rule: Rule,
+        kind: WarningKind,
+        messages: impl IntoIterator<Item = String>,
+    ) {
+        self.warn_at(rule, None, messages.into_iter().map(|m| (kind, m)));
     }
 
     pub fn warn_at(
         &mut self,
         rule: Rule,
         at: Option<At>,
-        messages: impl IntoIterator<Item = String>,
+        said: impl IntoIterator<Item = (WarningKind, String)>,
     ) {
-        self.warnings.extend(
-            messages
-                .into_iter()
-                .map(|message| Warning { rule, message, at }),
-        );
+        self.warnings
+            .extend(said.into_iter().map(|(kind, message)| Warning {
+                rule,
+                kind,
+                message,
+                at,
+            }));
     }
 
     /// Probes added, per kind in `ProbeKind::ALL` order.

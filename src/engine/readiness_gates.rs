@@ -11,6 +11,7 @@
 
 use super::object::PodSpec;
 
+use super::WarningKind;
 use super::object::Map;
 use super::services::{self, ServiceEvidence};
 use crate::policy::{READINESS_GATES, Settings, check_dns_subdomain, parse_gates};
@@ -25,7 +26,7 @@ pub struct GatePlan {
     pub added: Vec<String>,
     /// Namespace gates not added because no Service selects the pods.
     pub held: usize,
-    pub warnings: Vec<String>,
+    pub warnings: Vec<(WarningKind, String)>,
 }
 
 /// What the rule reads besides the pod spec and settings.
@@ -71,7 +72,8 @@ pub fn plan(spec: &PodSpec<'_>, settings: &Settings, evidence: &Evidence<'_>) ->
             .collect();
         if !held.is_empty() {
             plan.held = held.len();
-            plan.warnings.push(held_back(&held, evidence));
+            plan.warnings
+                .push((WarningKind::GateHeld, held_back(&held, evidence)));
         }
     }
     wanted.extend(service_gates);
@@ -89,15 +91,16 @@ pub fn plan(spec: &PodSpec<'_>, settings: &Settings, evidence: &Evidence<'_>) ->
 fn valid_gates(
     gates: impl IntoIterator<Item = String>,
     source: &dyn std::fmt::Display,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<(WarningKind, String)>,
 ) -> Vec<String> {
     gates
         .into_iter()
         .filter(|gate| match check_qualified_name(gate) {
             Ok(()) => true,
             Err(why) => {
-                warnings.push(format!(
-                    "skipping readiness gate {gate:?} from {source}: {why}"
+                warnings.push((
+                    WarningKind::GateInvalid,
+                    format!("skipping readiness gate {gate:?} from {source}: {why}"),
                 ));
                 false
             }
@@ -107,7 +110,10 @@ fn valid_gates(
 
 /// The gates the selecting Services ask for, in Service order; a Service's value that does
 /// not parse is ignored with a warning after those about single gates.
-fn from_services(selecting: &[&ServiceEvidence], warnings: &mut Vec<String>) -> Vec<String> {
+fn from_services(
+    selecting: &[&ServiceEvidence],
+    warnings: &mut Vec<(WarningKind, String)>,
+) -> Vec<String> {
     let mut gates = Vec::new();
     let mut bad_values = Vec::new();
     for service in selecting {
@@ -120,7 +126,11 @@ fn from_services(selecting: &[&ServiceEvidence], warnings: &mut Vec<String>) -> 
             Err(why) => bad_values.push(format!("ignoring {source}={value:?}: {why}")),
         }
     }
-    warnings.extend(bad_values);
+    warnings.extend(
+        bad_values
+            .into_iter()
+            .map(|m| (WarningKind::AnnotationIgnored, m)),
+    );
     gates
 }
 

@@ -772,7 +772,7 @@ fn the_table_says_each_finding_and_change_in_a_few_words() {
                 ),
                 (
                     "suggested start-up budget 150s",
-                    "set startup-seconds: \"150\"",
+                    "set probegate.io/startup-seconds: \"150\"",
                 ),
             ],
         },
@@ -785,6 +785,21 @@ fn the_table_says_each_finding_and_change_in_a_few_words() {
             ),
             observed: observed(&[40], &[]),
             short: vec![("suggested start-up budget 70s", "set failureThreshold: 7")],
+        },
+        Case {
+            name: "probegate's probe, added at creation: its threshold and the annotation",
+            budget: budget(startup_60, Origin::Probegate, 60),
+            observed: observed(&[95], &[61]),
+            short: vec![
+                (
+                    "start-up budget 60s too short",
+                    "lengthen it: audit --suggest",
+                ),
+                (
+                    "suggested start-up budget 150s",
+                    "failureThreshold 15, startup-seconds 150",
+                ),
+            ],
         },
         Case {
             name: "liveness alone: a startup probe beside it",

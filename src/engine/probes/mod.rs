@@ -21,7 +21,7 @@ use super::object::{Container, PodSpec};
 use super::plan::{At, ContainerProbes, Evidence as Decided, Plan};
 use super::protocols::{self, Protocol};
 use super::serves::{self, Known};
-use super::{Rule, ports, services};
+use super::{Rule, WarningKind, ports, services};
 use crate::policy::{self, Handler, ProbeKind, Scheme, Settings, Timings};
 use target::{PortScope, Target};
 
@@ -124,7 +124,7 @@ pub struct ProbePlan {
     pub port_from_service: Option<String>,
     /// What decided the handlers.
     pub evidence: Option<Decided>,
-    pub warnings: Vec<String>,
+    pub warnings: Vec<(WarningKind, String)>,
 }
 
 /// What the rule reads besides the container and settings.
@@ -204,10 +204,13 @@ pub fn plan(
                 from_settings(container, &target, settings, from_object, evidence)
             }
             Err(why) => {
-                plan.warnings.push(format!(
-                    "container {:?}: no probe added: {why}; to leave it without probes, list it in {} on the workload",
-                    container.name,
-                    policy::SKIP_CONTAINERS,
+                plan.warnings.push((
+                    WarningKind::NoProbe,
+                    format!(
+                        "container {:?}: no probe added: {why}; to leave it without probes, list it in {} on the workload",
+                        container.name,
+                        policy::SKIP_CONTAINERS,
+                    ),
                 ));
                 return plan;
             }
@@ -266,11 +269,14 @@ pub fn plan(
                 Decided::Workload | Decided::Namespace | Decided::Ports
             );
         if asked_http && probe.tcp_socket.is_some() && !guard {
-            plan.warnings.push(format!(
-                "container {:?}: {}=http needs {} to know what to request; added a tcpSocket {kind} probe instead",
-                container.name,
-                policy::PROBE_HANDLER,
-                kind.path_key(),
+            plan.warnings.push((
+                WarningKind::HandlerWithoutPath,
+                format!(
+                    "container {:?}: {}=http needs {} to know what to request; added a tcpSocket {kind} probe instead",
+                    container.name,
+                    policy::PROBE_HANDLER,
+                    kind.path_key(),
+                ),
             ));
         }
         plan.added.push((kind, probe));

@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use super::Evidence;
 use crate::engine::command_line::Flag;
 use crate::engine::conventions::{self, HealthServer};
-use crate::engine::ports;
+use crate::engine::{WarningKind, ports};
 use crate::policy::{self, Settings};
 
 const HEALTH_PORT_NAMES: [&str; 3] = ["health", "healthz", "probes"];
@@ -57,7 +57,7 @@ pub fn find(
     container: &Container<'_>,
     flags: &[Flag<'_>],
     evidence: Evidence<'_>,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<(WarningKind, String)>,
 ) -> Result<Target, String> {
     if let Some(target) = from_port_setting(container, evidence.port, warnings) {
         return Ok(target);
@@ -91,15 +91,18 @@ pub fn find(
 fn from_port_setting(
     container: &Container<'_>,
     port: Option<&IntOrString>,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<(WarningKind, String)>,
 ) -> Option<Target> {
     let port = port?;
     let Some(number) = ports::resolve(container, port) else {
-        warnings.push(format!(
-            "container {:?}: {}={} names no port of this container; detecting the port instead",
-            container.name,
-            policy::PORT,
-            ports::text(port),
+        warnings.push((
+            WarningKind::PortNotDeclared,
+            format!(
+                "container {:?}: {}={} names no port of this container; detecting the port instead",
+                container.name,
+                policy::PORT,
+                ports::text(port),
+            ),
         ));
         return None;
     };
@@ -114,7 +117,7 @@ fn from_port_setting(
 fn from_health_flag(
     container: &Container<'_>,
     flags: &[Flag<'_>],
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<(WarningKind, String)>,
 ) -> Option<Target> {
     match conventions::health_server(container, flags)? {
         Ok((server, number)) => Some(Target {
@@ -124,7 +127,10 @@ fn from_health_flag(
             from_service: None,
         }),
         Err(why) => {
-            warnings.push(format!("{why} (set {} to choose the port)", policy::PORT));
+            warnings.push((
+                WarningKind::HealthServerUnreachable,
+                format!("{why} (set {} to choose the port)", policy::PORT),
+            ));
             None
         }
     }

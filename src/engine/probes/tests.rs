@@ -49,7 +49,7 @@ fn plan_for(c: &Container, settings: &Settings) -> ProbePlan {
 fn target_for(
     c: &Container,
     settings: &Settings,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<(WarningKind, String)>,
 ) -> Result<Target, String> {
     target::find(
         c,
@@ -307,9 +307,12 @@ fn unknown_port_name_setting_warns_and_detects() {
     let target = target_for(&c, &settings, &mut warnings).unwrap();
     assert_eq!(target.port, name("http"));
     assert_eq!(warnings.len(), 1);
+    assert_eq!(warnings[0].0, WarningKind::PortNotDeclared);
     assert!(
-        warnings[0].contains("probegate.io/port=health names no port"),
-        "{}",
+        warnings[0]
+            .1
+            .contains("probegate.io/port=health names no port"),
+        "{:?}",
         warnings[0]
     );
 }
@@ -372,17 +375,17 @@ fn nothing_to_probe_is_explained() {
         let plan = plan_for(&c, &Settings::default());
         assert!(plan.added.is_empty(), "{}: {:?}", case.name, plan.added);
         assert_eq!(plan.warnings.len(), 1, "{}: {:?}", case.name, plan.warnings);
+        let (kind, warning) = &plan.warnings[0];
+        assert_eq!(*kind, WarningKind::NoProbe, "{}", case.name);
         assert!(
-            plan.warnings[0].starts_with("container \"app\": no probe added: "),
-            "{}: {}",
+            warning.starts_with("container \"app\": no probe added: "),
+            "{}: {warning}",
             case.name,
-            plan.warnings[0]
         );
         assert!(
-            plan.warnings[0].contains(case.explanation),
-            "{}: {}",
+            warning.contains(case.explanation),
+            "{}: {warning}",
             case.name,
-            plan.warnings[0]
         );
     }
 }
@@ -838,9 +841,12 @@ fn loopback_health_servers_are_not_probed() {
     let target = target_for(&c, &Settings::default(), &mut warnings).unwrap();
     assert_eq!(target.port, name("web"));
     assert_eq!(warnings.len(), 1);
+    assert_eq!(warnings[0].0, WarningKind::HealthServerUnreachable);
     assert!(
-        warnings[0].contains("--health-probe-bind-address=127.0.0.1:8081 listens on loopback only"),
-        "{}",
+        warnings[0]
+            .1
+            .contains("--health-probe-bind-address=127.0.0.1:8081 listens on loopback only"),
+        "{:?}",
         warnings[0]
     );
 }
@@ -855,11 +861,9 @@ fn http_handler_without_path_warns_where_it_falls_back() {
     let web = container(&[("web", 8080, "")], &[]);
     let p = plan_for(&web, &settings);
     assert_eq!(p.warnings.len(), 1, "{:?}", p.warnings);
-    assert!(
-        p.warnings[0].contains("probegate.io/liveness-path"),
-        "{}",
-        p.warnings[0]
-    );
+    let (kind, warning) = &p.warnings[0];
+    assert_eq!(*kind, WarningKind::HandlerWithoutPath);
+    assert!(warning.contains("probegate.io/liveness-path"), "{warning}");
     // A controller-runtime health server has paths of its own: nothing to warn about.
     let operator = container(&[], &["--health-probe-bind-address=:8081"]);
     assert!(plan_for(&operator, &settings).warnings.is_empty());

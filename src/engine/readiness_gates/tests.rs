@@ -262,7 +262,8 @@ fn a_held_gate_is_explained_once() {
     let p = plan_among(&[], &[AWS_GATE, "example.com/x"], false, false, &services);
     assert_eq!(p.held, 2);
     assert_eq!(p.warnings.len(), 1, "{:?}", p.warnings);
-    let w = &p.warnings[0];
+    let (kind, w) = &p.warnings[0];
+    assert_eq!(*kind, WarningKind::GateHeld);
     for part in [
         &format!("readiness gate {AWS_GATE:?}, \"example.com/x\" from the namespace's"),
         "no Service selects these pods (labels app=web; Services here: svc-0, svc-1, svc-2, svc-3, svc-4 and 2 more)",
@@ -273,8 +274,10 @@ fn a_held_gate_is_explained_once() {
     }
     let alone = plan_among(&[], &[AWS_GATE], false, false, &[]);
     assert!(
-        alone.warnings[0].contains("there are no Services in this namespace"),
-        "{}",
+        alone.warnings[0]
+            .1
+            .contains("there are no Services in this namespace"),
+        "{:?}",
         alone.warnings[0]
     );
     // A gate the pod already has is not held back, and not warned about.
@@ -297,25 +300,37 @@ fn invalid_condition_types_are_skipped_with_a_warning() {
     );
     assert_eq!(p.added, ["Good", "example.com/ok"]);
     assert_eq!(p.warnings.len(), 5, "{:?}", p.warnings);
+    let kinds: Vec<WarningKind> = p.warnings.iter().map(|(kind, _)| *kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            WarningKind::GateInvalid,
+            WarningKind::GateInvalid,
+            WarningKind::GateInvalid,
+            WarningKind::GateInvalid,
+            WarningKind::AnnotationIgnored,
+        ]
+    );
+    let messages: Vec<&String> = p.warnings.iter().map(|(_, m)| m).collect();
     assert!(
-        p.warnings[4].starts_with(
+        messages[4].starts_with(
             "ignoring Service \"web-2\"'s probegate.io/readiness-gates=\"example.com/x, none\": none means no gates"
         ),
         "{}",
-        p.warnings[4]
+        messages[4]
     );
     assert!(
-        p.warnings[0]
+        messages[0]
             .starts_with("skipping readiness gate \"bad gate\" from probegate.io/readiness-gates"),
         "{}",
-        p.warnings[0]
+        messages[0]
     );
     assert!(
-        p.warnings[3].starts_with(
+        messages[3].starts_with(
             "skipping readiness gate \"Bad Gate\" from Service \"web\"'s probegate.io/readiness-gates"
         ),
         "{}",
-        p.warnings[3]
+        messages[3]
     );
     // A batch pod takes none of the namespace's gates, so their spelling is not its concern.
     let batch = plan_among(&[], &["bad gate"], false, true, &web);
