@@ -96,25 +96,21 @@ done
 log "ok: --version and mutate on $cases golden fixtures answer as the cargo-built binary"
 
 # As a kubectl plugin, installed as docs/cli.md says: the layer's /probegate taken out under
-# the name kubectl-probegate answers as `kubectl probegate`, and kubectl, where there is one,
-# lists it and runs it.
+# the name kubectl-probegate answers as `kubectl probegate`, and kubectl lists it and runs it.
 plugins=$work/plugins
 mkdir -p "$plugins"
 tar -xzOf "$(blob "$layers")" --wildcards '*probegate' >"$plugins/kubectl-probegate"
 chmod +x "$plugins/kubectl-probegate"
 cmp -s "$plugins/kubectl-probegate" "$from_image" || die "docs/cli.md's tar line does not take out /probegate"
-usage=$("$plugins/kubectl-probegate" --help | grep '^Usage:')
+usage=$("$plugins/kubectl-probegate" --help | grep '^Usage:' || true)
 [[ $usage == "Usage: kubectl probegate <COMMAND>" ]] || die "named kubectl-probegate, --help says: $usage"
-if command -v kubectl >/dev/null; then
-    listed=$(PATH=$plugins:$PATH kubectl plugin list 2>/dev/null || true)
-    grep -qxF "$plugins/kubectl-probegate" <<<"$listed" ||
-        die "kubectl plugin list does not list $plugins/kubectl-probegate: $listed"
-    usage=$(PATH=$plugins:$PATH kubectl probegate --help | grep '^Usage:')
-    [[ $usage == "Usage: kubectl probegate <COMMAND>" ]] || die "kubectl probegate --help says: $usage"
-    log "ok: named kubectl-probegate, the image's binary is the plugin kubectl probegate"
-else
-    log "ok: named kubectl-probegate, the image's binary answers as kubectl probegate (no kubectl here to run it)"
-fi
+command -v kubectl >/dev/null || die "kubectl is needed to run the image's binary as a plugin"
+listed=$(PATH=$plugins:$PATH kubectl plugin list 2>/dev/null || true)
+grep -qxF "$plugins/kubectl-probegate" <<<"$listed" ||
+    die "kubectl plugin list does not list $plugins/kubectl-probegate: $listed"
+usage=$(PATH=$plugins:$PATH kubectl probegate --help | grep '^Usage:' || true)
+[[ $usage == "Usage: kubectl probegate <COMMAND>" ]] || die "kubectl probegate --help says: $usage"
+log "ok: named kubectl-probegate, the image's binary is the plugin kubectl probegate"
 
 # The KRM function's image: the same layer, user and entrypoint, `fn` as its command.
 fn_manifest=$(jq -r --arg tag "$tag-fn" \

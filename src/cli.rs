@@ -5,6 +5,8 @@
 
 mod complete;
 
+pub(crate) use complete::{completion_script, plugin_completions};
+
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
@@ -83,36 +85,6 @@ pub(crate) fn command(invoked: Invoked) -> clap::Command {
         Invoked::Directly => Cli::command(),
         Invoked::Plugin | Invoked::PluginCompletion => Cli::command().bin_name("kubectl probegate"),
     }
-}
-
-/// The completion script for `shell`, for the command as the shell runs it: `probegate`,
-/// or `kubectl-probegate` when called by that name (`kubectl probegate` itself is
-/// completed through kubectl, by `kubectl_complete-probegate`).
-pub(crate) fn completion_script(shell: CompletionShell, invoked: Invoked) -> String {
-    let name = match invoked {
-        Invoked::Directly => "probegate",
-        Invoked::Plugin | Invoked::PluginCompletion => PLUGIN,
-    };
-    let mut cmd = Cli::command();
-    cmd.set_bin_name(name);
-    cmd.build();
-    let generator = match shell {
-        CompletionShell::Bash => clap_complete::Shell::Bash,
-        CompletionShell::Zsh => clap_complete::Shell::Zsh,
-        CompletionShell::Fish => clap_complete::Shell::Fish,
-    };
-    let mut script = Vec::new();
-    // Writing to memory does not fail; clap_complete's `generate` would panic if it did.
-    let _ = clap_complete::Generator::try_generate(&generator, &cmd, &mut script);
-    String::from_utf8_lossy(&script).into_owned()
-}
-
-/// The candidates for kubectl's completion of `kubectl probegate WORDS...`, in its
-/// protocol.
-pub(crate) fn plugin_completions(words: &[String]) -> String {
-    let mut cmd = Cli::command();
-    cmd.build();
-    complete::answer(&cmd, words)
 }
 
 #[derive(Parser)]

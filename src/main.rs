@@ -43,7 +43,13 @@ fn main() -> ExitCode {
         Command::Audit(args) => audit(args),
         Command::Catalogue(args) => catalogue(args),
         Command::Function(args) => function(args),
-        Command::Completion(args) => print(&cli::completion_script(args.shell, invoked), &[], 0),
+        Command::Completion(args) => match cli::completion_script(args.shell, invoked) {
+            Ok(script) => print(&script, &[], 0),
+            Err(error) => {
+                eprintln!("error: the completion script could not be written: {error}");
+                ExitCode::from(EXIT_BAD_INPUT)
+            }
+        },
     }
 }
 

@@ -23,13 +23,13 @@ mod client;
 mod cluster;
 mod held_connections;
 mod monitors;
-mod probegate;
 mod report;
 mod settings;
 mod shutdown;
 #[path = "../support/mod.rs"]
 mod support;
 mod traffic;
+mod under_test;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -42,10 +42,10 @@ use client::Client;
 use cluster::{ApiServer, Forwarder};
 use held_connections::Holders;
 use monitors::{poll_readyz, sample_rss};
-use probegate::Probegate;
 use report::{Figures, Shared};
 use settings::{NAMESPACE, Options, TOGGLE_NAMESPACE, TOGGLE_VALUES, options};
 use traffic::run_load;
+use under_test::Probegate;
 
 fn main() {
     let options = options();

@@ -4,9 +4,9 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use crate::probegate::Probegate;
 use crate::report::ShutdownReport;
 use crate::support;
+use crate::under_test::Probegate;
 
 /// At the end of the run: the RSS then, SIGTERM (`terminated` tells the phases), and the
 /// wait for probegate to exit.

@@ -1,4 +1,5 @@
-//! Completions of `kubectl probegate ...` in kubectl's protocol for plugins. For a plugin
+//! Completions: the shell scripts `probegate completion` prints (clap_complete's), and
+//! `kubectl probegate ...` completed in kubectl's protocol for plugins. For a plugin
 //! `kubectl-NAME`, kubectl runs `kubectl_complete-NAME` with the words typed after
 //! `kubectl NAME`, the last one being the word typed so far (empty for a new one), and reads
 //! one candidate a line, then optionally `:DIRECTIVE`, a Cobra shell completion directive
@@ -15,7 +16,7 @@
 //! `~`, folders and quoting. The cases in the tests below and in tests/completion_plugin.rs
 //! are the table an engine swap would have to pass.
 
-use clap::{Arg, Command, ValueHint};
+use clap::{Arg, Command, CommandFactory as _, ValueHint};
 
 // The directives' values are Cobra's `ShellCompDirective` constants (Cobra's completions.go).
 /// Cobra's `ShellCompDirectiveDefault`: the shell may offer file names too.
@@ -35,14 +36,47 @@ enum Next<'a> {
     },
 }
 
+/// The completion script for `shell`, for the command as the shell runs it: `probegate`,
+/// or `kubectl-probegate` when called by that name (`kubectl probegate` itself is
+/// completed through kubectl, by `kubectl_complete-probegate`).
+pub(crate) fn completion_script(
+    shell: super::CompletionShell,
+    invoked: super::Invoked,
+) -> Result<String, std::io::Error> {
+    let name = match invoked {
+        super::Invoked::Directly => "probegate",
+        super::Invoked::Plugin | super::Invoked::PluginCompletion => super::PLUGIN,
+    };
+    let mut cmd = super::Cli::command();
+    cmd.set_bin_name(name);
+    cmd.build();
+    let generator = match shell {
+        super::CompletionShell::Bash => clap_complete::Shell::Bash,
+        super::CompletionShell::Zsh => clap_complete::Shell::Zsh,
+        super::CompletionShell::Fish => clap_complete::Shell::Fish,
+    };
+    let mut script = Vec::new();
+    // try_generate, where clap_complete's `generate` would panic on an error.
+    clap_complete::Generator::try_generate(&generator, &cmd, &mut script)?;
+    Ok(String::from_utf8_lossy(&script).into_owned())
+}
+
+/// The candidates for kubectl's completion of `kubectl probegate WORDS...`, in its
+/// protocol.
+pub(crate) fn plugin_completions(words: &[String]) -> String {
+    let mut cmd = super::Cli::command();
+    cmd.build();
+    answer(&cmd, words)
+}
+
 /// The answer for `words`: candidates, one a line, and the directive.
-pub(super) fn answer(root: &Command, words: &[String]) -> String {
+fn answer(root: &Command, words: &[String]) -> String {
     let (current, typed) = match words.split_last() {
         Some((current, typed)) => (current.as_str(), typed),
         None => ("", &[][..]),
     };
     let (candidates, directive) = match next(root, typed) {
-        Next::Value(arg) => values(arg, current, ""),
+        Next::Value(arg) => values(arg, current),
         Next::Word { cmd, positionals } => word(cmd, positionals, current),
     };
     let mut out = String::new();
@@ -103,12 +137,22 @@ type Candidates = Vec<(String, String)>;
 
 /// Candidates for the word being typed where a subcommand, option or argument may come.
 fn word(cmd: &Command, positionals: usize, current: &str) -> (Candidates, u8) {
-    if let Some((long, value)) = current
-        .strip_prefix("--")
-        .and_then(|rest| rest.split_once('='))
-    {
-        return match cmd.get_arguments().find(|a| a.get_long() == Some(long)) {
-            Some(arg) => values(arg, value, &format!("--{long}=")),
+    // `--output=w` and `-o=w`: the candidates are the bare values, since the shell scripts
+    // kubectl makes with Cobra take the `--flag=` part off the word before matching and put
+    // it back themselves (bash: `cur="${cur#*=}"`; zsh and fish: their `flagPrefix`).
+    if let Some((name, value)) = current.split_once('=').filter(|_| current.starts_with('-')) {
+        let arg = match name.strip_prefix("--") {
+            Some(long) => cmd.get_arguments().find(|a| a.get_long() == Some(long)),
+            None => {
+                let mut letters = name.chars().skip(1);
+                let short = letters.next();
+                cmd.get_arguments()
+                    .find(|a| a.get_short() == short)
+                    .filter(|_| letters.next().is_none())
+            }
+        };
+        return match arg {
+            Some(arg) => values(arg, value),
             None => (Vec::new(), NO_FILES),
         };
     }
@@ -130,24 +174,19 @@ fn word(cmd: &Command, positionals: usize, current: &str) -> (Candidates, u8) {
         return (subcommands, NO_FILES);
     }
     match cmd.get_positionals().nth(positionals) {
-        Some(arg) => values(arg, current, ""),
+        Some(arg) => values(arg, current),
         None => (Vec::new(), NO_FILES),
     }
 }
 
-/// The values `arg` allows that start with `current`, each after `prefix`; for a path, the
-/// shell's own file names.
-fn values(arg: &Arg, current: &str, prefix: &str) -> (Candidates, u8) {
+/// The values `arg` allows that start with `current`; for a path, the shell's own file
+/// names.
+fn values(arg: &Arg, current: &str) -> (Candidates, u8) {
     let allowed: Candidates = arg
         .get_possible_values()
         .iter()
         .filter(|v| !v.is_hide_set() && v.get_name().starts_with(current))
-        .map(|v| {
-            (
-                format!("{prefix}{}", v.get_name()),
-                first_line(v.get_help()),
-            )
-        })
+        .map(|v| (v.get_name().to_owned(), first_line(v.get_help())))
         .collect();
     if !allowed.is_empty() {
         return (allowed, NO_FILES);
@@ -168,7 +207,6 @@ fn first_line(help: Option<&clap::builder::StyledStr>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory as _;
 
     /// Every subcommand, in the order `--help` lists them, and the directive.
     const EVERY_SUBCOMMAND: &[&str] = &[
@@ -196,7 +234,7 @@ mod tests {
     #[test]
     fn candidates_follow_the_command_line() {
         // (case, words after `kubectl probegate`, the candidates and directive)
-        let cases: [(&str, &[&str], &[&str]); 12] = [
+        let cases: [(&str, &[&str], &[&str]); 13] = [
             ("nothing typed: every subcommand", &[""], EVERY_SUBCOMMAND),
             ("a subcommand's start", &["au"], &["audit", ":4"]),
             (
@@ -215,9 +253,14 @@ mod tests {
                 &["yaml", ":4"],
             ),
             (
-                "a value joined to the option",
+                "a value joined to the option: the bare value",
                 &["audit", "--output=w"],
-                &["--output=wide", ":4"],
+                &["wide", ":4"],
+            ),
+            (
+                "a value joined to the short option",
+                &["audit", "-o=y"],
+                &["yaml", ":4"],
             ),
             (
                 "a value given: the next word is anything again",
