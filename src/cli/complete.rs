@@ -117,12 +117,19 @@ fn next<'a>(root: &'a Command, typed: &[String]) -> Next<'a> {
             // `--output=json` carries its value.
             Some(long) if long.contains('=') => None,
             Some(long) => cmd.get_arguments().find(|a| a.get_long() == Some(long)),
-            // `-n` alone; `-nshop` carries its value.
+            // `-n` alone; `-nshop` carries its value; in a cluster (`-Ao`) flags come first,
+            // and an option that takes a value takes the rest of the word, or the next one.
             None => {
+                let mut arg = None;
                 let mut letters = word.chars().skip(1);
-                let first = letters.next();
-                let arg = cmd.get_arguments().find(|a| a.get_short() == first);
-                arg.filter(|_| letters.next().is_none())
+                while let Some(letter) = letters.next() {
+                    let found = cmd.get_arguments().find(|a| a.get_short() == Some(letter));
+                    if found.is_some_and(|a| a.get_action().takes_values()) {
+                        arg = found.filter(|_| letters.next().is_none());
+                        break;
+                    }
+                }
+                arg
             }
         };
         pending = arg.filter(|a| a.get_action().takes_values());
@@ -234,7 +241,7 @@ mod tests {
     #[test]
     fn candidates_follow_the_command_line() {
         // (case, words after `kubectl probegate`, the candidates and directive)
-        let cases: [(&str, &[&str], &[&str]); 13] = [
+        let cases: [(&str, &[&str], &[&str]); 15] = [
             ("nothing typed: every subcommand", &[""], EVERY_SUBCOMMAND),
             ("a subcommand's start", &["au"], &["audit", ":4"]),
             (
@@ -276,6 +283,16 @@ mod tests {
                 "a positional argument's values",
                 &["completion", ""],
                 &["bash", "zsh", "fish", ":4"],
+            ),
+            (
+                "an option ending a cluster of flags",
+                &["audit", "-Ao", "y"],
+                &["yaml", ":4"],
+            ),
+            (
+                "a cluster whose option carries its value",
+                &["audit", "-Aoyaml", "--che"],
+                &["--check", ":4"],
             ),
             (
                 "a value nobody can guess",
