@@ -5,6 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
 use std::process::Command;
 
+#[path = "support/files.rs"]
+mod files;
+
 use pulldown_cmark::{CodeBlockKind, Event, Options, Parser, Tag, TagEnd};
 
 fn root() -> &'static Path {
@@ -12,28 +15,13 @@ fn root() -> &'static Path {
 }
 
 /// Every Markdown file of the project: README.md, docs/ and the READMEs beside the code.
+/// Build output, the fuzz crate's corpora and git's store hold no docs of ours.
 fn markdown_files() -> Vec<PathBuf> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        let mut entries: Vec<_> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        entries.sort();
-        for path in entries {
-            let name = path.file_name().unwrap().to_string_lossy();
-            if path.is_dir() {
-                // Build output, the fuzz crate's own build and git's store hold no docs of ours.
-                if !matches!(name.as_ref(), "target" | ".git" | "corpus" | "artifacts") {
-                    walk(&path, out);
-                }
-            } else if name.ends_with(".md") {
-                out.push(path);
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(root(), &mut out);
-    out
+    files::under(
+        root(),
+        &["target", ".git", "corpus", "artifacts"],
+        &|path| path.extension().is_some_and(|e| e == "md"),
+    )
 }
 
 /// GitHub's anchor for a heading, as github-slugger makes it: lower case, every character

@@ -8,6 +8,8 @@
 
 #[path = "support/cases.rs"]
 mod cases;
+#[path = "support/files.rs"]
+mod files;
 
 use std::collections::BTreeMap;
 
@@ -140,10 +142,14 @@ fn inputs_the_fuzzers_found_stay_fixed() {
 fn seed_fuzz_corpora() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let corpus = root.join("fuzz/corpus");
-    let mut yaml_files = Vec::new();
-    for dir in ["tests/golden", "examples", "manifests", "charts"] {
-        collect(&root.join(dir), &mut yaml_files);
-    }
+    let yaml_files: Vec<_> = ["tests/golden", "examples", "manifests", "charts"]
+        .iter()
+        .flat_map(|dir| {
+            files::under(&root.join(dir), &[], &|path| {
+                path.extension().is_some_and(|e| e == "yaml" || e == "yml")
+            })
+        })
+        .collect();
     std::fs::create_dir_all(corpus.join("yaml")).unwrap();
     std::fs::create_dir_all(corpus.join("review")).unwrap();
     let mut objects = Vec::new();
@@ -184,19 +190,4 @@ fn seed_fuzz_corpora() {
         std::fs::write(corpus.join(format!("review/seed-{i:03}")), review).unwrap();
     }
     eprintln!("{} YAML files, {} reviews", yaml_files.len(), reviews.len());
-
-    fn collect(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
-        let mut entries: Vec<_> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        entries.sort();
-        for path in entries {
-            if path.is_dir() {
-                collect(&path, out);
-            } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
-                out.push(path);
-            }
-        }
-    }
 }
