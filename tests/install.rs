@@ -622,17 +622,9 @@ fn helm_lint_passes_for_every_certificate_source_and_with_monitoring_on() {
         .copied()
         .chain([&common::MONITORING_ON[..]])
     {
-        let out = Command::new(helm())
-            .current_dir(root())
-            .args(["lint", "--strict", "charts/probegate"])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "helm lint {args:?}: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
+        let mut lint = vec!["lint", "--strict", "charts/probegate"];
+        lint.extend_from_slice(args);
+        common::helm_ok(&lint);
     }
 }
 
@@ -1279,17 +1271,8 @@ fn the_licence_is_apache_2_0_everywhere_it_is_declared() {
         dockerfile.contains(&format!("org.opencontainers.image.licenses=\"{spdx}\"")),
         "the Dockerfile's label"
     );
-    let out = Command::new(helm())
-        .current_dir(root())
-        .args(["show", "chart", "charts/probegate"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let chart: Vec<Value> =
-        probegate::yaml::load_all(&String::from_utf8(out.stdout).unwrap()).unwrap();
+        probegate::yaml::load_all(&common::helm_ok(&["show", "chart", "charts/probegate"]))
+            .unwrap();
     assert_eq!(chart[0]["annotations"]["artifacthub.io/license"], spdx);
 }

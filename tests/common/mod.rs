@@ -499,26 +499,33 @@ fn last_line_of(script: &str, args: &[&str], what: &str) -> String {
         .to_string()
 }
 
-/// `helm template` of the chart as release `probegate` in namespace `probegate`.
-pub fn helm_template(args: &[&str]) -> String {
+/// helm, run in the crate's folder with `args`, which must succeed: its stdout.
+pub fn helm_ok(args: &[&str]) -> String {
     let out = std::process::Command::new(helm())
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args([
-            "template",
-            "probegate",
-            "charts/probegate",
-            "--namespace",
-            "probegate",
-        ])
         .args(args)
         .output()
         .unwrap();
     assert!(
         out.status.success(),
-        "helm template {args:?}: {}",
+        "helm {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// `helm template` of the chart as release `probegate` in namespace `probegate`.
+pub fn helm_template(args: &[&str]) -> String {
+    let mut all = vec![
+        "template",
+        "probegate",
+        "charts/probegate",
+        "--namespace",
+        "probegate",
+    ];
+    all.extend_from_slice(args);
+    helm_ok(&all)
 }
 
 /// `kubectl kustomize` of manifests/ with the client-auth component.
