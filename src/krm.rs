@@ -284,7 +284,7 @@ pub fn run(input: &str, check: bool) -> Result<Answer, InputError> {
             let check = check || configured_check;
             // A check passes the items on as they came: it validates, it does not mutate.
             let mut evaluated = items.clone();
-            match evaluate(&mut evaluated, &places, &options) {
+            match evaluate(&mut evaluated, places, &options) {
                 Err(why) => fail(&mut answer, &mut results, why),
                 Ok(evaluation) => {
                     answer.stderr.extend(evaluation.stderr);
@@ -402,17 +402,13 @@ fn locate(position: usize, item: &Value) -> (String, Origin) {
 /// The engine on the items, in place, each at its place.
 fn evaluate(
     items: &mut [Value],
-    places: &[(String, Origin)],
+    places: Vec<(String, Origin)>,
     options: &Options,
 ) -> Result<offline::Evaluation, String> {
     let mut evaluated: Vec<Item<'_>> = items
         .iter_mut()
         .zip(places)
-        .map(|(value, (at, origin))| Item {
-            at: at.clone(),
-            origin: origin.clone(),
-            value,
-        })
+        .map(|(value, (at, origin))| Item { at, origin, value })
         .collect();
     offline::evaluate(&mut evaluated, options).map_err(|e| e.to_string())
 }

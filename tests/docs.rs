@@ -143,7 +143,11 @@ fn every_relative_link_and_anchor_resolves() {
 /// The checker itself: each kind of broken link is caught, and good ones pass.
 #[test]
 fn the_link_check_catches_each_kind_of_broken_link() {
-    let dir = tempfile_dir();
+    // Under target/: inside the repository, as the checker requires of a link's target.
+    let target = root().join("target");
+    std::fs::create_dir_all(&target).unwrap();
+    let dir = tempfile::tempdir_in(&target).unwrap();
+    let dir = dir.path();
     let page = dir.join("page.md");
     let cases = [
         ("a file that exists", "[ok](other.md)", true),
@@ -183,16 +187,6 @@ fn the_link_check_catches_each_kind_of_broken_link() {
         let broken = broken_links(&[page.clone(), dir.join("other.md")]);
         assert_eq!(broken.is_empty(), good, "{name}: {broken:?}");
     }
-    std::fs::remove_dir_all(&dir).unwrap();
-}
-
-/// A folder under target/: inside the repository, as the checker requires of a target.
-fn tempfile_dir() -> PathBuf {
-    let dir = root()
-        .join("target")
-        .join(format!("docs-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// One `$ probegate ...` line of a `console` block and what follows it.
