@@ -18,6 +18,8 @@
 
 use clap::{Arg, Command, CommandFactory as _, ValueHint};
 
+use super::{Cli, CompletionShell, Invoked, PLUGIN};
+
 // The directives' values are Cobra's `ShellCompDirective` constants (Cobra's completions.go).
 /// Cobra's `ShellCompDirectiveDefault`: the shell may offer file names too.
 const FILES: u8 = 0;
@@ -40,20 +42,20 @@ enum Next<'a> {
 /// or `kubectl-probegate` when called by that name (`kubectl probegate` itself is
 /// completed through kubectl, by `kubectl_complete-probegate`).
 pub(crate) fn completion_script(
-    shell: super::CompletionShell,
-    invoked: super::Invoked,
+    shell: CompletionShell,
+    invoked: Invoked,
 ) -> Result<String, std::io::Error> {
+    let mut cmd = Cli::command();
     let name = match invoked {
-        super::Invoked::Directly => "probegate",
-        super::Invoked::Plugin | super::Invoked::PluginCompletion => super::PLUGIN,
+        Invoked::Directly => cmd.get_name().to_owned(),
+        Invoked::Plugin | Invoked::PluginCompletion => PLUGIN.to_owned(),
     };
-    let mut cmd = super::Cli::command();
     cmd.set_bin_name(name);
     cmd.build();
     let generator = match shell {
-        super::CompletionShell::Bash => clap_complete::Shell::Bash,
-        super::CompletionShell::Zsh => clap_complete::Shell::Zsh,
-        super::CompletionShell::Fish => clap_complete::Shell::Fish,
+        CompletionShell::Bash => clap_complete::Shell::Bash,
+        CompletionShell::Zsh => clap_complete::Shell::Zsh,
+        CompletionShell::Fish => clap_complete::Shell::Fish,
     };
     let mut script = Vec::new();
     // try_generate, where clap_complete's `generate` would panic on an error.
@@ -64,7 +66,7 @@ pub(crate) fn completion_script(
 /// The candidates for kubectl's completion of `kubectl probegate WORDS...`, in its
 /// protocol.
 pub(crate) fn plugin_completions(words: &[String]) -> String {
-    let mut cmd = super::Cli::command();
+    let mut cmd = Cli::command();
     cmd.build();
     answer(&cmd, words)
 }
